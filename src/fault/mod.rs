@@ -1,0 +1,7 @@
+//! Fault injection: the fault specs scenarios carry and the pure decisions behind them,
+//! and the fault proxy that moves real bytes between the harness and a target.
+//! Depends on no other module of the crate.
+
+pub mod spec;
+
+pub use spec::{Spec, SpecError, Stream, Window};

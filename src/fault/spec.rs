@@ -1,0 +1,279 @@
+//! What a scenario says about one fault: its kind, direction, probability, time window and
+//! attributes — and the pure decision of whether it fires for a given connection or request.
+//!
+//! One shape serves all three injectors (TCP toxics in the proxy, HTTP faults in the proxy,
+//! silent write-back failures in the mock): each owner turns a [`Spec`] into its own typed
+//! fault and refuses kinds it does not know. Decisions are a pure function of the run seed,
+//! the fault, a sequence number and the elapsed time, so the same seed and request order
+//! inject the same faults.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One `[[faults]]` entry of a scenario, or one `--fault` flag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// `latency`, `reset_peer`, `ack_and_drop`, `http_429`, …
+    pub kind: String,
+    /// Which way the bytes flow: `upstream` (client → server) or `downstream`.
+    #[serde(default)]
+    pub stream: Stream,
+    /// Chance per connection (TCP toxics) or per request (HTTP and mock faults), 0–1.
+    #[serde(default = "certain")]
+    pub probability: f64,
+    /// Start of the window, from the start of the run.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub from: Option<Duration>,
+    /// Length of the window; absent = until the end of the load phase.
+    #[serde(
+        default,
+        rename = "for",
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub length: Option<Duration>,
+    // Kind-specific attributes; each owner's parser says which a kind accepts.
+    /// `latency`: added delay; `stall`: how long to hold the response.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latency: Option<Duration>,
+    /// `latency`: ± jitter.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub jitter: Option<Duration>,
+    /// `slow_close`, `slicer`: delay; `delayed_visibility`, `stale_read`: how long.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
+    /// `timeout`, `reset_peer`: after how long (0 = blackhole / at once).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// `bandwidth`: KB/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u64>,
+    /// `slicer`: average slice size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_size: Option<u64>,
+    /// `slicer`: variation of the slice size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_variation: Option<u64>,
+    /// `limit_data`: bytes before the connection is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// `http_status`: the status to answer (429, 502, 503, 504).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `http_status` with 429/503: the `Retry-After` to send, if any.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after: Option<Duration>,
+    /// Mock faults: only these resource types (empty = all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_types: Vec<String>,
+}
+
+fn certain() -> f64 {
+    1.0
+}
+
+/// Direction of a TCP toxic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Client → server.
+    Upstream,
+    /// Server → client (toxiproxy's default).
+    #[default]
+    Downstream,
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Upstream => "upstream",
+            Self::Downstream => "downstream",
+        })
+    }
+}
+
+/// A problem with a fault spec, naming the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("faults: `probability` must be between 0 and 1, got {0}")]
+    Probability(f64),
+    #[error("faults: unknown fault kind `{0}` (known: {1})")]
+    UnknownKind(String, String),
+    #[error("faults: `{kind}` does not take `{field}`")]
+    Unexpected { kind: String, field: &'static str },
+    #[error("faults: `{kind}` needs `{field}`")]
+    Missing { kind: String, field: &'static str },
+    #[error("faults: `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl Spec {
+    /// Checks what holds for every kind; owners check their attributes.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(0.0..=1.0).contains(&self.probability) || self.probability.is_nan() {
+            return Err(SpecError::Probability(self.probability));
+        }
+        Ok(())
+    }
+
+    /// The fault's window on the run clock.
+    pub fn window(&self) -> Window {
+        Window {
+            from: self.from.unwrap_or_default(),
+            length: self.length,
+        }
+    }
+
+    /// A stable name for this fault in the history and the ledger: kind, direction and
+    /// position in the scenario.
+    pub fn label(&self, position: usize) -> String {
+        format!("{}#{position}", self.kind)
+    }
+
+    /// Parses the compact form of the `--fault` flag:
+    /// `reset_peer,stream=upstream,probability=0.02,from=1m,for=2m,timeout=0s`.
+    pub fn parse_flag(text: &str) -> Result<Spec, SpecError> {
+        let mut parts = text.split(',');
+        let kind = parts.next().unwrap_or_default().trim();
+        let mut table = toml::Table::new();
+        table.insert("kind".into(), toml::Value::String(kind.to_owned()));
+        for part in parts {
+            let (key, value) = part.split_once('=').ok_or_else(|| SpecError::Invalid {
+                field: part.to_owned(),
+                reason: "expected key=value".into(),
+            })?;
+            let key = key.trim();
+            let value = value.trim();
+            let parsed = if let Ok(i) = value.parse::<i64>() {
+                toml::Value::Integer(i)
+            } else if let Ok(f) = value.parse::<f64>() {
+                toml::Value::Float(f)
+            } else {
+                toml::Value::String(value.to_owned())
+            };
+            table.insert(key.to_owned(), parsed);
+        }
+        let spec: Spec = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| SpecError::Invalid {
+                field: text.to_owned(),
+                reason: e.message().to_owned(),
+            })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Whether the fault fires for decision number `n` at `elapsed` into the run.
+    pub fn fires(&self, seed: u64, position: usize, n: u64, elapsed: Duration) -> bool {
+        self.window().contains(elapsed) && chance(seed, position as u64, n) < self.probability
+    }
+}
+
+/// A time window on the run clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub from: Duration,
+    /// `None`: open-ended.
+    pub length: Option<Duration>,
+}
+
+impl Window {
+    pub fn contains(&self, elapsed: Duration) -> bool {
+        elapsed >= self.from && self.length.is_none_or(|len| elapsed < self.from + len)
+    }
+}
+
+/// A uniform number in [0, 1) from the seed, a stream and a sequence number (SplitMix64).
+pub fn chance(seed: u64, stream: u64, n: u64) -> f64 {
+    let x = mix(seed ^ mix(stream.wrapping_add(0x9e37_79b9_7f4a_7c15)) ^ mix(n));
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_flag_form() {
+        let s = Spec::parse_flag(
+            "reset_peer,stream=upstream,probability=0.02,from=1m,for=2m,timeout=0s",
+        )
+        .unwrap();
+        assert_eq!(s.kind, "reset_peer");
+        assert_eq!(s.stream, Stream::Upstream);
+        assert_eq!(s.probability, 0.02);
+        assert_eq!(s.from, Some(Duration::from_secs(60)));
+        assert_eq!(s.length, Some(Duration::from_secs(120)));
+        assert_eq!(s.timeout, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn refuses_a_probability_outside_0_1_and_unknown_fields() {
+        assert_eq!(
+            Spec::parse_flag("latency,probability=1.5"),
+            Err(SpecError::Probability(1.5))
+        );
+        assert!(Spec::parse_flag("latency,colour=red").is_err());
+        assert!(Spec::parse_flag("latency,from=-3s").is_err());
+    }
+
+    #[test]
+    fn window_is_half_open() {
+        let w = Window {
+            from: Duration::from_secs(60),
+            length: Some(Duration::from_secs(30)),
+        };
+        assert!(!w.contains(Duration::from_secs(59)));
+        assert!(w.contains(Duration::from_secs(60)));
+        assert!(!w.contains(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn decisions_are_deterministic_and_near_the_rate() {
+        let s = Spec::parse_flag("ack_and_drop,probability=0.05").unwrap();
+        let fired: Vec<bool> = (0..20_000)
+            .map(|n| s.fires(42, 3, n, Duration::ZERO))
+            .collect();
+        let again: Vec<bool> = (0..20_000)
+            .map(|n| s.fires(42, 3, n, Duration::ZERO))
+            .collect();
+        assert_eq!(fired, again);
+        let count = fired.iter().filter(|f| **f).count();
+        // 5 % of 20,000 = 1,000; 5 sigma ≈ 154.
+        assert!((846..=1154).contains(&count), "{count}");
+    }
+}

@@ -1,0 +1,1 @@
+//! `fhir`: to be written.

@@ -1,0 +1,594 @@
+//! The run's history: every FHIR interaction as an invocation followed by one completion
+//! (`ok`, `fail` or `info`, after Jepsen), plus the fault intervals injected around them.
+//!
+//! One JSON object per line (`history.jsonl`), streamed to disk by [`Writer`] and read
+//! back lazily by [`Reader`], which stops cleanly at a line cut off by a crash. The
+//! checker is a pure function of these records. This module stands alone: it depends on
+//! no other module of the crate.
+//!
+//! No response body is stored: what the checker needs of a resource is its
+//! [`Content`] digest (whole, and per top-level element), which tells *that* and *where*
+//! two versions differ without keeping the clinical text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One line of the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the history, dense from 0.
+    pub index: u64,
+    /// Microseconds since the run started (monotonic clock).
+    pub time_us: u64,
+    /// The logical process (virtual user). A process whose operation ended `info` is
+    /// crashed and continues under a new process id, as in Jepsen.
+    pub process: u64,
+    pub event: Event,
+}
+
+/// What happened at this point of the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// An interaction was sent (or is about to be).
+    Invoke(Op),
+    /// It took effect; the completion carries what the server said.
+    Ok(Completion),
+    /// It definitely did not take effect (refused before sending, a 4xx before commit).
+    Fail(Completion),
+    /// Unknown: it may or may not have taken effect (timeout, reset after sending, 5xx).
+    Info(Completion),
+    /// A fault interval began.
+    FaultStart(FaultMark),
+    /// A fault interval ended.
+    FaultStop(FaultMark),
+}
+
+/// The kind of FHIR interaction (Jepsen's `:f`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Interaction {
+    Create,
+    /// Create with `If-None-Exist`: safe to retry.
+    ConditionalCreate,
+    #[default]
+    Read,
+    Vread,
+    /// Update, with `If-Match` when [`Op::version`] is set.
+    Update,
+    Search,
+    History,
+    Transaction,
+    Batch,
+    Capabilities,
+    /// A token request to the authorization server.
+    Token,
+}
+
+impl Interaction {
+    /// Whether the interaction changes server state.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::Create | Self::ConditionalCreate | Self::Update | Self::Transaction | Self::Batch
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::ConditionalCreate => "conditional_create",
+            Self::Read => "read",
+            Self::Vread => "vread",
+            Self::Update => "update",
+            Self::Search => "search",
+            Self::History => "history",
+            Self::Transaction => "transaction",
+            Self::Batch => "batch",
+            Self::Capabilities => "capabilities",
+            Self::Token => "token",
+        }
+    }
+}
+
+impl fmt::Display for Interaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of the run an interaction belongs to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Load,
+    /// The final read-back after faults healed and the settle time passed.
+    Readback,
+}
+
+/// An invocation: what the harness asked for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub f: Interaction,
+    /// FHIR resource type (`Observation`), or empty for system-level interactions.
+    pub resource_type: String,
+    /// Server id addressed (read, vread, update, history), opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The version addressed: vread's version, or the `If-Match` version of an update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The business identifier (`system|value`) the harness wrote or searched for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+    /// Digest of what a write sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// Search parameters as sent (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "is_load")]
+    pub phase: Phase,
+    /// The invocation index this one re-sends, when the client retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<u64>,
+    /// The workflow step that issued it (`write_back`, `close_encounter`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+fn is_load(p: &Phase) -> bool {
+    *p == Phase::Load
+}
+
+/// A completion: what came back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// Index of the invocation this completes.
+    pub invoke: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorClass>,
+    /// For writes: the server id assigned or addressed (from `Location` or the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// For writes: the version the server reported (`ETag`, `Location`, `meta.versionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Resources the response showed: one for a read, the matches of a search, the
+    /// versions of a `_history`. Only resources carrying a harness identifier keep content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<Seen>,
+    /// For a search: the total the server reported, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// The injected fault that touched this interaction, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// A short human-readable reason (never a body, never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Latency in microseconds, measured from the intended start when paced.
+    pub latency_us: u64,
+}
+
+/// One resource as a response showed it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub resource_type: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Harness identifiers (`system|value`) on the resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+}
+
+/// Why an interaction did not end `ok`. Counted by class, never by message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Could not connect; nothing was sent.
+    Connect,
+    /// No answer in time after sending.
+    Timeout,
+    /// The connection broke after the request was sent (reset, EOF, truncated body).
+    Io,
+    /// 429 Too Many Requests.
+    RateLimited,
+    /// Another 4xx.
+    ClientError,
+    /// 401 or 403.
+    Auth,
+    /// 409 or 412: a version or precondition conflict.
+    Conflict,
+    /// 5xx.
+    ServerError,
+    /// A 2xx the harness could not interpret (no id, bad JSON).
+    BadResponse,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Io => "io",
+            Self::RateLimited => "rate_limited",
+            Self::ClientError => "client_error",
+            Self::Auth => "auth",
+            Self::Conflict => "conflict",
+            Self::ServerError => "server_error",
+            Self::BadResponse => "bad_response",
+        }
+    }
+}
+
+/// A fault interval marker (Jepsen's nemesis op).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultMark {
+    /// Identifies the interval: the same on start and stop.
+    pub fault: String,
+    /// The fault kind (`reset_peer`, `ack_and_drop`, …).
+    pub kind: String,
+    /// Its parameters, as configured.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub params: Value,
+}
+
+/// Digest of a resource after normalisation: server-assigned `id`, `meta` and the
+/// generated narrative `text` are removed, object keys are sorted. `elements` holds one
+/// digest per remaining top-level element, so a difference can be located without the
+/// content itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub elements: BTreeMap<String, String>,
+}
+
+/// Top-level elements that the server owns and that never count as a difference.
+pub const SERVER_OWNED: [&str; 4] = ["id", "meta", "text", "resourceType"];
+
+impl Content {
+    /// Digest a resource.
+    pub fn of(resource: &Value) -> Content {
+        let mut elements = BTreeMap::new();
+        if let Value::Object(map) = resource {
+            for (key, value) in map {
+                if SERVER_OWNED.contains(&key.as_str()) {
+                    continue;
+                }
+                elements.insert(key.clone(), digest_value(value));
+            }
+        }
+        let mut whole = blake3::Hasher::new();
+        for (key, d) in &elements {
+            whole.update(key.as_bytes());
+            whole.update(b"=");
+            whole.update(d.as_bytes());
+            whole.update(b";");
+        }
+        Content {
+            digest: short_hex(whole.finalize().as_bytes()),
+            elements,
+        }
+    }
+
+    /// Elements that `self` (what was sent) has and `other` (what came back) lacks or
+    /// holds differently, ignoring the names in `ignore`.
+    pub fn differences<'a>(&'a self, other: &Content, ignore: &[&str]) -> Vec<ElementDiff<'a>> {
+        let mut out = Vec::new();
+        for (key, d) in &self.elements {
+            if ignore.contains(&key.as_str()) {
+                continue;
+            }
+            match other.elements.get(key) {
+                None => out.push(ElementDiff::Missing(key)),
+                Some(o) if o != d => out.push(ElementDiff::Changed(key)),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
+/// How one sent element differs in what came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementDiff<'a> {
+    Missing(&'a str),
+    Changed(&'a str),
+}
+
+impl fmt::Display for ElementDiff<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing(k) => write!(f, "`{k}` missing"),
+            Self::Changed(k) => write!(f, "`{k}` changed"),
+        }
+    }
+}
+
+/// Digest of any JSON value; object keys are hashed in sorted order, numbers by value.
+fn digest_value(value: &Value) -> String {
+    let mut h = blake3::Hasher::new();
+    feed(&mut h, value);
+    short_hex(h.finalize().as_bytes())
+}
+
+fn feed(h: &mut blake3::Hasher, value: &Value) {
+    match value {
+        Value::Null => {
+            h.update(b"n");
+        }
+        Value::Bool(b) => {
+            h.update(if *b { b"t" } else { b"f" });
+        }
+        Value::Number(n) => {
+            h.update(b"#");
+            // 98.60 and 98.6 are the same decimal once parsed.
+            match n.as_f64() {
+                Some(x) => h.update(x.to_string().as_bytes()),
+                None => h.update(n.to_string().as_bytes()),
+            };
+        }
+        Value::String(s) => {
+            h.update(b"\"");
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        Value::Array(items) => {
+            h.update(b"[");
+            h.update(&(items.len() as u64).to_le_bytes());
+            for item in items {
+                feed(h, item);
+            }
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            h.update(b"{");
+            h.update(&(keys.len() as u64).to_le_bytes());
+            for key in keys {
+                h.update(&(key.len() as u64).to_le_bytes());
+                h.update(key.as_bytes());
+                feed(h, &map[key]);
+            }
+        }
+    }
+}
+
+fn short_hex(bytes: &[u8]) -> String {
+    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Errors reading or writing a history file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}:{line}: not a history record: {source}")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Streams records to a JSONL file, one line each, flushed on [`Writer::flush`].
+pub struct Writer<W: Write> {
+    out: BufWriter<W>,
+}
+
+impl Writer<std::fs::File> {
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let file = std::fs::File::create(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::new(file))
+    }
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            out: BufWriter::with_capacity(1 << 16, out),
+        }
+    }
+
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads records lazily. A final line without its newline (a crash mid-write) is
+/// ignored; a malformed complete line is an error naming its line number.
+pub struct Reader<R: BufRead> {
+    input: R,
+    path: PathBuf,
+    line: u64,
+    buf: String,
+}
+
+impl Reader<io::BufReader<std::fs::File>> {
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::new(io::BufReader::with_capacity(1 << 16, file), path))
+    }
+}
+
+impl<R: BufRead> Reader<R> {
+    pub fn new(input: R, path: &Path) -> Self {
+        Self {
+            input,
+            path: path.to_owned(),
+            line: 0,
+            buf: String::new(),
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Result<Record, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            let n = match self.input.read_line(&mut self.buf) {
+                Ok(n) => n,
+                Err(source) => {
+                    return Some(Err(Error::Io {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            };
+            if n == 0 || !self.buf.ends_with('\n') {
+                return None; // end, or a line cut off by a crash
+            }
+            self.line += 1;
+            if self.buf.trim().is_empty() {
+                continue;
+            }
+            return Some(
+                serde_json::from_str(&self.buf).map_err(|source| Error::Parse {
+                    path: self.path.clone(),
+                    line: self.line,
+                    source,
+                }),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Vec<Record> {
+        let sent = json!({"resourceType": "Observation", "status": "final", "valueQuantity": {"value": 98.6}});
+        vec![
+            Record {
+                index: 0,
+                time_us: 10,
+                process: 1,
+                event: Event::Invoke(Op {
+                    f: Interaction::Create,
+                    resource_type: "Observation".into(),
+                    identifier: Some("urn:fhirsurge:run|o-1".into()),
+                    content: Some(Content::of(&sent)),
+                    ..Op::default()
+                }),
+            },
+            Record {
+                index: 1,
+                time_us: 900,
+                process: 1,
+                event: Event::Ok(Completion {
+                    invoke: 0,
+                    status: Some(201),
+                    id: Some("a9f3-x".into()),
+                    version: Some("1".into()),
+                    latency_us: 890,
+                    ..Completion::default()
+                }),
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trips_through_jsonl() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for r in sample() {
+            w.write(&r).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let back: Vec<Record> = Reader::new(&buf[..], Path::new("h.jsonl"))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn a_line_cut_off_by_a_crash_is_ignored() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for r in sample() {
+            w.write(&r).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        buf.extend_from_slice(br#"{"index":2,"time_us":9"#);
+        let back: Vec<Record> = Reader::new(&buf[..], Path::new("h.jsonl"))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back.len(), 2);
+    }
+
+    #[test]
+    fn a_malformed_line_names_its_number() {
+        let input = b"{\"index\":0}\n";
+        let err = Reader::new(&input[..], Path::new("h.jsonl"))
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("h.jsonl:1:"), "{err}");
+    }
+
+    #[test]
+    fn content_ignores_server_owned_elements_and_key_order() {
+        let sent = json!({"resourceType": "Condition", "code": {"text": "x", "coding": []}, "subject": {"reference": "Patient/1"}});
+        let back = json!({"id": "7", "meta": {"versionId": "3"}, "resourceType": "Condition",
+                          "subject": {"reference": "Patient/1"}, "code": {"coding": [], "text": "x"}});
+        assert_eq!(Content::of(&sent), Content::of(&back));
+    }
+
+    #[test]
+    fn content_locates_a_changed_and_a_missing_element() {
+        let sent = Content::of(
+            &json!({"code": {"text": "a"}, "note": [{"text": "n"}], "status": "final"}),
+        );
+        let back = Content::of(&json!({"code": {"text": "b"}, "status": "final"}));
+        let diffs = sent.differences(&back, &[]);
+        assert_eq!(
+            diffs,
+            vec![ElementDiff::Changed("code"), ElementDiff::Missing("note")]
+        );
+        assert!(sent.differences(&back, &["code", "note"]).is_empty());
+    }
+
+    #[test]
+    fn decimal_spelling_does_not_change_the_digest() {
+        let a: Value = serde_json::from_str(r#"{"v": 98.60}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"v": 98.6}"#).unwrap();
+        assert_eq!(Content::of(&a), Content::of(&b));
+    }
+}
