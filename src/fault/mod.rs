@@ -2,6 +2,8 @@
 //! and the fault proxy that moves real bytes between the harness and a target.
 //! Depends on no other module of the crate.
 
+pub mod ledger;
 pub mod spec;
 
+pub use ledger::{Entry, Ledger, REQUEST_HEADER};
 pub use spec::{Spec, SpecError, Stream, Window};
