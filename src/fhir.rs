@@ -1,1 +1,0 @@
-//! `fhir`: to be written.

@@ -1,0 +1,499 @@
+//! The one HTTP client for FHIR R4 every interaction goes through. Each call records an
+//! invocation and exactly one completion (`ok` / `fail` / `info`) in the history and a
+//! latency sample, retries as the scenario's policy allows, and returns what the caller
+//! needs (id, version, body) as data — a 503, a reset or a timeout is an outcome, not an
+//! `Err`. Ids, versionIds and ETags stay opaque; `Location`s may be absolute or relative;
+//! a 201 need not carry a body. Uses `history` and `metrics`, nothing above them.
+
+pub mod recorder;
+pub mod response;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{Method, RequestBuilder, header};
+use serde_json::Value;
+use url::Url;
+
+use crate::fault::{Ledger, REQUEST_HEADER};
+use crate::history::{Completion, ErrorClass, Event, Interaction, Op, Outcome, Phase, Seen};
+use crate::metrics::Sample;
+pub use recorder::{Note, Recorder};
+
+const FHIR_JSON: &str = "application/fhir+json";
+
+/// When the client re-sends an interaction that did not end `ok`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryPolicy {
+    /// Never.
+    #[default]
+    None,
+    /// Only what is safe to repeat: reads, conditional creates, `If-Match` updates.
+    IdempotentOnly,
+    /// Everything, the way a careless integration does (duplicates follow).
+    Naive,
+}
+
+/// Retry settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retry {
+    pub policy: RetryPolicy,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            policy: RetryPolicy::None,
+            max_attempts: 1,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub base: Url,
+    pub timeout: Duration,
+    pub retry: Retry,
+    /// Identifier systems starting with this are the harness's.
+    pub harness_prefix: String,
+    /// `Prefer` header to send on writes (`return=representation`), if any.
+    pub prefer: Option<String>,
+    /// The fault proxy's ledger, to say which fault touched an interaction.
+    pub ledger: Option<Ledger>,
+}
+
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    settings: Settings,
+    recorder: Recorder,
+}
+
+/// Who is asking, and why: the context of one call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ctx {
+    pub process: u64,
+    pub phase: Phase,
+    pub step: Option<&'static str>,
+    /// The intended start (open model): latency is measured from it.
+    pub intended: Option<Instant>,
+}
+
+/// What came back, for the caller.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    /// History index of the (last) invocation.
+    pub index: u64,
+    pub outcome: Option<Outcome>,
+    pub status: Option<u16>,
+    pub error: Option<ErrorClass>,
+    pub id: Option<String>,
+    pub version: Option<String>,
+    pub body: Option<Value>,
+    pub seen: Vec<Seen>,
+    pub next: Option<String>,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// The server's `Retry-After`, in seconds form.
+    pub retry_after: Option<Duration>,
+}
+
+impl Reply {
+    pub fn is_ok(&self) -> bool {
+        self.outcome == Some(Outcome::Ok)
+    }
+}
+
+/// A failure to build the client (bad TLS setup).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct BuildError(#[from] reqwest::Error);
+
+/// One request, ready to send (and re-send).
+struct Request {
+    op: Op,
+    method: Method,
+    url: Url,
+    body: Option<Bytes>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Client {
+    pub fn new(settings: Settings, recorder: Recorder) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                settings,
+                recorder,
+            }),
+        })
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.inner.settings.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}/{path}"));
+        url
+    }
+
+    /// `POST /Type`; with `conditional`, `If-None-Exist: identifier=system|value`.
+    pub async fn create(&self, ctx: Ctx, resource: &Value, identifier: &str, conditional: bool) -> Reply {
+        let resource_type = type_of(resource);
+        let mut headers = vec![("content-type", FHIR_JSON.to_owned())];
+        if let Some(prefer) = &self.inner.settings.prefer {
+            headers.push(("prefer", prefer.clone()));
+        }
+        let f = if conditional {
+            headers.push(("if-none-exist", format!("identifier={}", encode(identifier))));
+            Interaction::ConditionalCreate
+        } else {
+            Interaction::Create
+        };
+        let op = self.op(ctx, f, &resource_type, None, Some(identifier), Some(resource));
+        let req = Request {
+            op,
+            method: Method::POST,
+            url: self.url(&resource_type),
+            body: Some(Bytes::from(serde_json::to_vec(resource).unwrap_or_default())),
+            headers,
+        };
+        self.send(ctx, req).await
+    }
+
+    /// `PUT /Type/id`, with `If-Match: W/"version"` when a version is given.
+    pub async fn update(&self, ctx: Ctx, resource: &Value, id: &str, if_match: Option<&str>) -> Reply {
+        let resource_type = type_of(resource);
+        let identifier = response::harness_identifiers(resource, &self.inner.settings.harness_prefix)
+            .into_iter()
+            .next();
+        let mut headers = vec![("content-type", FHIR_JSON.to_owned())];
+        if let Some(prefer) = &self.inner.settings.prefer {
+            headers.push(("prefer", prefer.clone()));
+        }
+        if let Some(v) = if_match {
+            headers.push(("if-match", format!("W/\"{v}\"")));
+        }
+        let mut op = self.op(ctx, Interaction::Update, &resource_type, Some(id), identifier.as_deref(), Some(resource));
+        op.version = if_match.map(str::to_owned);
+        let req = Request {
+            op,
+            method: Method::PUT,
+            url: self.url(&format!("{resource_type}/{}", encode_path(id))),
+            body: Some(Bytes::from(serde_json::to_vec(resource).unwrap_or_default())),
+            headers,
+        };
+        self.send(ctx, req).await
+    }
+
+    /// `GET /Type/id`.
+    pub async fn read(&self, ctx: Ctx, resource_type: &str, id: &str) -> Reply {
+        let op = self.op(ctx, Interaction::Read, resource_type, Some(id), None, None);
+        let url = self.url(&format!("{resource_type}/{}", encode_path(id)));
+        self.send(ctx, get(op, url)).await
+    }
+
+    /// `GET /Type/id/_history`.
+    pub async fn history(&self, ctx: Ctx, resource_type: &str, id: &str) -> Reply {
+        let op = self.op(ctx, Interaction::History, resource_type, Some(id), None, None);
+        let url = self.url(&format!("{resource_type}/{}/_history", encode_path(id)));
+        self.send(ctx, get(op, url)).await
+    }
+
+    /// `GET /Type?params`. When searching by a harness identifier, pass it as `identifier`
+    /// so the history says which write the search is looking for.
+    pub async fn search(&self, ctx: Ctx, resource_type: &str, params: &[(&str, &str)], identifier: Option<&str>) -> Reply {
+        let mut url = self.url(resource_type);
+        url.query_pairs_mut().extend_pairs(params);
+        let mut op = self.op(ctx, Interaction::Search, resource_type, None, identifier, None);
+        op.query = url.query().map(str::to_owned);
+        self.send(ctx, get(op, url)).await
+    }
+
+    /// Follows a `next` link exactly as the server gave it.
+    pub async fn next_page(&self, ctx: Ctx, resource_type: &str, next: &str) -> Reply {
+        let url = match Url::parse(next).or_else(|_| self.inner.settings.base.join(next)) {
+            Ok(url) => url,
+            Err(_) => {
+                return Reply {
+                    outcome: Some(Outcome::Fail),
+                    error: Some(ErrorClass::BadResponse),
+                    ..Reply::default()
+                };
+            }
+        };
+        let mut op = self.op(ctx, Interaction::Search, resource_type, None, None, None);
+        op.query = url.query().map(str::to_owned);
+        self.send(ctx, get(op, url)).await
+    }
+
+    /// `GET /metadata`.
+    pub async fn capabilities(&self, ctx: Ctx) -> Reply {
+        let op = self.op(ctx, Interaction::Capabilities, "", None, None, None);
+        self.send(ctx, get(op, self.url("metadata"))).await
+    }
+
+    fn op(&self, ctx: Ctx, f: Interaction, rt: &str, id: Option<&str>, identifier: Option<&str>, body: Option<&Value>) -> Op {
+        Op {
+            f,
+            resource_type: rt.to_owned(),
+            id: id.map(str::to_owned),
+            identifier: identifier.map(str::to_owned),
+            content: body.map(crate::history::Content::of),
+            phase: ctx.phase,
+            step: ctx.step.map(str::to_owned),
+            ..Op::default()
+        }
+    }
+
+    /// Sends, retrying as the policy allows; every attempt is its own history entry.
+    async fn send(&self, ctx: Ctx, mut req: Request) -> Reply {
+        let retry = self.inner.settings.retry;
+        let mut first = None;
+        let mut attempt = 1;
+        loop {
+            req.op.retry_of = first;
+            let intended = if attempt == 1 { ctx.intended } else { None };
+            let mut reply = self.attempt(ctx.process, &req, intended).await;
+            reply.attempts = attempt;
+            first.get_or_insert(reply.index);
+            if attempt >= retry.max_attempts || !may_retry(retry.policy, &req, &reply) {
+                return reply;
+            }
+            let wait = reply.retry_after.unwrap_or(retry.backoff * attempt);
+            tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt: invoke, send, classify, complete.
+    async fn attempt(&self, process: u64, req: &Request, intended: Option<Instant>) -> Reply {
+        let recorder = &self.inner.recorder;
+        let index = recorder.invoke(process, req.op.clone()).await;
+        let started = intended.unwrap_or_else(Instant::now);
+        let result = self.build(req, index).send().await;
+        let mut reply = match result {
+            Ok(resp) => self.interpret(&req.op, resp).await,
+            Err(err) => {
+                let (outcome, class) = response::classify_transport(&err);
+                Reply {
+                    outcome: Some(outcome),
+                    error: Some(class),
+                    ..Reply::default()
+                }
+            }
+        };
+        reply.index = index;
+        let latency_us = started.elapsed().as_micros() as u64;
+        self.complete(process, req, &reply, latency_us).await;
+        reply
+    }
+
+    fn build(&self, req: &Request, index: u64) -> RequestBuilder {
+        let mut b = self
+            .inner
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .header(header::ACCEPT, FHIR_JSON)
+            .header(REQUEST_HEADER, index.to_string());
+        for (name, value) in &req.headers {
+            b = b.header(*name, value);
+        }
+        if let Some(body) = &req.body {
+            b = b.body(body.clone());
+        }
+        b
+    }
+
+    async fn interpret(&self, op: &Op, resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let (outcome, error) = response::classify_status(op.f, status);
+        let headers = resp.headers().clone();
+        let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut reply = Reply {
+            outcome: Some(outcome),
+            status: Some(status),
+            error,
+            ..Reply::default()
+        };
+        if let Some(location) = header(header::LOCATION).or_else(|| header(header::CONTENT_LOCATION)) {
+            (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
+        }
+        if let Some(v) = header(header::ETAG).and_then(|e| response::parse_etag(&e)) {
+            reply.version = Some(v);
+        }
+        reply.retry_after = header(header::RETRY_AFTER)
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match resp.bytes().await {
+            Ok(bytes) => self.read_body(op, &bytes, &mut reply),
+            // The status line arrived but the body broke off. A read learned nothing; a
+            // write was acknowledged by its status, so its outcome stands.
+            Err(_) if !op.f.is_write() => {
+                reply.outcome = Some(Outcome::Fail);
+                reply.error = Some(ErrorClass::Io);
+            }
+            Err(_) => {}
+        }
+        reply
+    }
+
+    fn read_body(&self, op: &Op, bytes: &[u8], reply: &mut Reply) {
+        if bytes.is_empty() || reply.outcome != Some(Outcome::Ok) || reply.status == Some(404) || reply.status == Some(410) {
+            return;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
+            if !op.f.is_write() {
+                reply.outcome = Some(Outcome::Fail);
+                reply.error = Some(ErrorClass::BadResponse);
+            }
+            return;
+        };
+        let prefix = &self.inner.settings.harness_prefix;
+        match op.f {
+            Interaction::Search | Interaction::History => {
+                let view = response::bundle(&body, prefix);
+                reply.seen = view.seen;
+                reply.next = view.next;
+            }
+            Interaction::Capabilities | Interaction::Token | Interaction::Transaction | Interaction::Batch => {}
+            _ if body.get("resourceType").and_then(Value::as_str) == Some(op.resource_type.as_str()) => {
+                if let Some(seen) = response::seen(&body, prefix) {
+                    reply.id.get_or_insert_with(|| seen.id.clone());
+                    if reply.version.is_none() {
+                        reply.version.clone_from(&seen.version);
+                    }
+                    if matches!(op.f, Interaction::Read | Interaction::Vread) {
+                        reply.seen.push(seen);
+                    }
+                }
+            }
+            _ => {}
+        }
+        reply.body = Some(body);
+    }
+
+    async fn complete(&self, process: u64, req: &Request, reply: &Reply, latency_us: u64) {
+        let recorder = &self.inner.recorder;
+        let fault = self.inner.settings.ledger.as_ref().and_then(|l| {
+            let touched = l.touched(&reply.index.to_string());
+            (!touched.is_empty()).then(|| touched.join(","))
+        });
+        let write = req.op.f.is_write();
+        let completion = Completion {
+            invoke: reply.index,
+            status: reply.status,
+            error: reply.error,
+            id: if write { reply.id.clone() } else { None },
+            version: if write { reply.version.clone() } else { None },
+            seen: reply.seen.clone(),
+            total: None,
+            fault,
+            detail: None,
+            latency_us,
+        };
+        let outcome = reply.outcome.unwrap_or(Outcome::Info);
+        let event = match outcome {
+            Outcome::Ok => Event::Ok(completion),
+            Outcome::Fail => Event::Fail(completion),
+            Outcome::Info => Event::Info(completion),
+        };
+        recorder.record(process, event).await;
+        recorder
+            .sample(Sample {
+                op: label(&req.op),
+                outcome,
+                error: reply.error,
+                at_us: recorder.now_us(),
+                latency_us,
+            })
+            .await;
+    }
+}
+
+/// The operation name in metrics: `create Observation`, `search Patient`.
+pub fn label(op: &Op) -> String {
+    if op.resource_type.is_empty() {
+        op.f.as_str().to_owned()
+    } else {
+        format!("{} {}", op.f, op.resource_type)
+    }
+}
+
+fn get(op: Op, url: Url) -> Request {
+    Request {
+        op,
+        method: Method::GET,
+        url,
+        body: None,
+        headers: Vec::new(),
+    }
+}
+
+fn type_of(resource: &Value) -> String {
+    resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether the policy lets this request be re-sent after this reply.
+fn may_retry(policy: RetryPolicy, req: &Request, reply: &Reply) -> bool {
+    let retryable = match reply.outcome {
+        Some(Outcome::Ok) | None => false,
+        _ => matches!(
+            reply.error,
+            Some(ErrorClass::Connect | ErrorClass::Timeout | ErrorClass::Io | ErrorClass::RateLimited | ErrorClass::ServerError)
+        ),
+    };
+    let idempotent = match req.op.f {
+        Interaction::Create | Interaction::Transaction | Interaction::Batch => false,
+        Interaction::Update => req.op.version.is_some(),
+        _ => true,
+    };
+    retryable
+        && match policy {
+            RetryPolicy::None => false,
+            RetryPolicy::IdempotentOnly => idempotent,
+            RetryPolicy::Naive => true,
+        }
+}
+
+/// Percent-encodes a search parameter value (`|` stays readable as `%7C`).
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn encode_path(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+        .to_string()
+        .replace("%2D", "-")
+        .replace("%2E", ".")
+}
