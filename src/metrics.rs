@@ -229,11 +229,20 @@ mod tests {
         for i in 1..=100u64 {
             m.record(&sample("read Patient", Outcome::Ok, i * 10_000, i * 1000));
         }
-        m.record(&sample("create Observation", Outcome::Info, 2_500_000, 5_000));
+        m.record(&sample(
+            "create Observation",
+            Outcome::Info,
+            2_500_000,
+            5_000,
+        ));
         let s = m.summaries(2.0);
         let read = s.iter().find(|s| s.op == "read Patient").unwrap();
         assert_eq!(read.count, 100);
-        assert!((read.latency_ms.p50 - 50.0).abs() < 0.1, "{}", read.latency_ms.p50);
+        assert!(
+            (read.latency_ms.p50 - 50.0).abs() < 0.1,
+            "{}",
+            read.latency_ms.p50
+        );
         assert!((read.latency_ms.p99 - 99.0).abs() < 0.1);
         assert!((read.latency_ms.max - 100.0).abs() < 0.1);
         assert_eq!(read.throughput, 50.0);

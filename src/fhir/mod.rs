@@ -164,35 +164,60 @@ impl Client {
     }
 
     /// `POST /Type`; with `conditional`, `If-None-Exist: identifier=system|value`.
-    pub async fn create(&self, ctx: Ctx, resource: &Value, identifier: &str, conditional: bool) -> Reply {
+    pub async fn create(
+        &self,
+        ctx: Ctx,
+        resource: &Value,
+        identifier: &str,
+        conditional: bool,
+    ) -> Reply {
         let resource_type = type_of(resource);
         let mut headers = vec![("content-type", FHIR_JSON.to_owned())];
         if let Some(prefer) = &self.inner.settings.prefer {
             headers.push(("prefer", prefer.clone()));
         }
         let f = if conditional {
-            headers.push(("if-none-exist", format!("identifier={}", encode(identifier))));
+            headers.push((
+                "if-none-exist",
+                format!("identifier={}", encode(identifier)),
+            ));
             Interaction::ConditionalCreate
         } else {
             Interaction::Create
         };
-        let op = self.op(ctx, f, &resource_type, None, Some(identifier), Some(resource));
+        let op = self.op(
+            ctx,
+            f,
+            &resource_type,
+            None,
+            Some(identifier),
+            Some(resource),
+        );
         let req = Request {
             op,
             method: Method::POST,
             url: self.url(&resource_type),
-            body: Some(Bytes::from(serde_json::to_vec(resource).unwrap_or_default())),
+            body: Some(Bytes::from(
+                serde_json::to_vec(resource).unwrap_or_default(),
+            )),
             headers,
         };
         self.send(ctx, req).await
     }
 
     /// `PUT /Type/id`, with `If-Match: W/"version"` when a version is given.
-    pub async fn update(&self, ctx: Ctx, resource: &Value, id: &str, if_match: Option<&str>) -> Reply {
+    pub async fn update(
+        &self,
+        ctx: Ctx,
+        resource: &Value,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Reply {
         let resource_type = type_of(resource);
-        let identifier = response::harness_identifiers(resource, &self.inner.settings.harness_prefix)
-            .into_iter()
-            .next();
+        let identifier =
+            response::harness_identifiers(resource, &self.inner.settings.harness_prefix)
+                .into_iter()
+                .next();
         let mut headers = vec![("content-type", FHIR_JSON.to_owned())];
         if let Some(prefer) = &self.inner.settings.prefer {
             headers.push(("prefer", prefer.clone()));
@@ -200,13 +225,22 @@ impl Client {
         if let Some(v) = if_match {
             headers.push(("if-match", format!("W/\"{v}\"")));
         }
-        let mut op = self.op(ctx, Interaction::Update, &resource_type, Some(id), identifier.as_deref(), Some(resource));
+        let mut op = self.op(
+            ctx,
+            Interaction::Update,
+            &resource_type,
+            Some(id),
+            identifier.as_deref(),
+            Some(resource),
+        );
         op.version = if_match.map(str::to_owned);
         let req = Request {
             op,
             method: Method::PUT,
             url: self.url(&format!("{resource_type}/{}", encode_path(id))),
-            body: Some(Bytes::from(serde_json::to_vec(resource).unwrap_or_default())),
+            body: Some(Bytes::from(
+                serde_json::to_vec(resource).unwrap_or_default(),
+            )),
             headers,
         };
         self.send(ctx, req).await
@@ -221,17 +255,37 @@ impl Client {
 
     /// `GET /Type/id/_history`.
     pub async fn history(&self, ctx: Ctx, resource_type: &str, id: &str) -> Reply {
-        let op = self.op(ctx, Interaction::History, resource_type, Some(id), None, None);
+        let op = self.op(
+            ctx,
+            Interaction::History,
+            resource_type,
+            Some(id),
+            None,
+            None,
+        );
         let url = self.url(&format!("{resource_type}/{}/_history", encode_path(id)));
         self.send(ctx, get(op, url)).await
     }
 
     /// `GET /Type?params`. When searching by a harness identifier, pass it as `identifier`
     /// so the history says which write the search is looking for.
-    pub async fn search(&self, ctx: Ctx, resource_type: &str, params: &[(&str, &str)], identifier: Option<&str>) -> Reply {
+    pub async fn search(
+        &self,
+        ctx: Ctx,
+        resource_type: &str,
+        params: &[(&str, &str)],
+        identifier: Option<&str>,
+    ) -> Reply {
         let mut url = self.url(resource_type);
         url.query_pairs_mut().extend_pairs(params);
-        let mut op = self.op(ctx, Interaction::Search, resource_type, None, identifier, None);
+        let mut op = self.op(
+            ctx,
+            Interaction::Search,
+            resource_type,
+            None,
+            identifier,
+            None,
+        );
         op.query = url.query().map(str::to_owned);
         self.send(ctx, get(op, url)).await
     }
@@ -259,7 +313,15 @@ impl Client {
         self.send(ctx, get(op, self.url("metadata"))).await
     }
 
-    fn op(&self, ctx: Ctx, f: Interaction, rt: &str, id: Option<&str>, identifier: Option<&str>, body: Option<&Value>) -> Op {
+    fn op(
+        &self,
+        ctx: Ctx,
+        f: Interaction,
+        rt: &str,
+        id: Option<&str>,
+        identifier: Option<&str>,
+        body: Option<&Value>,
+    ) -> Op {
         Op {
             f,
             resource_type: rt.to_owned(),
@@ -335,14 +397,21 @@ impl Client {
         let status = resp.status().as_u16();
         let (outcome, error) = response::classify_status(op.f, status);
         let headers = resp.headers().clone();
-        let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let mut reply = Reply {
             outcome: Some(outcome),
             status: Some(status),
             error,
             ..Reply::default()
         };
-        if let Some(location) = header(header::LOCATION).or_else(|| header(header::CONTENT_LOCATION)) {
+        if let Some(location) =
+            header(header::LOCATION).or_else(|| header(header::CONTENT_LOCATION))
+        {
             (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
         }
         if let Some(v) = header(header::ETAG).and_then(|e| response::parse_etag(&e)) {
@@ -365,7 +434,11 @@ impl Client {
     }
 
     fn read_body(&self, op: &Op, bytes: &[u8], reply: &mut Reply) {
-        if bytes.is_empty() || reply.outcome != Some(Outcome::Ok) || reply.status == Some(404) || reply.status == Some(410) {
+        if bytes.is_empty()
+            || reply.outcome != Some(Outcome::Ok)
+            || reply.status == Some(404)
+            || reply.status == Some(410)
+        {
             return;
         }
         let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
@@ -382,8 +455,13 @@ impl Client {
                 reply.seen = view.seen;
                 reply.next = view.next;
             }
-            Interaction::Capabilities | Interaction::Token | Interaction::Transaction | Interaction::Batch => {}
-            _ if body.get("resourceType").and_then(Value::as_str) == Some(op.resource_type.as_str()) => {
+            Interaction::Capabilities
+            | Interaction::Token
+            | Interaction::Transaction
+            | Interaction::Batch => {}
+            _ if body.get("resourceType").and_then(Value::as_str)
+                == Some(op.resource_type.as_str()) =>
+            {
                 if let Some(seen) = response::seen(&body, prefix) {
                     reply.id.get_or_insert_with(|| seen.id.clone());
                     if reply.version.is_none() {
@@ -470,7 +548,13 @@ fn may_retry(policy: RetryPolicy, req: &Request, reply: &Reply) -> bool {
         Some(Outcome::Ok) | None => false,
         _ => matches!(
             reply.error,
-            Some(ErrorClass::Connect | ErrorClass::Timeout | ErrorClass::Io | ErrorClass::RateLimited | ErrorClass::ServerError)
+            Some(
+                ErrorClass::Connect
+                    | ErrorClass::Timeout
+                    | ErrorClass::Io
+                    | ErrorClass::RateLimited
+                    | ErrorClass::ServerError
+            )
         ),
     };
     let idempotent = match req.op.f {

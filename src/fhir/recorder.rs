@@ -17,6 +17,10 @@ pub enum Note {
     Record(Record),
     /// A completion's latency sample; follows its completion record.
     Sample(Sample),
+    /// Flush the history to disk, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+    /// Flush and stop collecting.
+    Finish,
 }
 
 /// Cheap to clone; every clone feeds the same collector.
@@ -71,6 +75,19 @@ impl Recorder {
     /// Records an invocation.
     pub async fn invoke(&self, process: u64, op: Op) -> u64 {
         self.record(process, Event::Invoke(op)).await
+    }
+
+    /// Waits until everything recorded so far is on disk.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Note::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Tells the collector to finish once what is queued is written.
+    pub async fn finish(&self) {
+        let _ = self.tx.send(Note::Finish).await;
     }
 
     /// Hands a latency sample to the collector.

@@ -49,7 +49,10 @@ pub fn parse_location(location: &str, resource_type: &str) -> (Option<String>, O
     let Some(at) = parts.iter().rposition(|p| *p == resource_type) else {
         return (None, None);
     };
-    let id = parts.get(at + 1).filter(|s| !s.is_empty()).map(|s| s.to_string());
+    let id = parts
+        .get(at + 1)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string());
     let version = match (parts.get(at + 2), parts.get(at + 3)) {
         (Some(&"_history"), Some(v)) if !v.is_empty() => Some(v.to_string()),
         _ => None,
@@ -150,7 +153,10 @@ mod tests {
     #[test]
     fn locations_absolute_relative_and_versionless() {
         assert_eq!(
-            parse_location("https://ehr.example/fhir/R4/Observation/e5Tk.9-x/_history/7", "Observation"),
+            parse_location(
+                "https://ehr.example/fhir/R4/Observation/e5Tk.9-x/_history/7",
+                "Observation"
+            ),
             (Some("e5Tk.9-x".into()), Some("7".into()))
         );
         assert_eq!(
@@ -173,7 +179,10 @@ mod tests {
         assert_eq!(classify_status(Create, 201).0, Outcome::Ok);
         assert_eq!(classify_status(Read, 404).0, Outcome::Ok);
         assert_eq!(classify_status(Create, 404).0, Outcome::Fail);
-        assert_eq!(classify_status(Update, 412), (Outcome::Fail, Some(ErrorClass::Conflict)));
+        assert_eq!(
+            classify_status(Update, 412),
+            (Outcome::Fail, Some(ErrorClass::Conflict))
+        );
         assert_eq!(classify_status(Create, 500).0, Outcome::Info);
         assert_eq!(classify_status(Create, 502).0, Outcome::Info);
         assert_eq!(classify_status(Create, 429).0, Outcome::Fail);
@@ -182,14 +191,17 @@ mod tests {
     #[test]
     fn bundle_keeps_matches_and_next() {
         let b = json!({"resourceType": "Bundle", "total": 2, "link": [{"relation": "next", "url": "http://h/x?page=2"}],
-            "entry": [
-                {"resource": {"resourceType": "Observation", "id": "1", "meta": {"versionId": "2"},
-                              "identifier": [{"system": "urn:fhirsurge:r", "value": "o1"}]}, "search": {"mode": "match"}},
-                {"resource": {"resourceType": "Patient", "id": "p"}, "search": {"mode": "include"}}
-            ]});
+        "entry": [
+            {"resource": {"resourceType": "Observation", "id": "1", "meta": {"versionId": "2"},
+                          "identifier": [{"system": "urn:fhirsurge:r", "value": "o1"}]}, "search": {"mode": "match"}},
+            {"resource": {"resourceType": "Patient", "id": "p"}, "search": {"mode": "include"}}
+        ]});
         let v = bundle(&b, "urn:fhirsurge:");
         assert_eq!(v.seen.len(), 1);
-        assert_eq!(v.seen[0].identifiers, vec!["urn:fhirsurge:r|o1".to_string()]);
+        assert_eq!(
+            v.seen[0].identifiers,
+            vec!["urn:fhirsurge:r|o1".to_string()]
+        );
         assert!(v.seen[0].content.is_some());
         assert_eq!(v.next.as_deref(), Some("http://h/x?page=2"));
         assert_eq!(v.total, Some(2));

@@ -1,1 +1,0 @@
-//! `report`: to be written.

@@ -1,0 +1,188 @@
+//! The report: `report.json` (schema `fhirsurge.report/1`, canonical — everything else is
+//! rendered from it) and the short table on the terminal. Uses `metrics` and the
+//! checker's result types; knows nothing of how the run was driven.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Finding, Kind, Lag, Stats};
+use crate::metrics::{OpSummary, Second};
+
+pub const SCHEMA: &str = "fhirsurge.report/1";
+
+/// The canonical report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub run: RunInfo,
+    pub summary: Summary,
+    pub operations: Vec<OpSummary>,
+    /// One entry per second of the run.
+    pub series: Vec<Second>,
+    pub faults: Faults,
+    pub findings: Vec<Finding>,
+    pub finding_counts: BTreeMap<Kind, u64>,
+    pub visibility_lag: Lag,
+    pub checked: Stats,
+}
+
+/// What was run, against what, when.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: String,
+    pub scenario: String,
+    pub scenario_path: String,
+    /// `mock` or the target's base URL (never with credentials).
+    pub target: String,
+    pub profile: String,
+    pub seed: u64,
+    pub version: String,
+    pub started_at: String,
+    pub ended_at: String,
+    pub load: LoadInfo,
+    pub retry_policy: String,
+    /// `identifier.system` of every resource the harness wrote.
+    pub namespace: String,
+    /// True when the run was stopped early (Ctrl-C): the report is partial.
+    pub interrupted: bool,
+}
+
+/// The load shape that was asked for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadInfo {
+    pub model: String,
+    pub users: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_plan: Option<String>,
+    pub duration_s: f64,
+}
+
+/// Totals.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub encounters: u64,
+    pub abandoned_encounters: u64,
+    pub skipped_writes: u64,
+    pub interactions: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    /// Load-phase length in seconds.
+    pub load_s: f64,
+    /// Interactions per second over the load phase.
+    pub throughput: f64,
+    /// The load phase's interactions, all operations together.
+    pub all: OpSummary,
+}
+
+/// What was injected.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Injections counted by fault kind (from the injectors' ledgers).
+    pub injected: BTreeMap<String, u64>,
+    /// The configured fault windows.
+    pub windows: Vec<FaultWindow>,
+}
+
+/// A configured fault and its window on the run clock.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultWindow {
+    pub fault: String,
+    pub kind: String,
+    pub probability: f64,
+    pub from_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_s: Option<f64>,
+}
+
+/// A failure writing the report.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct WriteError {
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
+impl Report {
+    /// Writes `report.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
+        let path = dir.join("report.json");
+        let err = |source| WriteError {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
+        std::fs::write(&path, text).map_err(err)
+    }
+
+    /// The short table for the terminal.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let r = &self.run;
+        let _ = writeln!(out, "fhirsurge {} · scenario {} · target {} · profile {} · seed {}", r.version, r.scenario, r.target, r.profile, r.seed);
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "{} encounters, {} interactions in {:.1} s ({:.0}/s): {} ok, {} fail, {} info{}",
+            s.encounters,
+            s.interactions,
+            s.load_s,
+            s.throughput,
+            s.ok,
+            s.fail,
+            s.info,
+            if r.interrupted { " — INTERRUPTED, partial report" } else { "" }
+        );
+        let _ = writeln!(out, "\n{:<34} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}", "operation", "count", "fail", "info", "p50 ms", "p95 ms", "p99 ms", "max ms");
+        for op in self.operations.iter().chain(std::iter::once(&s.all)) {
+            let l = &op.latency_ms;
+            let _ = writeln!(out, "{:<34} {:>8} {:>6} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}", op.op, op.count, op.fail, op.info, l.p50, l.p95, l.p99, l.max);
+        }
+        if !self.faults.injected.is_empty() {
+            let list: Vec<String> = self.faults.injected.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "\nfaults injected: {}", list.join(", "));
+        }
+        self.findings_table(&mut out);
+        out
+    }
+
+    fn findings_table(&self, out: &mut String) {
+        let lag = &self.visibility_lag;
+        if let (Some(p50), Some(p99), Some(max)) = (lag.p50_ms, lag.p99_ms, lag.max_ms) {
+            let _ = writeln!(out, "\nvisibility lag (create → first seen by search): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} writes", lag.samples);
+        }
+        if self.findings.is_empty() {
+            let _ = writeln!(out, "\nconsistency: 0 findings");
+            return;
+        }
+        let counts: Vec<String> = self.finding_counts.iter().map(|(k, v)| format!("{} {v}", kind_name(*k))).collect();
+        let _ = writeln!(out, "\nconsistency: {} findings ({})", self.findings.len(), counts.join(", "));
+        for kind in self.finding_counts.keys() {
+            for f in self.findings.iter().filter(|f| f.kind == *kind).take(3) {
+                let _ = writeln!(
+                    out,
+                    "  {} {}/{} [{}]: {}",
+                    kind_name(f.kind),
+                    f.resource_type,
+                    f.id.as_deref().unwrap_or("?"),
+                    f.identifier.as_deref().unwrap_or("-"),
+                    f.detail
+                );
+            }
+        }
+    }
+}
+
+/// The snake_case name of a finding kind, as in the JSON.
+pub fn kind_name(kind: Kind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,186 @@
+//! One run, wired end to end: start the mock EHR and the fault proxy when the scenario
+//! asks, check the target answers, drive the load, heal the faults, wait the settle
+//! time, read everything back, check the history, write the report. The only module
+//! that knows all the others (besides `cli`).
+
+pub mod collector;
+pub mod load;
+pub mod readback;
+pub mod stack;
+pub mod workflow;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::check;
+use crate::fault::Ledger;
+use crate::fhir::{Client, Recorder};
+use crate::history;
+use crate::report::{self, Report};
+use crate::scenario::Scenario;
+use crate::synth::{CodeTables, Population};
+
+pub use stack::Stack;
+
+/// Identifier systems of harness writes start with this.
+pub const HARNESS_PREFIX: &str = "urn:fhirsurge:";
+
+/// How one run is set up beyond its scenario.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Folder under which the run directory is created.
+    pub out: PathBuf,
+}
+
+/// Why a run could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("the target {url} cannot be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The run's result.
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub report: Report,
+}
+
+/// What the load phase left behind, for the report.
+struct Phases {
+    run_id: String,
+    namespace: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    load_s: f64,
+    encounters: u64,
+    abandoned: u64,
+    skipped: u64,
+    interrupted: bool,
+}
+
+/// Executes the scenario.
+pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
+    let start = Instant::now();
+    let started_at = chrono::Utc::now();
+    let run_id = format!("{}-{}", scenario.name, started_at.format("%Y%m%dT%H%M%S%.3fZ"));
+    let shutdown = CancellationToken::new();
+    let _stop_servers = shutdown.clone().drop_guard();
+    let ledger = Ledger::new(start);
+    let stack = Stack::start(scenario, &ledger, start, &shutdown).await?;
+    stack.probe(scenario.timeout).await?;
+
+    let dir = options.out.join(&run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+    let history_path = dir.join("history.jsonl");
+    let (recorder, rx) = Recorder::new(start, 1 << 16);
+    let collector = {
+        let path = history_path.clone();
+        tokio::spawn(async move { collector::collect(rx, &path, collector::Live::default()).await })
+    };
+    let client = Client::new(stack.client_settings(scenario, HARNESS_PREFIX), recorder.clone())
+        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let namespace = format!("{HARNESS_PREFIX}{run_id}");
+    let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
+    let population = Population::new(scenario.seed, &namespace, tables);
+    let flow = workflow::Workflow::new(client.clone(), population, scenario.workflow.clone());
+
+    stack.mark_faults(&recorder, true).await;
+    let load_start = Instant::now();
+    let driven = load::drive(flow.clone(), &scenario.load, stack.base.as_str(), scenario.max_encounters).await;
+    let load_s = load_start.elapsed().as_secs_f64();
+    if let Some(e) = &driven.goose_error {
+        tracing::warn!("load phase: {e}");
+    }
+    stack.heal();
+    stack.mark_faults(&recorder, false).await;
+    tokio::time::sleep(scenario.readback.settle).await;
+
+    recorder.flush().await;
+    let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
+    let first = flow.processes.load(Ordering::Relaxed) + 1;
+    readback::read_back(&client, targets, 32, first).await;
+    recorder.finish().await;
+    let collected = collector
+        .await
+        .map_err(|e| Error::Io(e.to_string()))?
+        .map_err(|e| Error::Io(e.to_string()))?;
+
+    let phases = Phases {
+        run_id,
+        namespace,
+        started_at,
+        load_s,
+        encounters: driven.encounters,
+        abandoned: flow.abandoned.load(Ordering::Relaxed),
+        skipped: flow.skipped.load(Ordering::Relaxed),
+        interrupted: driven.interrupted,
+    };
+    stack.write_ledger(&dir).map_err(|e| Error::Io(e.to_string()))?;
+    let report = assemble(scenario, &stack, &history_path, collected, phases)?;
+    report.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
+    Ok(Outcome { dir, report })
+}
+
+/// Checks the history and builds the report.
+fn assemble(
+    scenario: &Scenario,
+    stack: &Stack,
+    history_path: &std::path::Path,
+    collected: collector::Collected,
+    p: Phases,
+) -> Result<Report, Error> {
+    let options = check::Options {
+        expected_changes: Default::default(),
+        harness_system_prefix: HARNESS_PREFIX.to_owned(),
+    };
+    let records = history::Reader::open(history_path)
+        .map_err(|e| Error::Io(e.to_string()))?
+        .map_while(Result::ok);
+    let checked = check::check(records, &options);
+    let metrics = collected.metrics;
+    let all = metrics.total(p.load_s);
+    let summary = report::Summary {
+        encounters: p.encounters,
+        abandoned_encounters: p.abandoned,
+        skipped_writes: p.skipped,
+        interactions: all.count,
+        ok: all.ok,
+        fail: all.fail,
+        info: all.info,
+        load_s: p.load_s,
+        throughput: all.throughput,
+        all,
+    };
+    Ok(Report {
+        schema: report::SCHEMA.to_owned(),
+        run: report::RunInfo {
+            id: p.run_id,
+            scenario: scenario.name.clone(),
+            scenario_path: scenario.path.display().to_string(),
+            target: stack.target_label(),
+            profile: scenario.profile.clone().unwrap_or_else(|| "us-core".into()),
+            seed: scenario.seed,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: p.started_at.to_rfc3339(),
+            ended_at: chrono::Utc::now().to_rfc3339(),
+            load: stack::load_info(&scenario.load),
+            retry_policy: format!("{:?}", scenario.retry.policy),
+            namespace: p.namespace,
+            interrupted: p.interrupted,
+        },
+        summary,
+        operations: metrics.summaries(p.load_s),
+        series: metrics.series().to_vec(),
+        faults: stack.faults_summary(scenario),
+        findings: checked.findings,
+        finding_counts: checked.counts,
+        visibility_lag: checked.visibility_lag,
+        checked: checked.stats,
+    })
+}

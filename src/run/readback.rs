@@ -1,0 +1,92 @@
+//! The final read-back: after the faults heal and the settle time passes, read back
+//! everything the load phase wrote — by id, by business identifier, and `_history` for
+//! what was updated. These reads are interactions like any other, recorded in the same
+//! history, so the checker stays a pure function of it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use futures::StreamExt;
+
+use crate::fhir::{Client, Ctx};
+use crate::history::{self, Event, Interaction, Phase};
+
+/// One written resource, as the load phase left it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Target {
+    pub resource_type: String,
+    pub identifier: String,
+    /// Server ids any attempt reported.
+    pub ids: BTreeSet<String>,
+    pub updated: bool,
+}
+
+/// What the history says was written (or may have been), keyed by identifier.
+pub fn targets(path: &Path) -> Result<Vec<Target>, history::Error> {
+    let mut invokes: BTreeMap<u64, (String, String, Option<String>, bool)> = BTreeMap::new();
+    let mut out: BTreeMap<String, Target> = BTreeMap::new();
+    for record in history::Reader::open(path)? {
+        let record = record?;
+        match record.event {
+            Event::Invoke(op) if op.f.is_write() && op.phase == Phase::Load => {
+                let Some(identifier) = op.identifier else { continue };
+                let updated = op.f == Interaction::Update;
+                invokes.insert(record.index, (op.resource_type, identifier, op.id, updated));
+            }
+            Event::Ok(c) | Event::Fail(c) | Event::Info(c) => {
+                let Some((rt, identifier, addressed, updated)) = invokes.remove(&c.invoke) else { continue };
+                let t = out.entry(identifier.clone()).or_insert_with(|| Target {
+                    resource_type: rt,
+                    identifier,
+                    ..Target::default()
+                });
+                t.ids.extend(c.id.into_iter().chain(addressed));
+                t.updated |= updated;
+            }
+            _ => {}
+        }
+    }
+    // Invocations with no completion (a run cut short) may have taken effect too.
+    for (_, (rt, identifier, addressed, updated)) in invokes {
+        let t = out.entry(identifier.clone()).or_insert_with(|| Target {
+            resource_type: rt,
+            identifier,
+            ..Target::default()
+        });
+        t.ids.extend(addressed);
+        t.updated |= updated;
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Reads every target back, `concurrency` at a time. Returns the interactions made.
+pub async fn read_back(client: &Client, targets: Vec<Target>, concurrency: usize, first_process: u64) -> u64 {
+    let reads = futures::stream::iter(targets.into_iter().enumerate())
+        .map(|(i, t)| {
+            let ctx = Ctx {
+                process: first_process + i as u64,
+                phase: Phase::Readback,
+                step: Some("read_back_all"),
+                intended: None,
+            };
+            async move { one(client, ctx, &t).await }
+        })
+        .buffer_unordered(concurrency.max(1));
+    reads.fold(0u64, |acc, n| async move { acc + n }).await
+}
+
+async fn one(client: &Client, ctx: Ctx, t: &Target) -> u64 {
+    let mut n = 1;
+    client
+        .search(ctx, &t.resource_type, &[("identifier", t.identifier.as_str())], Some(&t.identifier))
+        .await;
+    for id in &t.ids {
+        client.read(ctx, &t.resource_type, id).await;
+        n += 1;
+        if t.updated {
+            client.history(ctx, &t.resource_type, id).await;
+            n += 1;
+        }
+    }
+    n
+}

@@ -1,0 +1,256 @@
+//! What a run talks to: the target (the built-in mock EHR started in-process, or a URL)
+//! and, when the scenario has network faults, the fault proxy in front of it. Also says
+//! where the fault windows are, heals them, and keeps the injectors' ledgers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::Error;
+use crate::fault::{self, Ledger, Spec, proxy};
+use crate::fhir::{Recorder, Retry, Settings};
+use crate::history::{Event, FaultMark};
+use crate::mock;
+use crate::report::{FaultWindow, Faults, LoadInfo};
+use crate::scenario::{Load, Scenario, Target};
+
+/// The servers of one run.
+pub struct Stack {
+    /// Where the harness sends its requests (the proxy when there is one).
+    pub base: Url,
+    target: Url,
+    mock: Option<mock::Ehr>,
+    proxy: Option<proxy::Proxy>,
+    proxy_ledger: Ledger,
+    specs: Vec<(usize, Spec)>,
+}
+
+impl Stack {
+    /// Starts what the scenario needs, on loopback ports chosen by the OS.
+    pub async fn start(scenario: &Scenario, ledger: &Ledger, start: Instant, shutdown: &CancellationToken) -> Result<Stack, Error> {
+        let specs: Vec<(usize, Spec)> = scenario.faults.iter().cloned().enumerate().collect();
+        let (silent, network) = split_faults(&specs)?;
+        let (target, mock) = match &scenario.target {
+            Target::Mock => {
+                let config = mock::Config {
+                    seed: scenario.seed,
+                    start,
+                    faults: silent,
+                    harness_system_prefix: super::HARNESS_PREFIX.to_owned(),
+                    ..mock::Config::default()
+                };
+                let ehr = mock::Ehr::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
+                let url = spawn(shutdown, |l, s| mock::serve(l, ehr.clone(), s)).await?;
+                (url, Some(ehr))
+            }
+            Target::Url(url) if silent.is_empty() => (url.clone(), None),
+            Target::Url(_) => {
+                return Err(Error::BadInput(
+                    "faults: silent write-back failures need the built-in mock (target url = \"mock\")".into(),
+                ));
+            }
+        };
+        let (base, proxy) = if network.is_empty() {
+            (target.clone(), None)
+        } else {
+            let config = proxy::Config {
+                upstream: target.clone(),
+                faults: network,
+                seed: scenario.seed,
+                ledger: ledger.clone(),
+                ca_cert: None,
+            };
+            let p = proxy::Proxy::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
+            let url = spawn(shutdown, |l, s| proxy::serve(l, p.clone(), s)).await?;
+            (url, Some(p))
+        };
+        Ok(Stack {
+            base,
+            target,
+            mock,
+            proxy,
+            proxy_ledger: ledger.clone(),
+            specs,
+        })
+    }
+
+    /// Fails with exit-3 material when the target does not answer within 5 s.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), Error> {
+        let url = self.target.join("metadata").unwrap_or_else(|_| self.target.clone());
+        let unreachable = |reason: String| Error::Unreachable {
+            url: self.target.to_string(),
+            reason,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| unreachable(e.to_string()))?;
+        match client.get(url).header("accept", "application/fhir+json").send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_connect() || e.is_timeout() => Err(unreachable(error_chain(&e))),
+            // It answered, even if oddly: reachable.
+            Err(_) => Ok(()),
+        }
+    }
+
+    pub fn client_settings(&self, scenario: &Scenario, prefix: &str) -> Settings {
+        Settings {
+            base: self.base.clone(),
+            timeout: scenario.timeout,
+            retry: Retry {
+                policy: scenario.retry.policy,
+                max_attempts: scenario.retry.max_attempts,
+                backoff: scenario.retry.backoff,
+            },
+            harness_prefix: prefix.to_owned(),
+            prefer: Some("return=representation".into()),
+            ledger: self.proxy.as_ref().map(|_| self.proxy_ledger.clone()),
+        }
+    }
+
+    /// Switches every fault off: the load phase is over.
+    pub fn heal(&self) {
+        if let Some(p) = &self.proxy {
+            p.set_enabled(false);
+        }
+        if let Some(m) = &self.mock {
+            m.set_faults_enabled(false);
+        }
+    }
+
+    /// Records the fault intervals in the history (start at the load phase's start, stop
+    /// when healed).
+    pub async fn mark_faults(&self, recorder: &Recorder, start: bool) {
+        for (position, spec) in &self.specs {
+            let mark = FaultMark {
+                fault: spec.label(*position),
+                kind: spec.kind.clone(),
+                params: serde_json::to_value(spec).unwrap_or_default(),
+            };
+            let event = if start { Event::FaultStart(mark) } else { Event::FaultStop(mark) };
+            recorder.record(0, event).await;
+        }
+    }
+
+    /// Every injection of both injectors.
+    pub fn ledger_entries(&self) -> Vec<fault::Entry> {
+        let mut all = self.proxy_ledger.entries();
+        if let Some(m) = &self.mock {
+            all.extend(m.ledger().entries());
+        }
+        all.sort_by_key(|e| e.time_us);
+        all
+    }
+
+    /// Writes `ledger.json` (the ground truth of what was injected) into the run folder.
+    pub fn write_ledger(&self, dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(&self.ledger_entries())?;
+        std::fs::write(dir.join("ledger.json"), text)
+    }
+
+    pub fn target_label(&self) -> String {
+        match &self.mock {
+            Some(_) => "mock".into(),
+            None => redact(&self.target),
+        }
+    }
+
+    pub fn faults_summary(&self, _scenario: &Scenario) -> Faults {
+        let mut injected = BTreeMap::new();
+        for e in self.ledger_entries() {
+            *injected.entry(e.kind).or_insert(0) += 1;
+        }
+        let windows = self
+            .specs
+            .iter()
+            .map(|(position, spec)| {
+                let w = spec.window();
+                FaultWindow {
+                    fault: spec.label(*position),
+                    kind: spec.kind.clone(),
+                    probability: spec.probability,
+                    from_s: w.from.as_secs_f64(),
+                    until_s: w.length.map(|l| (w.from + l).as_secs_f64()),
+                }
+            })
+            .collect();
+        Faults { injected, windows }
+    }
+}
+
+/// Splits the scenario's faults between the mock (silent write-back failures) and the
+/// proxy (network and HTTP faults); an unknown kind is bad input.
+fn split_faults(specs: &[(usize, Spec)]) -> Result<(Vec<(usize, Spec)>, Vec<(usize, Spec)>), Error> {
+    let (mut silent, mut network) = (Vec::new(), Vec::new());
+    for (position, spec) in specs {
+        if mock::silent_kinds().contains(&spec.kind.as_str()) {
+            mock::validate_fault(spec).map_err(|e| Error::BadInput(e.to_string()))?;
+            silent.push((*position, spec.clone()));
+        } else {
+            proxy::validate_fault(spec).map_err(|e| Error::BadInput(e.to_string()))?;
+            network.push((*position, spec.clone()));
+        }
+    }
+    Ok((silent, network))
+}
+
+/// Binds 127.0.0.1:0, serves on it until shutdown, and returns its base URL.
+async fn spawn<F, Fut>(shutdown: &CancellationToken, serve: F) -> Result<Url, Error>
+where
+    F: FnOnce(TcpListener, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Io(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+    let task = serve(listener, shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!("server on {addr} stopped: {e}");
+        }
+    });
+    Url::parse(&format!("http://{addr}/")).map_err(|e| Error::Io(e.to_string()))
+}
+
+/// A URL without user, password or query: safe for reports and logs.
+pub fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.to_string()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The load shape for the report.
+pub fn load_info(load: &Load) -> LoadInfo {
+    match load {
+        Load::Closed { users, duration, plan } => LoadInfo {
+            model: "closed".into(),
+            users: users.get() as u64,
+            rate: None,
+            test_plan: plan.clone(),
+            duration_s: duration.as_secs_f64(),
+        },
+        Load::Open { rate, users, duration } => LoadInfo {
+            model: "open".into(),
+            users: users.get() as u64,
+            rate: Some(*rate),
+            test_plan: None,
+            duration_s: duration.as_secs_f64(),
+        },
+    }
+}
