@@ -16,4 +16,5 @@ pub mod profile;
 // pub mod report;
 // pub mod run;
 pub mod scenario;
+pub mod source;
 pub mod synth;
