@@ -1,0 +1,77 @@
+//! Whole runs against the built-in mock EHR on loopback: the foundation's promise.
+
+use std::path::Path;
+
+use fhirsurge::run::{self, Options};
+use fhirsurge::scenario::Scenario;
+
+/// A short closed-model scenario against the mock.
+pub fn scenario(extra: &str) -> Scenario {
+    let text = format!(
+        r#"
+name = "it"
+seed = 7
+[target]
+url = "mock"
+timeout = "5s"
+[load]
+model = "closed"
+users = 4
+duration = "2s"
+[readback]
+settle = "100ms"
+{extra}
+"#
+    );
+    Scenario::from_str(&text, Path::new("it.toml")).unwrap()
+}
+
+pub async fn run(s: &Scenario) -> run::Outcome {
+    let out = tempfile::tempdir().unwrap().keep();
+    run::execute(s, &Options { out }).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_run_exercises_every_step_and_finds_nothing() {
+    let outcome = run(&scenario("")).await;
+    let r = &outcome.report;
+    for op in [
+        "conditional_create Patient",
+        "create Patient",
+        "search Patient",
+        "search Observation",
+        "create Observation",
+        "create Condition",
+        "create MedicationRequest",
+        "create DocumentReference",
+        "create Claim",
+        "update Encounter",
+        "read Observation",
+    ] {
+        let found = r.operations.iter().find(|o| o.op == op);
+        if op.starts_with("conditional_create") || op == "create Patient" {
+            continue; // which of the two depends on the retry policy
+        }
+        let found = found.unwrap_or_else(|| panic!("no `{op}` in {:?}", r.operations.iter().map(|o| &o.op).collect::<Vec<_>>()));
+        assert!(found.count > 0 && found.ok > 0, "{op}: {found:?}");
+    }
+    assert!(r.summary.encounters > 0);
+    assert_eq!(r.summary.fail + r.summary.info, 0, "{:?}", r.summary);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert!(outcome.dir.join("history.jsonl").exists());
+    assert!(outcome.dir.join("report.json").exists());
+}
+
+#[tokio::test]
+async fn a_target_that_is_not_listening_is_unreachable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/fhir/", listener.local_addr().unwrap());
+    drop(listener);
+    let mut s = scenario("");
+    s.target = fhirsurge::scenario::Target::Url(url::Url::parse(&url).unwrap());
+    let out = tempfile::tempdir().unwrap();
+    let err = run::execute(&s, &Options { out: out.path().to_owned() }).await.err().unwrap();
+    assert!(matches!(err, run::Error::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing is written");
+}
