@@ -18,3 +18,7 @@ pub mod profile;
 pub mod scenario;
 pub mod source;
 pub mod synth;
+
+/// Identifier systems of everything the harness writes start with this; a run's own
+/// namespace is `urn:fhirsurge:<run id>` unless the scenario names one.
+pub const HARNESS_PREFIX: &str = "urn:fhirsurge:";

@@ -134,6 +134,18 @@ pub enum SpecError {
     Invalid { field: String, reason: String },
 }
 
+impl SpecError {
+    /// The field at fault, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Probability(_) => Some("probability"),
+            Self::UnknownKind(..) => Some("kind"),
+            Self::Unexpected { field, .. } | Self::Missing { field, .. } => Some(field),
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
 impl Spec {
     /// Checks what holds for every kind; owners check their attributes.
     pub fn validate(&self) -> Result<(), SpecError> {

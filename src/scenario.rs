@@ -1,1 +1,0 @@
-//! `scenario`: to be written.

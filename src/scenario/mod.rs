@@ -1,0 +1,278 @@
+//! The scenario: what one run does, from a TOML file (`scenarios/*.toml`). The raw file
+//! shape (`file`, serde with `deny_unknown_fields`) is parsed once and converted into the
+//! validated [`Scenario`] the runner uses; every error names the file, line, column and
+//! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
+//! applied here. Uses `source`, `fault::spec` (fault shapes), `fhir::RetryPolicy` and
+//! `profile` names; nothing that runs.
+
+mod file;
+mod plan;
+mod slo;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::fault::Spec;
+use crate::fhir::RetryPolicy;
+use crate::source::{self, SourceError};
+
+pub use plan::TestPlan;
+pub use slo::{LatencySlo, Slo};
+
+/// One validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    /// The file it came from (for the report).
+    pub path: PathBuf,
+    pub seed: u64,
+    /// `identifier.system` of every resource the harness writes. `None`: one is made per
+    /// run (`urn:fhirsurge:<run id>`), so runs never collide on a real server.
+    pub namespace: Option<String>,
+    pub target: Target,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// EHR profile name or path; `None` = the US Core baseline.
+    pub profile: Option<String>,
+    pub load: Load,
+    /// Upper bound on encounters started, whatever the load shape.
+    pub max_encounters: u64,
+    pub retry: Retry,
+    pub readback: Readback,
+    pub faults: Vec<Spec>,
+    /// The encounter's steps in order, each with how many times it runs.
+    pub workflow: Vec<(Step, u32)>,
+    pub slo: Slo,
+}
+
+/// What the harness talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The built-in mock EHR, started in-process.
+    Mock,
+    /// A FHIR base URL.
+    Url(Url),
+}
+
+impl Target {
+    /// `mock` or an `http(s)://` FHIR base URL (a trailing `/` is added when missing, so
+    /// relative paths resolve under it).
+    pub fn parse(text: &str) -> Result<Target, String> {
+        if text == "mock" {
+            return Ok(Target::Mock);
+        }
+        let mut url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "`{text}`: the target must be `mock` or an http(s) URL"
+            ));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(Target::Url(url))
+    }
+}
+
+/// The load shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Load {
+    /// A fixed number of users, each running encounters back to back; or a goose test
+    /// plan (`"50,10s;200,1m;0,0s"`) that ramps them.
+    Closed {
+        users: NonZeroUsize,
+        duration: Duration,
+        plan: Option<TestPlan>,
+    },
+    /// Encounters start at `rate` per second, run by a pool of `users`; each is timed
+    /// from its intended start (no coordinated omission).
+    Open {
+        rate: f64,
+        users: NonZeroUsize,
+        duration: Duration,
+    },
+}
+
+impl Load {
+    /// How long the load phase is planned to last.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Closed {
+                plan: Some(plan), ..
+            } => plan.duration(),
+            Load::Closed { duration, .. } | Load::Open { duration, .. } => *duration,
+        }
+    }
+
+    /// The most users that run at once.
+    pub fn peak_users(&self) -> usize {
+        match self {
+            Load::Closed {
+                plan: Some(plan), ..
+            } => plan.peak_users(),
+            Load::Closed { users, .. } | Load::Open { users, .. } => users.get(),
+        }
+    }
+}
+
+/// Client retry settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retry {
+    pub policy: RetryPolicy,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub backoff: Duration,
+}
+
+/// The final read-back phase.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Readback {
+    /// Wait after the faults heal before reading back.
+    pub settle: Duration,
+    /// Read-back requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// One step of the encounter workflow, in the order a hospital asks its questions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Register the patient and open the encounter.
+    Admit,
+    /// Look the patient up by MRN (search).
+    LookupPatient,
+    /// Read the latest observations (real-time read).
+    ReadObservations,
+    /// Write back the AI's results: vitals, conditions, medications, the clinical note.
+    WriteBack,
+    /// Trigger billing: the Claim.
+    Billing,
+    /// Close the encounter (update with `If-Match`).
+    CloseEncounter,
+    /// Read back what this encounter wrote.
+    ReadBack,
+}
+
+impl Step {
+    pub const ALL: [Step; 7] = [
+        Step::Admit,
+        Step::LookupPatient,
+        Step::ReadObservations,
+        Step::WriteBack,
+        Step::Billing,
+        Step::CloseEncounter,
+        Step::ReadBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Admit => "admit",
+            Step::LookupPatient => "lookup_patient",
+            Step::ReadObservations => "read_observations",
+            Step::WriteBack => "write_back",
+            Step::Billing => "billing",
+            Step::CloseEncounter => "close_encounter",
+            Step::ReadBack => "read_back",
+        }
+    }
+}
+
+/// Command-line flags that override the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub target: Option<String>,
+    pub profile: Option<String>,
+    pub seed: Option<u64>,
+    pub users: Option<usize>,
+    pub duration: Option<Duration>,
+}
+
+/// A scenario that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, Error> {
+        let text = source::read(path)?;
+        Scenario::from_str(&text, path)
+    }
+
+    /// Parses and validates scenario text; `path` names it in errors.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str, path: &Path) -> Result<Scenario, Error> {
+        let raw: file::File = source::parse(path, text)?;
+        Ok(raw.validate(path, text)?)
+    }
+
+    /// Applies command-line overrides (flags win over the file).
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), Error> {
+        if let Some(t) = &o.target {
+            self.target = Target::parse(t).map_err(|message| Error::Flag {
+                flag: "--target",
+                message,
+            })?;
+        }
+        if let Some(p) = &o.profile {
+            self.profile = Some(p.clone());
+        }
+        if let Some(seed) = o.seed {
+            self.seed = seed;
+        }
+        if let Some(users) = o.users {
+            let users = NonZeroUsize::new(users).ok_or(Error::Flag {
+                flag: "--users",
+                message: "must be at least 1".into(),
+            })?;
+            self.load = match self.load.clone() {
+                // Fixed users replace a ramping plan.
+                Load::Closed { duration, plan, .. } => Load::Closed {
+                    users,
+                    duration: plan.map_or(duration, |p| p.duration()),
+                    plan: None,
+                },
+                Load::Open { rate, duration, .. } => Load::Open {
+                    rate,
+                    users,
+                    duration,
+                },
+            };
+        }
+        if let Some(d) = o.duration {
+            if d.is_zero() {
+                return Err(Error::Flag {
+                    flag: "--duration",
+                    message: "must be longer than 0s".into(),
+                });
+            }
+            self.load = match self.load.clone() {
+                Load::Closed { users, plan, .. } => Load::Closed {
+                    users: plan.map_or(users, |p| {
+                        NonZeroUsize::new(p.peak_users()).unwrap_or(users)
+                    }),
+                    duration: d,
+                    plan: None,
+                },
+                Load::Open { rate, users, .. } => Load::Open {
+                    rate,
+                    users,
+                    duration: d,
+                },
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

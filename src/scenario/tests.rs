@@ -1,0 +1,141 @@
+use std::path::Path;
+
+use super::*;
+
+const SMOKE: &str = r#"
+name = "t"
+seed = 3
+[target]
+url = "mock"
+[load]
+model = "closed"
+users = 4
+duration = "2s"
+"#;
+
+fn parse(text: &str) -> Result<Scenario, Error> {
+    Scenario::from_str(text, Path::new("s.toml"))
+}
+
+fn located(text: &str) -> (usize, usize, String) {
+    match parse(text).unwrap_err() {
+        Error::Source(e) => (e.location.line, e.location.column, e.message),
+        e => panic!("not located: {e}"),
+    }
+}
+
+#[test]
+fn a_minimal_scenario_gets_the_defaults() {
+    let s = parse(SMOKE).unwrap();
+    assert_eq!(s.target, Target::Mock);
+    assert_eq!(s.load.duration(), Duration::from_secs(2));
+    assert_eq!(s.workflow.len(), Step::ALL.len());
+    assert_eq!(s.retry.max_attempts, 1);
+    assert_eq!(s.readback.concurrency, 32);
+    assert_eq!(s.slo.max_findings("lost_write"), 0);
+}
+
+#[test]
+fn an_unknown_key_is_located() {
+    let text = SMOKE.replace("users = 4", "usres = 4");
+    let (line, col, msg) = located(&text);
+    assert_eq!((line, col), (8, 1));
+    assert!(msg.contains("usres"), "{msg}");
+}
+
+#[test]
+fn a_bad_duration_and_a_wrong_type_are_located() {
+    let (line, _, msg) = located(&SMOKE.replace("\"2s\"", "\"2 parsecs\""));
+    assert_eq!(line, 9, "{msg}");
+    let (line, _, _) = located(&SMOKE.replace("users = 4", "users = \"four\""));
+    assert_eq!(line, 8);
+}
+
+#[test]
+fn checks_after_parsing_are_located_at_their_key() {
+    let (line, col, msg) = located(&SMOKE.replace("users = 4", "users = 0"));
+    assert_eq!((line, col), (8, 9), "{msg}");
+    assert!(msg.starts_with("load.users"), "{msg}");
+    let (line, _, msg) = located(&SMOKE.replace("\"mock\"", "\"ftp://x\""));
+    assert_eq!(line, 5, "{msg}");
+    let text = format!("{SMOKE}[[faults]]\nkind = \"ack_and_drop\"\nprobability = 1.5\n");
+    let (line, _, msg) = located(&text);
+    assert_eq!(line, 12, "{msg}");
+    assert!(msg.contains("probability"), "{msg}");
+    let text = format!("{SMOKE}[slo]\nfindings = {{ lost_writes = 0 }}\n");
+    let (line, col, msg) = located(&text);
+    assert_eq!((line, col), (11, 14), "{msg}");
+    assert!(msg.contains("lost_writes"), "{msg}");
+}
+
+#[test]
+fn a_missing_load_key_points_at_the_load_table() {
+    let (line, _, msg) = located(&SMOKE.replace("duration = \"2s\"\n", ""));
+    assert_eq!(line, 6, "{msg}");
+    assert!(msg.contains("duration"), "{msg}");
+}
+
+#[test]
+fn plans_open_model_and_workflow() {
+    let text = SMOKE.replace(
+        "users = 4\nduration = \"2s\"",
+        "test_plan = \"10,5s;50,10s;0,0s\"",
+    );
+    let s = parse(&text).unwrap();
+    assert_eq!(s.load.duration(), Duration::from_secs(15));
+    assert_eq!(s.load.peak_users(), 50);
+    let text = SMOKE.replace("model = \"closed\"", "model = \"open\"\nrate = 20.0");
+    assert!(matches!(parse(&text).unwrap().load, Load::Open { rate, .. } if rate == 20.0));
+    let text = format!(
+        "{SMOKE}workflow = [{{ step = \"admit\" }}, {{ step = \"read_back\", weight = 2 }}]\n"
+    );
+    // `workflow` after a table belongs to it: put it at the top instead.
+    assert!(parse(&text).is_err());
+    let text = format!(
+        "workflow = [{{ step = \"admit\" }}, {{ step = \"read_back\", weight = 2 }}]\n{SMOKE}"
+    );
+    let s = parse(&text).unwrap();
+    assert_eq!(s.workflow, vec![(Step::Admit, 1), (Step::ReadBack, 2)]);
+}
+
+#[test]
+fn flags_override_the_file() {
+    let mut s = parse(&SMOKE.replace(
+        "users = 4\nduration = \"2s\"",
+        "test_plan = \"10,5s;50,10s\"",
+    ))
+    .unwrap();
+    s.apply(&Overrides {
+        target: Some("http://127.0.0.1:9/fhir".into()),
+        seed: Some(9),
+        duration: Some(Duration::from_secs(3)),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(s.seed, 9);
+    assert_eq!(
+        s.target,
+        Target::Url(Url::parse("http://127.0.0.1:9/fhir/").unwrap())
+    );
+    assert_eq!(s.load.duration(), Duration::from_secs(3));
+    assert_eq!(s.load.peak_users(), 50);
+    let bad = s.apply(&Overrides {
+        users: Some(0),
+        ..Overrides::default()
+    });
+    assert!(bad.unwrap_err().to_string().starts_with("--users"));
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+}
