@@ -16,7 +16,11 @@ use crate::scenario::{Overrides, Scenario};
 use crate::{check, history, mock, run};
 
 #[derive(Parser, Debug)]
-#[command(name = "fhirsurge", version, about = "Proves whether a FHIR/EHR integration is ready for production.")]
+#[command(
+    name = "fhirsurge",
+    version,
+    about = "Proves whether a FHIR/EHR integration is ready for production."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,10 +81,16 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FHIRSURGE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FHIRSURGE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -131,7 +141,11 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             s.apply(&overrides).map_err(bad_input)?;
             run_scenario(&s, out).await
         }
-        Command::ServeMock { listen, faults, seed } => serve_mock(listen, &faults, seed).await,
+        Command::ServeMock {
+            listen,
+            faults,
+            seed,
+        } => serve_mock(listen, &faults, seed).await,
         Command::Proxy {
             listen,
             upstream,
@@ -144,24 +158,44 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
 }
 
 async fn run_scenario(scenario: &Scenario, out: PathBuf) -> Result<ExitCode, Failure> {
-    let outcome = run::execute(scenario, &run::Options { out }).await.map_err(|e| match e {
-        run::Error::BadInput(m) => bad_input(m),
-        e @ run::Error::Unreachable { .. } => Failure {
-            code: 3,
-            message: e.to_string(),
-        },
-        run::Error::Io(m) => Failure { code: 3, message: m },
-    })?;
+    let outcome = run::execute(scenario, &run::Options { out })
+        .await
+        .map_err(|e| match e {
+            run::Error::BadInput(m) => bad_input(m),
+            e @ run::Error::Unreachable { .. } => Failure {
+                code: 3,
+                message: e.to_string(),
+            },
+            run::Error::Io(m) => Failure {
+                code: 3,
+                message: m,
+            },
+        })?;
     print!("{}", outcome.report.table());
     println!("\nreport: {}", outcome.dir.join("report.json").display());
-    Ok(ExitCode::SUCCESS)
+    if outcome.passed() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let failed: Vec<&str> = outcome
+        .report
+        .slo
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.name.as_str())
+        .collect();
+    eprintln!("error: SLOs not met: {}", failed.join("; "));
+    Ok(ExitCode::from(1))
 }
 
 fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> {
     flags
         .iter()
         .enumerate()
-        .map(|(i, f)| fault::Spec::parse_flag(f).map(|s| (i, s)).map_err(bad_input))
+        .map(|(i, f)| {
+            fault::Spec::parse_flag(f)
+                .map(|s| (i, s))
+                .map_err(bad_input)
+        })
         .collect()
 }
 
@@ -177,18 +211,30 @@ async fn serve_mock(listen: SocketAddr, faults: &[String], seed: u64) -> Result<
     };
     let ehr = mock::Ehr::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
-    eprintln!("mock EHR: FHIR base http://{}/ (Ctrl-C stops)", local(&listener));
+    eprintln!(
+        "mock EHR: FHIR base http://{}/ (Ctrl-C stops)",
+        local(&listener)
+    );
     let shutdown = ctrl_c_token();
-    mock::serve(listener, ehr, shutdown).await.map_err(|e| Failure {
-        code: 3,
-        message: e.to_string(),
-    })?;
+    mock::serve(listener, ehr, shutdown)
+        .await
+        .map_err(|e| Failure {
+            code: 3,
+            message: e.to_string(),
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_proxy(listen: SocketAddr, upstream: &str, faults: &[String], seed: u64, allow_remote: bool) -> Result<ExitCode, Failure> {
+async fn serve_proxy(
+    listen: SocketAddr,
+    upstream: &str,
+    faults: &[String],
+    seed: u64,
+    allow_remote: bool,
+) -> Result<ExitCode, Failure> {
     proxy::check_listen(listen, allow_remote).map_err(bad_input)?;
-    let upstream = url::Url::parse(upstream).map_err(|e| bad_input(format!("--upstream `{upstream}`: {e}")))?;
+    let upstream = url::Url::parse(upstream)
+        .map_err(|e| bad_input(format!("--upstream `{upstream}`: {e}")))?;
     let faults = parse_faults(faults)?;
     for (_, spec) in &faults {
         proxy::validate_fault(spec).map_err(bad_input)?;
@@ -203,10 +249,12 @@ async fn serve_proxy(listen: SocketAddr, upstream: &str, faults: &[String], seed
     let p = proxy::Proxy::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
     eprintln!("fault proxy: http://{}/ (Ctrl-C stops)", local(&listener));
-    proxy::serve(listener, p, ctrl_c_token()).await.map_err(|e| Failure {
-        code: 3,
-        message: e.to_string(),
-    })?;
+    proxy::serve(listener, p, ctrl_c_token())
+        .await
+        .map_err(|e| Failure {
+            code: 3,
+            message: e.to_string(),
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -245,7 +293,10 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
 }
 
 fn local(listener: &TcpListener) -> String {
-    listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 fn ctrl_c_token() -> CancellationToken {

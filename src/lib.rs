@@ -6,15 +6,15 @@
 //! and stale writes. See `DESIGN.md` for the module map; arrows point down that table.
 
 pub mod check;
-// pub mod cli;
+pub mod cli;
 pub mod fault;
 pub mod fhir;
 pub mod history;
 pub mod metrics;
 pub mod mock;
 pub mod profile;
-// pub mod report;
-// pub mod run;
+pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod source;
 pub mod synth;

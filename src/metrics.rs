@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::history::{ErrorClass, Outcome};
+use crate::history::{ErrorClass, Outcome, Phase};
 
 /// Highest latency tracked exactly: one hour, in microseconds.
 const MAX_US: u64 = 3_600_000_000;
@@ -22,6 +22,8 @@ pub struct Sample {
     /// Completion time, µs since the run started.
     pub at_us: u64,
     pub latency_us: u64,
+    /// Read-back samples are kept apart from the load phase's.
+    pub phase: Phase,
 }
 
 /// Everything measured so far.
@@ -146,6 +148,23 @@ impl Metrics {
         all.summary("all", elapsed_s)
     }
 
+    /// The latency at `percentile` (0–100] of one operation, or of `all` together, in
+    /// milliseconds; `None` without samples.
+    pub fn percentile(&self, op: &str, percentile: f64) -> Option<f64> {
+        let q = (percentile / 100.0).clamp(0.0, 1.0);
+        let value = if op == "all" {
+            let mut all = OpStats::new().latency;
+            for s in self.ops.values() {
+                let _ = all.add(&s.latency);
+            }
+            (!all.is_empty()).then(|| all.value_at_quantile(q))
+        } else {
+            let h = &self.ops.get(op)?.latency;
+            (!h.is_empty()).then(|| h.value_at_quantile(q))
+        };
+        value.map(|us| us as f64 / 1000.0)
+    }
+
     /// The per-second time series.
     pub fn series(&self) -> &[Second] {
         &self.series
@@ -220,6 +239,7 @@ mod tests {
             error: (outcome != Outcome::Ok).then_some(ErrorClass::Io),
             at_us,
             latency_us,
+            phase: Phase::Load,
         }
     }
 

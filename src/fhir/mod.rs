@@ -510,6 +510,7 @@ impl Client {
                 error: reply.error,
                 at_us: recorder.now_us(),
                 latency_us,
+                phase: req.op.phase,
             })
             .await;
     }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Finding, Kind, Lag, Stats};
 use crate::metrics::{OpSummary, Second};
 
+pub mod slo;
+pub use slo::SloResult;
+
 pub const SCHEMA: &str = "fhirsurge.report/1";
 
 /// The canonical report.
@@ -18,6 +21,9 @@ pub const SCHEMA: &str = "fhirsurge.report/1";
 pub struct Report {
     pub schema: String,
     pub run: RunInfo,
+    /// Whether every SLO (the consistency ones included) was met: exit code 0 or 1.
+    pub passed: bool,
+    pub slo: Vec<SloResult>,
     pub summary: Summary,
     pub operations: Vec<OpSummary>,
     /// One entry per second of the run.
@@ -78,6 +84,8 @@ pub struct Summary {
     pub throughput: f64,
     /// The load phase's interactions, all operations together.
     pub all: OpSummary,
+    /// The final read-back's interactions, all together (not in the figures above).
+    pub readback: OpSummary,
 }
 
 /// What was injected.
@@ -125,7 +133,11 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let r = &self.run;
-        let _ = writeln!(out, "fhirsurge {} · scenario {} · target {} · profile {} · seed {}", r.version, r.scenario, r.target, r.profile, r.seed);
+        let _ = writeln!(
+            out,
+            "fhirsurge {} · scenario {} · target {} · profile {} · seed {}",
+            r.version, r.scenario, r.target, r.profile, r.seed
+        );
         let s = &self.summary;
         let _ = writeln!(
             out,
@@ -137,32 +149,74 @@ impl Report {
             s.ok,
             s.fail,
             s.info,
-            if r.interrupted { " — INTERRUPTED, partial report" } else { "" }
+            if r.interrupted {
+                " — INTERRUPTED, partial report"
+            } else {
+                ""
+            }
         );
-        let _ = writeln!(out, "\n{:<34} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}", "operation", "count", "fail", "info", "p50 ms", "p95 ms", "p99 ms", "max ms");
+        let _ = writeln!(
+            out,
+            "\n{:<34} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "operation", "count", "fail", "info", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
         for op in self.operations.iter().chain(std::iter::once(&s.all)) {
             let l = &op.latency_ms;
-            let _ = writeln!(out, "{:<34} {:>8} {:>6} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}", op.op, op.count, op.fail, op.info, l.p50, l.p95, l.p99, l.max);
+            let _ = writeln!(
+                out,
+                "{:<34} {:>8} {:>6} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                op.op, op.count, op.fail, op.info, l.p50, l.p95, l.p99, l.max
+            );
         }
         if !self.faults.injected.is_empty() {
-            let list: Vec<String> = self.faults.injected.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let list: Vec<String> = self
+                .faults
+                .injected
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
             let _ = writeln!(out, "\nfaults injected: {}", list.join(", "));
         }
         self.findings_table(&mut out);
+        self.slo_table(&mut out);
         out
+    }
+
+    fn slo_table(&self, out: &mut String) {
+        if self.slo.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\nSLOs:");
+        for r in &self.slo {
+            let mark = if r.passed { "pass" } else { "FAIL" };
+            let _ = writeln!(out, "  {mark}  {}: {}", r.name, r.detail);
+        }
     }
 
     fn findings_table(&self, out: &mut String) {
         let lag = &self.visibility_lag;
         if let (Some(p50), Some(p99), Some(max)) = (lag.p50_ms, lag.p99_ms, lag.max_ms) {
-            let _ = writeln!(out, "\nvisibility lag (create → first seen by search): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} writes", lag.samples);
+            let _ = writeln!(
+                out,
+                "\nvisibility lag (create → first seen by search): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} writes",
+                lag.samples
+            );
         }
         if self.findings.is_empty() {
             let _ = writeln!(out, "\nconsistency: 0 findings");
             return;
         }
-        let counts: Vec<String> = self.finding_counts.iter().map(|(k, v)| format!("{} {v}", kind_name(*k))).collect();
-        let _ = writeln!(out, "\nconsistency: {} findings ({})", self.findings.len(), counts.join(", "));
+        let counts: Vec<String> = self
+            .finding_counts
+            .iter()
+            .map(|(k, v)| format!("{} {v}", kind_name(*k)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nconsistency: {} findings ({})",
+            self.findings.len(),
+            counts.join(", ")
+        );
         for kind in self.finding_counts.keys() {
             for f in self.findings.iter().filter(|f| f.kind == *kind).take(3) {
                 let _ = writeln!(

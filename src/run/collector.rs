@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
 use crate::fhir::Note;
-use crate::history::{self, Event, Outcome};
+use crate::history::{self, Event, Outcome, Phase};
 use crate::metrics::Metrics;
 
 /// Live counters the progress line reads.
@@ -42,7 +42,10 @@ impl Live {
 
 /// What the collector hands back when the channel closes.
 pub struct Collected {
+    /// The load phase.
     pub metrics: Metrics,
+    /// The final read-back.
+    pub readback: Metrics,
     pub records: u64,
 }
 
@@ -54,6 +57,7 @@ pub async fn collect(
 ) -> Result<Collected, history::Error> {
     let mut writer = history::Writer::create(path)?;
     let mut metrics = Metrics::new();
+    let mut readback = Metrics::new();
     let mut records = 0;
     let io_err = |source| history::Error::Io {
         path: path.to_owned(),
@@ -70,6 +74,7 @@ pub async fn collect(
                 records += 1;
                 since_flush += 1;
             }
+            Note::Sample(sample) if sample.phase == Phase::Readback => readback.record(&sample),
             Note::Sample(sample) => metrics.record(&sample),
             Note::Flush(done) => {
                 writer.flush().map_err(io_err)?;
@@ -84,7 +89,11 @@ pub async fn collect(
         }
     }
     writer.flush().map_err(io_err)?;
-    Ok(Collected { metrics, records })
+    Ok(Collected {
+        metrics,
+        readback,
+        records,
+    })
 }
 
 fn outcome_of(event: &Event) -> Outcome {

@@ -101,8 +101,13 @@ async fn idle(deadline: Instant) -> TransactionResult {
     Ok(())
 }
 
-fn attack(transaction: TransactionFunction, load: &Load, host: &str) -> Result<GooseAttack, GooseError> {
-    let scenario = Scenario::new("encounter").register_transaction(Transaction::new(transaction).set_name("encounter"));
+fn attack(
+    transaction: TransactionFunction,
+    load: &Load,
+    host: &str,
+) -> Result<Box<GooseAttack>, GooseError> {
+    let scenario = Scenario::new("encounter")
+        .register_transaction(Transaction::new(transaction).set_name("encounter"));
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())?
         .register_scenario(scenario)
         .set_default(GooseDefault::Host, host)?
@@ -113,15 +118,22 @@ fn attack(transaction: TransactionFunction, load: &Load, host: &str) -> Result<G
         .set_default(GooseDefault::NoErrorSummary, true)?
         .set_default(GooseDefault::Quiet, 1)?;
     match load {
-        Load::Closed { plan: Some(plan), .. } => {
+        Load::Closed {
+            plan: Some(plan), ..
+        } => {
             attack = attack.set_default(GooseDefault::TestPlan, plan.as_str())?;
         }
-        Load::Closed { users, duration, .. } | Load::Open { users, duration, .. } => {
+        Load::Closed {
+            users, duration, ..
+        }
+        | Load::Open {
+            users, duration, ..
+        } => {
             let users = users.get();
             attack = attack
                 .set_default(GooseDefault::Users, users)?
                 // Start every user within the first second.
-                .set_default(GooseDefault::IncreaseRate, users.max(1) as f32)?
+                .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())?
                 .set_default(GooseDefault::RunTime, duration.as_secs().max(1) as usize)?;
         }
     }

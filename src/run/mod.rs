@@ -5,6 +5,7 @@
 
 pub mod collector;
 pub mod load;
+mod progress;
 pub mod readback;
 pub mod stack;
 pub mod workflow;
@@ -19,14 +20,14 @@ use crate::check;
 use crate::fault::Ledger;
 use crate::fhir::{Client, Recorder};
 use crate::history;
+use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::scenario::Scenario;
 use crate::synth::{CodeTables, Population};
 
 pub use stack::Stack;
 
-/// Identifier systems of harness writes start with this.
-pub const HARNESS_PREFIX: &str = "urn:fhirsurge:";
+pub use crate::HARNESS_PREFIX;
 
 /// How one run is set up beyond its scenario.
 #[derive(Clone, Debug)]
@@ -52,6 +53,13 @@ pub struct Outcome {
     pub report: Report,
 }
 
+impl Outcome {
+    /// Whether every SLO (consistency included) was met.
+    pub fn passed(&self) -> bool {
+        self.report.passed
+    }
+}
+
 /// What the load phase left behind, for the report.
 struct Phases {
     run_id: String,
@@ -66,9 +74,16 @@ struct Phases {
 
 /// Executes the scenario.
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
+    let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
+    let profile = Profile::load(profile_name).map_err(|e| Error::BadInput(e.to_string()))?;
+    let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
     let start = Instant::now();
     let started_at = chrono::Utc::now();
-    let run_id = format!("{}-{}", scenario.name, started_at.format("%Y%m%dT%H%M%S%.3fZ"));
+    let run_id = format!(
+        "{}-{}",
+        scenario.name,
+        started_at.format("%Y%m%dT%H%M%S%.3fZ")
+    );
     let shutdown = CancellationToken::new();
     let _stop_servers = shutdown.clone().drop_guard();
     let ledger = Ledger::new(start);
@@ -79,32 +94,46 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
     let history_path = dir.join("history.jsonl");
     let (recorder, rx) = Recorder::new(start, 1 << 16);
+    let live = collector::Live::default();
     let collector = {
-        let path = history_path.clone();
-        tokio::spawn(async move { collector::collect(rx, &path, collector::Live::default()).await })
+        let (path, live) = (history_path.clone(), live.clone());
+        tokio::spawn(async move { collector::collect(rx, &path, live).await })
     };
-    let client = Client::new(stack.client_settings(scenario, HARNESS_PREFIX), recorder.clone())
-        .map_err(|e| Error::BadInput(e.to_string()))?;
-    let namespace = format!("{HARNESS_PREFIX}{run_id}");
-    let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
+    let settings = stack.client_settings(scenario, &profile);
+    let client =
+        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
+    let namespace = scenario
+        .namespace
+        .clone()
+        .unwrap_or_else(|| format!("{HARNESS_PREFIX}{run_id}"));
     let population = Population::new(scenario.seed, &namespace, tables);
     let flow = workflow::Workflow::new(client.clone(), population, scenario.workflow.clone());
 
     stack.mark_faults(&recorder, true).await;
+    let progress = progress::spawn(live.clone(), scenario.load.duration());
     let load_start = Instant::now();
-    let driven = load::drive(flow.clone(), &scenario.load, stack.base.as_str(), scenario.max_encounters).await;
+    let driven = load::drive(
+        flow.clone(),
+        &scenario.load,
+        stack.base.as_str(),
+        scenario.max_encounters,
+    )
+    .await;
     let load_s = load_start.elapsed().as_secs_f64();
     if let Some(e) = &driven.goose_error {
         tracing::warn!("load phase: {e}");
     }
     stack.heal();
     stack.mark_faults(&recorder, false).await;
-    tokio::time::sleep(scenario.readback.settle).await;
+    if !driven.interrupted {
+        tokio::time::sleep(scenario.readback.settle).await;
+    }
 
     recorder.flush().await;
     let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
-    readback::read_back(&client, targets, 32, first).await;
+    readback::read_back(&client, targets, scenario.readback.concurrency, first).await;
+    progress.abort();
     recorder.finish().await;
     let collected = collector
         .await
@@ -119,10 +148,12 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         encounters: driven.encounters,
         abandoned: flow.abandoned.load(Ordering::Relaxed),
         skipped: flow.skipped.load(Ordering::Relaxed),
-        interrupted: driven.interrupted,
+        interrupted: driven.interrupted || goose::is_killswitch_triggered(),
     };
-    stack.write_ledger(&dir).map_err(|e| Error::Io(e.to_string()))?;
-    let report = assemble(scenario, &stack, &history_path, collected, phases)?;
+    stack
+        .write_ledger(&dir)
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let report = assemble(scenario, &profile, &stack, &history_path, collected, phases)?;
     report.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
 }
@@ -130,13 +161,14 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
 /// Checks the history and builds the report.
 fn assemble(
     scenario: &Scenario,
+    profile: &Profile,
     stack: &Stack,
     history_path: &std::path::Path,
     collected: collector::Collected,
     p: Phases,
 ) -> Result<Report, Error> {
     let options = check::Options {
-        expected_changes: Default::default(),
+        expected_changes: profile.expected_changes(),
         harness_system_prefix: HARNESS_PREFIX.to_owned(),
     };
     let records = history::Reader::open(history_path)
@@ -145,6 +177,20 @@ fn assemble(
     let checked = check::check(records, &options);
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
+    let counts = &checked.counts;
+    let percentile = |op: &str, q: f64| metrics.percentile(op, q);
+    let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
+    let slo = report::slo::judge(
+        &scenario.slo,
+        &report::slo::Measured {
+            percentile: &percentile,
+            interactions: all.count,
+            not_ok: all.fail + all.info,
+            throughput: all.throughput,
+            findings: &findings,
+            lag_p99_ms: checked.visibility_lag.p99_ms,
+        },
+    );
     let summary = report::Summary {
         encounters: p.encounters,
         abandoned_encounters: p.abandoned,
@@ -156,31 +202,41 @@ fn assemble(
         load_s: p.load_s,
         throughput: all.throughput,
         all,
+        readback: collected.readback.total(0.0),
     };
     Ok(Report {
         schema: report::SCHEMA.to_owned(),
-        run: report::RunInfo {
-            id: p.run_id,
-            scenario: scenario.name.clone(),
-            scenario_path: scenario.path.display().to_string(),
-            target: stack.target_label(),
-            profile: scenario.profile.clone().unwrap_or_else(|| "us-core".into()),
-            seed: scenario.seed,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            started_at: p.started_at.to_rfc3339(),
-            ended_at: chrono::Utc::now().to_rfc3339(),
-            load: stack::load_info(&scenario.load),
-            retry_policy: format!("{:?}", scenario.retry.policy),
-            namespace: p.namespace,
-            interrupted: p.interrupted,
-        },
+        run: run_info(scenario, profile, stack, &p),
+        passed: slo.iter().all(|r| r.passed),
+        slo,
         summary,
         operations: metrics.summaries(p.load_s),
         series: metrics.series().to_vec(),
-        faults: stack.faults_summary(scenario),
+        faults: stack.faults_summary(),
         findings: checked.findings,
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
     })
+}
+
+fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {
+    report::RunInfo {
+        id: p.run_id.clone(),
+        scenario: scenario.name.clone(),
+        scenario_path: scenario.path.display().to_string(),
+        target: stack.target_label(),
+        profile: profile.name.clone(),
+        seed: scenario.seed,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: p.started_at.to_rfc3339(),
+        ended_at: chrono::Utc::now().to_rfc3339(),
+        load: stack::load_info(&scenario.load),
+        retry_policy: serde_json::to_value(scenario.retry.policy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        namespace: p.namespace.clone(),
+        interrupted: p.interrupted,
+    }
 }

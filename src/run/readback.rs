@@ -29,12 +29,16 @@ pub fn targets(path: &Path) -> Result<Vec<Target>, history::Error> {
         let record = record?;
         match record.event {
             Event::Invoke(op) if op.f.is_write() && op.phase == Phase::Load => {
-                let Some(identifier) = op.identifier else { continue };
+                let Some(identifier) = op.identifier else {
+                    continue;
+                };
                 let updated = op.f == Interaction::Update;
                 invokes.insert(record.index, (op.resource_type, identifier, op.id, updated));
             }
             Event::Ok(c) | Event::Fail(c) | Event::Info(c) => {
-                let Some((rt, identifier, addressed, updated)) = invokes.remove(&c.invoke) else { continue };
+                let Some((rt, identifier, addressed, updated)) = invokes.remove(&c.invoke) else {
+                    continue;
+                };
                 let t = out.entry(identifier.clone()).or_insert_with(|| Target {
                     resource_type: rt,
                     identifier,
@@ -60,7 +64,12 @@ pub fn targets(path: &Path) -> Result<Vec<Target>, history::Error> {
 }
 
 /// Reads every target back, `concurrency` at a time. Returns the interactions made.
-pub async fn read_back(client: &Client, targets: Vec<Target>, concurrency: usize, first_process: u64) -> u64 {
+pub async fn read_back(
+    client: &Client,
+    targets: Vec<Target>,
+    concurrency: usize,
+    first_process: u64,
+) -> u64 {
     let reads = futures::stream::iter(targets.into_iter().enumerate())
         .map(|(i, t)| {
             let ctx = Ctx {
@@ -78,7 +87,12 @@ pub async fn read_back(client: &Client, targets: Vec<Target>, concurrency: usize
 async fn one(client: &Client, ctx: Ctx, t: &Target) -> u64 {
     let mut n = 1;
     client
-        .search(ctx, &t.resource_type, &[("identifier", t.identifier.as_str())], Some(&t.identifier))
+        .search(
+            ctx,
+            &t.resource_type,
+            &[("identifier", t.identifier.as_str())],
+            Some(&t.identifier),
+        )
         .await;
     for id in &t.ids {
         client.read(ctx, &t.resource_type, id).await;

@@ -15,6 +15,7 @@ use crate::fault::{self, Ledger, Spec, proxy};
 use crate::fhir::{Recorder, Retry, Settings};
 use crate::history::{Event, FaultMark};
 use crate::mock;
+use crate::profile::Profile;
 use crate::report::{FaultWindow, Faults, LoadInfo};
 use crate::scenario::{Load, Scenario, Target};
 
@@ -31,7 +32,12 @@ pub struct Stack {
 
 impl Stack {
     /// Starts what the scenario needs, on loopback ports chosen by the OS.
-    pub async fn start(scenario: &Scenario, ledger: &Ledger, start: Instant, shutdown: &CancellationToken) -> Result<Stack, Error> {
+    pub async fn start(
+        scenario: &Scenario,
+        ledger: &Ledger,
+        start: Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<Stack, Error> {
         let specs: Vec<(usize, Spec)> = scenario.faults.iter().cloned().enumerate().collect();
         let (silent, network) = split_faults(&specs)?;
         let (target, mock) = match &scenario.target {
@@ -80,7 +86,10 @@ impl Stack {
 
     /// Fails with exit-3 material when the target does not answer within 5 s.
     pub async fn probe(&self, timeout: Duration) -> Result<(), Error> {
-        let url = self.target.join("metadata").unwrap_or_else(|_| self.target.clone());
+        let url = self
+            .target
+            .join("metadata")
+            .unwrap_or_else(|_| self.target.clone());
         let unreachable = |reason: String| Error::Unreachable {
             url: self.target.to_string(),
             reason,
@@ -89,7 +98,12 @@ impl Stack {
             .timeout(timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| unreachable(e.to_string()))?;
-        match client.get(url).header("accept", "application/fhir+json").send().await {
+        match client
+            .get(url)
+            .header("accept", "application/fhir+json")
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_connect() || e.is_timeout() => Err(unreachable(error_chain(&e))),
             // It answered, even if oddly: reachable.
@@ -97,7 +111,7 @@ impl Stack {
         }
     }
 
-    pub fn client_settings(&self, scenario: &Scenario, prefix: &str) -> Settings {
+    pub fn client_settings(&self, scenario: &Scenario, profile: &Profile) -> Settings {
         Settings {
             base: self.base.clone(),
             timeout: scenario.timeout,
@@ -106,8 +120,8 @@ impl Stack {
                 max_attempts: scenario.retry.max_attempts,
                 backoff: scenario.retry.backoff,
             },
-            harness_prefix: prefix.to_owned(),
-            prefer: Some("return=representation".into()),
+            harness_prefix: crate::HARNESS_PREFIX.to_owned(),
+            prefer: profile.write.prefer.clone(),
             ledger: self.proxy.as_ref().map(|_| self.proxy_ledger.clone()),
         }
     }
@@ -131,7 +145,11 @@ impl Stack {
                 kind: spec.kind.clone(),
                 params: serde_json::to_value(spec).unwrap_or_default(),
             };
-            let event = if start { Event::FaultStart(mark) } else { Event::FaultStop(mark) };
+            let event = if start {
+                Event::FaultStart(mark)
+            } else {
+                Event::FaultStop(mark)
+            };
             recorder.record(0, event).await;
         }
     }
@@ -159,7 +177,7 @@ impl Stack {
         }
     }
 
-    pub fn faults_summary(&self, _scenario: &Scenario) -> Faults {
+    pub fn faults_summary(&self) -> Faults {
         let mut injected = BTreeMap::new();
         for e in self.ledger_entries() {
             *injected.entry(e.kind).or_insert(0) += 1;
@@ -182,9 +200,14 @@ impl Stack {
     }
 }
 
+/// Fault specs with their position in the scenario.
+type Positioned = Vec<(usize, Spec)>;
+
 /// Splits the scenario's faults between the mock (silent write-back failures) and the
 /// proxy (network and HTTP faults); an unknown kind is bad input.
-fn split_faults(specs: &[(usize, Spec)]) -> Result<(Vec<(usize, Spec)>, Vec<(usize, Spec)>), Error> {
+fn split_faults(
+    specs: &[(usize, Spec)],
+) -> Result<(Positioned, Positioned), Error> {
     let (mut silent, mut network) = (Vec::new(), Vec::new());
     for (position, spec) in specs {
         if mock::silent_kinds().contains(&spec.kind.as_str()) {
@@ -204,8 +227,12 @@ where
     F: FnOnce(TcpListener, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Io(e.to_string()))?;
-    let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Io(e.to_string()))?;
     let task = serve(listener, shutdown.clone());
     tokio::spawn(async move {
         if let Err(e) = task.await {
@@ -238,14 +265,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// The load shape for the report.
 pub fn load_info(load: &Load) -> LoadInfo {
     match load {
-        Load::Closed { users, duration, plan } => LoadInfo {
+        Load::Closed {
+            users,
+            duration,
+            plan,
+        } => LoadInfo {
             model: "closed".into(),
             users: users.get() as u64,
             rate: None,
-            test_plan: plan.clone(),
+            test_plan: plan.as_ref().map(|p| p.to_string()),
             duration_s: duration.as_secs_f64(),
         },
-        Load::Open { rate, users, duration } => LoadInfo {
+        Load::Open {
+            rate,
+            users,
+            duration,
+        } => LoadInfo {
             model: "open".into(),
             users: users.get() as u64,
             rate: Some(*rate),

@@ -13,10 +13,7 @@ use serde_json::Value;
 use crate::fhir::{Client, Ctx, Reply, RetryPolicy};
 use crate::history::{Outcome, Phase};
 use crate::scenario::Step;
-use crate::synth::{self, Encounter, Population, Resource};
-
-/// MRN system of the synthetic patients (see `synth`).
-const MRN_SYSTEM: &str = "urn:oid:2.16.840.1.113883.19.5";
+use crate::synth::{self, Encounter, MRN_SYSTEM, Population, Resource};
 
 /// Shared by every virtual user.
 pub struct Workflow {
@@ -74,6 +71,9 @@ impl Workflow {
         };
         for (step, weight) in &self.steps {
             for _ in 0..*weight {
+                if goose::is_killswitch_triggered() {
+                    return; // Ctrl-C: stop between steps, the report is partial
+                }
                 visit.ctx.step = Some(step.as_str());
                 if !visit.step(*step, &enc).await {
                     self.abandoned.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +103,10 @@ impl Visit<'_> {
                 true
             }
             Step::WriteBack => {
-                let all = enc.vitals.iter().chain(&enc.conditions).chain(&enc.medications);
+                let all = ai_vitals(enc)
+                    .iter()
+                    .chain(&enc.conditions)
+                    .chain(&enc.medications);
                 for r in all.chain(std::iter::once(&enc.note)) {
                     self.write(r).await;
                 }
@@ -124,11 +127,20 @@ impl Visit<'_> {
         }
     }
 
+    /// Registers the patient, opens the encounter and records the triage vitals (what
+    /// the nurses entered before the AI looks); `false` when there is no encounter.
     async fn admit(&mut self, enc: &Encounter) -> bool {
         if !self.ids.contains_key(&enc.patient.key) && self.write(&enc.patient).await.is_none() {
             return false;
         }
-        self.ids.contains_key(&enc.encounter.key) || self.write(&enc.encounter).await.is_some()
+        if !self.ids.contains_key(&enc.encounter.key) && self.write(&enc.encounter).await.is_none()
+        {
+            return false;
+        }
+        for r in triage_vitals(enc) {
+            self.write(r).await;
+        }
+        true
     }
 
     /// Creates a resource after resolving its references; `None` when it was not created
@@ -143,9 +155,17 @@ impl Visit<'_> {
             self.flow.skipped.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let reply = self.flow.client.create(self.ctx, &body, &r.identifier, self.flow.conditional()).await;
+        let reply = self
+            .flow
+            .client
+            .create(self.ctx, &body, &r.identifier, self.flow.conditional())
+            .await;
         self.after(&reply);
-        let rt = body.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let rt = body
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let id = reply.id.clone().filter(|_| reply.is_ok())?;
         self.ids.insert(r.key.clone(), format!("{rt}/{id}"));
         self.written.push((rt.clone(), id));
@@ -156,28 +176,48 @@ impl Visit<'_> {
     }
 
     async fn lookup_patient(&mut self, enc: &Encounter) {
-        let Some(mrn) = mrn(&enc.patient.body) else { return };
+        let Some(mrn) = mrn(&enc.patient.body) else {
+            return;
+        };
         let value = format!("{MRN_SYSTEM}|{mrn}");
-        let reply = self.flow.client.search(self.ctx, "Patient", &[("identifier", &value)], None).await;
+        let reply = self
+            .flow
+            .client
+            .search(self.ctx, "Patient", &[("identifier", &value)], None)
+            .await;
         self.after(&reply);
     }
 
     async fn read_observations(&mut self, enc: &Encounter) {
-        let Some(patient) = self.ids.get(&enc.patient.key).cloned() else { return };
+        let Some(patient) = self.ids.get(&enc.patient.key).cloned() else {
+            return;
+        };
         let params = [("patient", patient.as_str()), ("_count", "20")];
-        let reply = self.flow.client.search(self.ctx, "Observation", &params, None).await;
+        let reply = self
+            .flow
+            .client
+            .search(self.ctx, "Observation", &params, None)
+            .await;
         self.after(&reply);
     }
 
     async fn close(&mut self, enc: &Encounter) {
-        let Some(reference) = self.ids.get(&enc.encounter.key).cloned() else { return };
-        let Some((_, id)) = reference.split_once('/') else { return };
+        let Some(reference) = self.ids.get(&enc.encounter.key).cloned() else {
+            return;
+        };
+        let Some((_, id)) = reference.split_once('/') else {
+            return;
+        };
         let mut body = enc.encounter.body.clone();
         synth::resolve(&mut body, &self.ids);
         let mut closed = synth::closed(&body);
         closed["id"] = Value::String(id.to_owned());
         let version = self.encounter_version.clone();
-        let reply = self.flow.client.update(self.ctx, &closed, id, version.as_deref()).await;
+        let reply = self
+            .flow
+            .client
+            .update(self.ctx, &closed, id, version.as_deref())
+            .await;
         self.after(&reply);
         if reply.is_ok() {
             self.encounter_version = reply.version;
@@ -199,6 +239,16 @@ impl Visit<'_> {
     }
 }
 
+/// The vitals recorded at triage: all but the last, which the AI writes back.
+fn triage_vitals(enc: &Encounter) -> &[Resource] {
+    &enc.vitals[..enc.vitals.len().saturating_sub(1)]
+}
+
+/// The vital sign the AI writes back (the last one generated).
+fn ai_vitals(enc: &Encounter) -> &[Resource] {
+    &enc.vitals[enc.vitals.len().saturating_sub(1)..]
+}
+
 fn mrn(patient: &Value) -> Option<String> {
     patient
         .get("identifier")?
@@ -214,7 +264,8 @@ fn mrn(patient: &Value) -> Option<String> {
 fn has_placeholder(v: &Value) -> bool {
     match v {
         Value::Object(map) => map.iter().any(|(k, v)| {
-            (k == "reference" && v.as_str().is_some_and(|s| s.starts_with("urn:uuid:"))) || has_placeholder(v)
+            (k == "reference" && v.as_str().is_some_and(|s| s.starts_with("urn:uuid:")))
+                || has_placeholder(v)
         }),
         Value::Array(items) => items.iter().any(has_placeholder),
         _ => false,

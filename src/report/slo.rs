@@ -1,0 +1,168 @@
+//! The SLO verdict: each objective of the scenario's `[slo]` judged against what the run
+//! measured. An objective that could not be measured fails — an instrument that cannot
+//! see never reports success.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::Kind;
+use crate::scenario::{FINDING_KINDS, Slo};
+
+/// One judged objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    /// `latency`, `error_rate`, `throughput`, `findings` or `visibility_lag`.
+    pub kind: String,
+    /// What was promised, in words: `p99 of create Observation <= 500 ms`.
+    pub name: String,
+    pub target: f64,
+    /// `None`: not measured.
+    pub observed: Option<f64>,
+    pub unit: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What the verdict needs of a run.
+pub struct Measured<'a> {
+    /// Latency percentile of an operation (or `all`) in ms; `None` without samples.
+    pub percentile: &'a dyn Fn(&str, f64) -> Option<f64>,
+    pub interactions: u64,
+    pub not_ok: u64,
+    pub throughput: f64,
+    pub findings: &'a dyn Fn(Kind) -> u64,
+    pub lag_p99_ms: Option<f64>,
+}
+
+/// Judges every objective; finding kinds are always judged (0 allowed unless raised).
+pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
+    let mut out = Vec::new();
+    for l in &slo.latency {
+        let target = l.max.as_secs_f64() * 1000.0;
+        let observed = (m.percentile)(&l.op, l.percentile);
+        let name = format!("p{} of {} <= {target} ms", l.percentile, l.op);
+        out.push(result("latency", name, target, observed, "ms", |o| {
+            o <= target
+        }));
+    }
+    if let Some(max) = slo.error_rate {
+        let observed = (m.interactions > 0).then(|| m.not_ok as f64 / m.interactions as f64);
+        let name = format!("error rate <= {:.3} %", max * 100.0);
+        let r = result("error_rate", name, max, observed, "fraction", |o| o <= max);
+        out.push(SloResult {
+            detail: format!("{} of {} interactions not ok", m.not_ok, m.interactions),
+            ..r
+        });
+    }
+    if let Some(min) = slo.min_throughput {
+        let observed = (m.interactions > 0).then_some(m.throughput);
+        let name = format!("throughput >= {min} interactions/s");
+        out.push(result("throughput", name, min, observed, "1/s", |o| {
+            o >= min
+        }));
+    }
+    for kind in FINDING_KINDS {
+        let Some(k) = kind_of(kind) else { continue };
+        let max = slo.max_findings(kind) as f64;
+        let observed = Some((m.findings)(k) as f64);
+        let name = format!("{kind} <= {max}");
+        out.push(result("findings", name, max, observed, "count", |o| {
+            o <= max
+        }));
+    }
+    if let Some(max) = slo.visibility_lag_p99 {
+        let target = max.as_secs_f64() * 1000.0;
+        let name = format!("visibility lag p99 <= {target} ms");
+        let r = result("visibility_lag", name, target, m.lag_p99_ms, "ms", |o| {
+            o <= target
+        });
+        out.push(r);
+    }
+    out
+}
+
+fn result(
+    kind: &str,
+    name: String,
+    target: f64,
+    observed: Option<f64>,
+    unit: &str,
+    ok: impl Fn(f64) -> bool,
+) -> SloResult {
+    let passed = observed.is_some_and(ok);
+    let detail = match observed {
+        None => "not measured: no samples, so it cannot pass".to_owned(),
+        Some(o) if passed => format!("observed {} {unit}", round(o)),
+        Some(o) => format!(
+            "observed {} {unit}, target {} {unit}",
+            round(o),
+            round(target)
+        ),
+    };
+    SloResult {
+        kind: kind.to_owned(),
+        name,
+        target,
+        observed,
+        unit: unit.to_owned(),
+        passed,
+        detail,
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The checker's kind for a contract name.
+pub fn kind_of(name: &str) -> Option<Kind> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::LatencySlo;
+    use std::time::Duration;
+
+    #[test]
+    fn judges_each_objective_and_an_unmeasured_one_fails() {
+        let slo = Slo {
+            latency: vec![
+                LatencySlo {
+                    op: "read Patient".into(),
+                    percentile: 99.0,
+                    max: Duration::from_millis(100),
+                },
+                LatencySlo {
+                    op: "create Claim".into(),
+                    percentile: 50.0,
+                    max: Duration::from_millis(100),
+                },
+            ],
+            error_rate: Some(0.01),
+            min_throughput: Some(10.0),
+            findings: [("stale_read".to_owned(), 2)].into(),
+            visibility_lag_p99: Some(Duration::from_secs(1)),
+        };
+        let pct = |op: &str, _p: f64| (op == "read Patient").then_some(120.0);
+        let findings = |k: Kind| if k == Kind::StaleRead { 2 } else { 0 };
+        let m = Measured {
+            percentile: &pct,
+            interactions: 1000,
+            not_ok: 5,
+            throughput: 50.0,
+            findings: &findings,
+            lag_p99_ms: None,
+        };
+        let r = judge(&slo, &m);
+        let by = |name: &str| r.iter().find(|r| r.name.starts_with(name)).unwrap();
+        assert!(!by("p99 of read Patient").passed);
+        assert!(!by("p50 of create Claim").passed, "no samples cannot pass");
+        assert!(by("error rate").passed);
+        assert!(by("throughput").passed);
+        assert!(by("stale_read").passed);
+        assert!(by("lost_write").passed);
+        assert!(!by("visibility lag").passed);
+        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 9);
+    }
+}
