@@ -21,7 +21,7 @@ use crate::fhir::RetryPolicy;
 use crate::source::{self, SourceError};
 
 pub use plan::TestPlan;
-pub use slo::{LatencySlo, Slo};
+pub use slo::{FINDING_KINDS, LatencySlo, Slo};
 
 /// One validated scenario.
 #[derive(Clone, Debug)]
