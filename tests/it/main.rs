@@ -1,4 +1,6 @@
 //! Integration tests: one binary, real loopback sockets on port 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
 mod client;
+mod run;

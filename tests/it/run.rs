@@ -52,7 +52,12 @@ async fn a_clean_run_exercises_every_step_and_finds_nothing() {
         if op.starts_with("conditional_create") || op == "create Patient" {
             continue; // which of the two depends on the retry policy
         }
-        let found = found.unwrap_or_else(|| panic!("no `{op}` in {:?}", r.operations.iter().map(|o| &o.op).collect::<Vec<_>>()));
+        let found = found.unwrap_or_else(|| {
+            panic!(
+                "no `{op}` in {:?}",
+                r.operations.iter().map(|o| &o.op).collect::<Vec<_>>()
+            )
+        });
         assert!(found.count > 0 && found.ok > 0, "{op}: {found:?}");
     }
     assert!(r.summary.encounters > 0);
@@ -70,8 +75,58 @@ async fn a_target_that_is_not_listening_is_unreachable() {
     let mut s = scenario("");
     s.target = fhirsurge::scenario::Target::Url(url::Url::parse(&url).unwrap());
     let out = tempfile::tempdir().unwrap();
-    let err = run::execute(&s, &Options { out: out.path().to_owned() }).await.err().unwrap();
+    let err = run::execute(
+        &s,
+        &Options {
+            out: out.path().to_owned(),
+        },
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(err, run::Error::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains(&url), "{err}");
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing is written");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing is written"
+    );
+}
+
+/// Validates a report against the committed JSON Schema.
+pub fn assert_valid_report(path: &Path) {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} does not match reports/schema.json:\n{}",
+        path.display(),
+        errors.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_matches_the_schema_and_a_broken_one_does_not() {
+    let outcome = run(&scenario("")).await;
+    let path = outcome.dir.join("report.json");
+    assert_valid_report(&path);
+    let mut broken: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    broken["findings"] = serde_json::json!([{"kind": "lost_writes", "resource_type": "Observation", "id": null, "identifier": null, "detail": "x", "evidence": []}]);
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !jsonschema::validator_for(&schema)
+            .unwrap()
+            .is_valid(&broken)
+    );
 }
