@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Finding, Kind, Lag, Stats};
-use crate::metrics::{OpSummary, Second};
+use crate::metrics::{OpSummary, Point, Second};
 
 pub mod slo;
 pub use slo::SloResult;
@@ -28,6 +28,10 @@ pub struct Report {
     pub operations: Vec<OpSummary>,
     /// One entry per second of the run.
     pub series: Vec<Second>,
+    /// Per operation: latency over time, one point per second that had samples.
+    pub latency_series: BTreeMap<String, Vec<Point>>,
+    /// Per operation and `all`: `[percentile, ms]` pairs of the whole load phase.
+    pub distribution: BTreeMap<String, Vec<(f64, f64)>>,
     pub faults: Faults,
     pub findings: Vec<Finding>,
     pub finding_counts: BTreeMap<Kind, u64>,

@@ -1,11 +1,13 @@
 //! The collector: the one task that owns the history writer and the metrics. Every
 //! interaction's records and samples arrive here over the recorder's channel.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::hlog::Hlogs;
 use crate::fhir::Note;
 use crate::history::{self, Event, Outcome, Phase};
 use crate::metrics::Metrics;
@@ -49,51 +51,116 @@ pub struct Collected {
     pub records: u64,
 }
 
-/// Drains the channel into `path` and the metrics until every sender is gone.
+/// Where the collector writes and how its clock runs.
+pub struct Sinks {
+    /// The run directory: `history.jsonl` and `hlog/` go in it.
+    pub dir: PathBuf,
+    /// The run clock's start, and the same moment on the wall clock.
+    pub start: Instant,
+    pub wall_start: SystemTime,
+}
+
+/// The collector's state.
+struct Collector {
+    writer: history::Writer<std::fs::File>,
+    path: PathBuf,
+    hlogs: Hlogs,
+    metrics: Metrics,
+    readback: Metrics,
+    records: u64,
+    since_flush: u32,
+    live: Live,
+}
+
+/// Drains the channel into the history, the metrics and the interval logs until told to
+/// finish or every sender is gone. Latency intervals roll once a second.
 pub async fn collect(
     mut rx: mpsc::Receiver<Note>,
-    path: &Path,
+    sinks: Sinks,
     live: Live,
 ) -> Result<Collected, history::Error> {
-    let mut writer = history::Writer::create(path)?;
-    let mut metrics = Metrics::new();
-    let mut readback = Metrics::new();
-    let mut records = 0;
-    let io_err = |source| history::Error::Io {
-        path: path.to_owned(),
-        source,
+    let path = sinks.dir.join("history.jsonl");
+    let mut c = Collector {
+        writer: history::Writer::create(&path)?,
+        path,
+        hlogs: Hlogs::new(&sinks.dir, sinks.wall_start),
+        metrics: Metrics::new(),
+        readback: Metrics::new(),
+        records: 0,
+        since_flush: 0,
+        live,
     };
-    let mut since_flush = 0u32;
-    while let Some(note) = rx.recv().await {
+    let mut tick = tokio::time::interval_at((sinks.start + INTERVAL).into(), INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            note = rx.recv() => match note {
+                None | Some(Note::Finish) => break,
+                Some(note) => c.take(note, rx.is_empty())?,
+            },
+            _ = tick.tick() => c.roll(sinks.start.elapsed()),
+        }
+    }
+    c.roll(sinks.start.elapsed());
+    c.flush()?;
+    Ok(Collected {
+        metrics: c.metrics,
+        readback: c.readback,
+        records: c.records,
+    })
+}
+
+/// How often latency intervals roll.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+impl Collector {
+    fn take(&mut self, note: Note, idle: bool) -> Result<(), history::Error> {
         match note {
             Note::Record(record) => {
                 if let Event::Ok(_) | Event::Fail(_) | Event::Info(_) = &record.event {
-                    live.add(outcome_of(&record.event));
+                    self.live.add(outcome_of(&record.event));
                 }
-                writer.write(&record).map_err(io_err)?;
-                records += 1;
-                since_flush += 1;
+                self.writer.write(&record).map_err(|e| self.io(e))?;
+                self.records += 1;
+                self.since_flush += 1;
             }
-            Note::Sample(sample) if sample.phase == Phase::Readback => readback.record(&sample),
-            Note::Sample(sample) => metrics.record(&sample),
+            Note::Sample(s) if s.phase == Phase::Readback => self.readback.record(&s),
+            Note::Sample(s) => self.metrics.record(&s),
             Note::Flush(done) => {
-                writer.flush().map_err(io_err)?;
+                self.flush()?;
                 let _ = done.send(());
             }
-            Note::Finish => break,
+            Note::Finish => {}
         }
         // Keep what is on disk close to what happened, so a crash loses little.
-        if since_flush >= 4096 || rx.is_empty() {
-            writer.flush().map_err(io_err)?;
-            since_flush = 0;
+        if self.since_flush >= 4096 || idle {
+            self.writer.flush().map_err(|e| self.io(e))?;
+            self.since_flush = 0;
+        }
+        Ok(())
+    }
+
+    /// Closes the latency interval; a failing interval log costs the log, not the run.
+    fn roll(&mut self, now: Duration) {
+        let rolled = self.metrics.roll(now.as_micros() as u64);
+        if let Err(e) = self.hlogs.write(&rolled, now, INTERVAL) {
+            tracing::warn!("interval log: {e}");
         }
     }
-    writer.flush().map_err(io_err)?;
-    Ok(Collected {
-        metrics,
-        readback,
-        records,
-    })
+
+    fn flush(&mut self) -> Result<(), history::Error> {
+        if let Err(e) = self.hlogs.flush() {
+            tracing::warn!("interval log: {e}");
+        }
+        self.writer.flush().map_err(|e| self.io(e))
+    }
+
+    fn io(&self, source: std::io::Error) -> history::Error {
+        history::Error::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
 }
 
 fn outcome_of(event: &Event) -> Outcome {

@@ -4,6 +4,7 @@
 //! that knows all the others (besides `cli`).
 
 pub mod collector;
+mod hlog;
 pub mod load;
 mod progress;
 pub mod readback;
@@ -95,10 +96,12 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let history_path = dir.join("history.jsonl");
     let (recorder, rx) = Recorder::new(start, 1 << 16);
     let live = collector::Live::default();
-    let collector = {
-        let (path, live) = (history_path.clone(), live.clone());
-        tokio::spawn(async move { collector::collect(rx, &path, live).await })
+    let sinks = collector::Sinks {
+        dir: dir.clone(),
+        start,
+        wall_start: std::time::SystemTime::now() - start.elapsed(),
     };
+    let collector = tokio::spawn(collector::collect(rx, sinks, live.clone()));
     let settings = stack.client_settings(scenario, &profile);
     let client =
         Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -212,6 +215,11 @@ fn assemble(
         summary,
         operations: metrics.summaries(p.load_s),
         series: metrics.series().to_vec(),
+        latency_series: metrics
+            .points()
+            .map(|(op, p)| (op.to_owned(), p.to_vec()))
+            .collect(),
+        distribution: metrics.distributions(),
         faults: stack.faults_summary(),
         findings: checked.findings,
         finding_counts: checked.counts,

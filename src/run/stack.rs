@@ -205,9 +205,7 @@ type Positioned = Vec<(usize, Spec)>;
 
 /// Splits the scenario's faults between the mock (silent write-back failures) and the
 /// proxy (network and HTTP faults); an unknown kind is bad input.
-fn split_faults(
-    specs: &[(usize, Spec)],
-) -> Result<(Positioned, Positioned), Error> {
+fn split_faults(specs: &[(usize, Spec)]) -> Result<(Positioned, Positioned), Error> {
     let (mut silent, mut network) = (Vec::new(), Vec::new());
     for (position, spec) in specs {
         if mock::silent_kinds().contains(&spec.kind.as_str()) {

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{ErrorClass, Outcome, Phase};
 
+pub mod interval;
+pub use interval::{Point, distribution};
+
 /// Highest latency tracked exactly: one hour, in microseconds.
 const MAX_US: u64 = 3_600_000_000;
 
@@ -35,6 +38,10 @@ pub struct Metrics {
 
 struct OpStats {
     latency: Histogram<u64>,
+    /// Since the last [`Metrics::roll`].
+    interval: Histogram<u64>,
+    /// One point per rolled interval that had samples.
+    points: Vec<Point>,
     ok: u64,
     fail: u64,
     info: u64,
@@ -100,6 +107,7 @@ impl Metrics {
         };
         // Latencies past an hour are clamped, never dropped.
         let _ = stats.latency.record(s.latency_us.clamp(1, MAX_US));
+        let _ = stats.interval.record(s.latency_us.clamp(1, MAX_US));
         let second = (s.at_us / 1_000_000) as usize;
         if self.series.len() <= second {
             self.series.resize_with(second + 1, Second::default);
@@ -148,6 +156,18 @@ impl Metrics {
         all.summary("all", elapsed_s)
     }
 
+    /// The `(percentile, ms)` distribution of every operation, and of `all` together.
+    pub fn distributions(&self) -> BTreeMap<String, Vec<(f64, f64)>> {
+        let mut all = histogram();
+        let mut out = BTreeMap::new();
+        for (op, s) in &self.ops {
+            let _ = all.add(&s.latency);
+            out.insert(op.clone(), distribution(&s.latency));
+        }
+        out.insert("all".to_owned(), distribution(&all));
+        out
+    }
+
     /// The latency at `percentile` (0–100] of one operation, or of `all` together, in
     /// milliseconds; `None` without samples.
     pub fn percentile(&self, op: &str, percentile: f64) -> Option<f64> {
@@ -179,9 +199,9 @@ impl Metrics {
 impl OpStats {
     fn new() -> Self {
         Self {
-            // 3 significant digits, 1 µs to 1 h: auto-resize is off so memory is fixed.
-            latency: Histogram::new_with_bounds(1, MAX_US, 3)
-                .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable_hist())),
+            latency: histogram(),
+            interval: histogram(),
+            points: Vec::new(),
             ok: 0,
             fail: 0,
             info: 0,
@@ -221,6 +241,12 @@ impl OpStats {
             },
         }
     }
+}
+
+/// 3 significant digits, 1 µs to 1 h: auto-resize is off so memory is fixed.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable_hist()))
 }
 
 /// `Histogram::new(3)` cannot fail for 3 significant digits; this keeps `unwrap` out.
