@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Finding, Kind, Lag, Stats};
 use crate::metrics::{OpSummary, Point, Second};
 
+pub mod scorecard;
 pub mod slo;
+pub use scorecard::{Question, Verdict};
 pub use slo::SloResult;
 
 pub const SCHEMA: &str = "fhirsurge.report/1";
@@ -23,6 +25,8 @@ pub struct Report {
     pub run: RunInfo,
     /// Whether every SLO (the consistency ones included) was met: exit code 0 or 1.
     pub passed: bool,
+    /// The five readiness questions, answered.
+    pub scorecard: Vec<Question>,
     pub slo: Vec<SloResult>,
     pub summary: Summary,
     pub operations: Vec<OpSummary>,
@@ -78,6 +82,8 @@ pub struct Summary {
     pub encounters: u64,
     pub abandoned_encounters: u64,
     pub skipped_writes: u64,
+    /// Interactions the client re-sent (each attempt counts in `interactions`).
+    pub retries: u64,
     pub interactions: u64,
     pub ok: u64,
     pub fail: u64,

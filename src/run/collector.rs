@@ -49,6 +49,8 @@ pub struct Collected {
     /// The final read-back.
     pub readback: Metrics,
     pub records: u64,
+    /// Load-phase invocations that re-sent an earlier one.
+    pub retries: u64,
 }
 
 /// Where the collector writes and how its clock runs.
@@ -68,6 +70,7 @@ struct Collector {
     metrics: Metrics,
     readback: Metrics,
     records: u64,
+    retries: u64,
     since_flush: u32,
     live: Live,
 }
@@ -87,6 +90,7 @@ pub async fn collect(
         metrics: Metrics::new(),
         readback: Metrics::new(),
         records: 0,
+        retries: 0,
         since_flush: 0,
         live,
     };
@@ -107,6 +111,7 @@ pub async fn collect(
         metrics: c.metrics,
         readback: c.readback,
         records: c.records,
+        retries: c.retries,
     })
 }
 
@@ -117,8 +122,14 @@ impl Collector {
     fn take(&mut self, note: Note, idle: bool) -> Result<(), history::Error> {
         match note {
             Note::Record(record) => {
-                if let Event::Ok(_) | Event::Fail(_) | Event::Info(_) = &record.event {
-                    self.live.add(outcome_of(&record.event));
+                match &record.event {
+                    Event::Ok(_) | Event::Fail(_) | Event::Info(_) => {
+                        self.live.add(outcome_of(&record.event));
+                    }
+                    Event::Invoke(op) if op.retry_of.is_some() && op.phase == Phase::Load => {
+                        self.retries += 1;
+                    }
+                    _ => {}
                 }
                 self.writer.write(&record).map_err(|e| self.io(e))?;
                 self.records += 1;

@@ -198,6 +198,7 @@ fn assemble(
         encounters: p.encounters,
         abandoned_encounters: p.abandoned,
         skipped_writes: p.skipped,
+        retries: collected.retries,
         interactions: all.count,
         ok: all.ok,
         fail: all.fail,
@@ -207,10 +208,11 @@ fn assemble(
         all,
         readback: collected.readback.total(0.0),
     };
-    Ok(Report {
+    let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
         passed: slo.iter().all(|r| r.passed),
+        scorecard: Vec::new(),
         slo,
         summary,
         operations: metrics.summaries(p.load_s),
@@ -225,7 +227,9 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
-    })
+    };
+    report.scorecard = report::scorecard::score(&report);
+    Ok(report)
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {
