@@ -123,6 +123,8 @@ impl Stack {
             harness_prefix: crate::HARNESS_PREFIX.to_owned(),
             prefer: profile.write.prefer.clone(),
             ledger: self.proxy.as_ref().map(|_| self.proxy_ledger.clone()),
+            auth: scenario.auth.clone(),
+            tls: scenario.tls.clone(),
         }
     }
 
@@ -205,9 +207,7 @@ type Positioned = Vec<(usize, Spec)>;
 
 /// Splits the scenario's faults between the mock (silent write-back failures) and the
 /// proxy (network and HTTP faults); an unknown kind is bad input.
-fn split_faults(
-    specs: &[(usize, Spec)],
-) -> Result<(Positioned, Positioned), Error> {
+fn split_faults(specs: &[(usize, Spec)]) -> Result<(Positioned, Positioned), Error> {
     let (mut silent, mut network) = (Vec::new(), Vec::new());
     for (position, spec) in specs {
         if mock::silent_kinds().contains(&spec.kind.as_str()) {
