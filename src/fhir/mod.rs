@@ -3,10 +3,14 @@
 //! latency sample, retries as the scenario's policy allows, and returns what the caller
 //! needs (id, version, body) as data — a 503, a reset or a timeout is an outcome, not an
 //! `Err`. Ids, versionIds and ETags stay opaque; `Location`s may be absolute or relative;
-//! a 201 need not carry a body. Uses `history` and `metrics`, nothing above them.
+//! a 201 need not carry a body. Authentication (`auth`) adds the `Authorization` header
+//! and re-authenticates once on a 401; `tls` sets certificate verification. Uses
+//! `history` and `metrics`, nothing above them.
 
+pub mod auth;
 pub mod recorder;
 pub mod response;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +24,7 @@ use crate::fault::{Ledger, REQUEST_HEADER};
 use crate::history::{Completion, ErrorClass, Event, Interaction, Op, Outcome, Phase, Seen};
 use crate::metrics::Sample;
 pub use recorder::{Note, Recorder};
+pub use tls::Tls;
 
 const FHIR_JSON: &str = "application/fhir+json";
 
@@ -67,6 +72,11 @@ pub struct Settings {
     pub prefer: Option<String>,
     /// The fault proxy's ledger, to say which fault touched an interaction.
     pub ledger: Option<Ledger>,
+    /// How the client authenticates (the scenario's `[auth]`).
+    pub auth: auth::Config,
+    /// Certificate verification (the scenario's `[tls]`, `--insecure`); the report
+    /// records `tls.is_insecure()`.
+    pub tls: Tls,
 }
 
 /// Cheap to clone.
@@ -80,6 +90,7 @@ struct Inner {
     http: reqwest::Client,
     settings: Settings,
     recorder: Recorder,
+    auth: auth::Auth,
 }
 
 /// Who is asking, and why: the context of one call.
@@ -117,10 +128,16 @@ impl Reply {
     }
 }
 
-/// A failure to build the client (bad TLS setup).
+/// A failure to build the client: bad input, exit 2 (no secret in any message).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct BuildError(#[from] reqwest::Error);
+pub enum BuildError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Ca(#[from] tls::CaError),
+    #[error(transparent)]
+    Auth(#[from] auth::Error),
+}
 
 /// One request, ready to send (and re-send).
 struct Request {
@@ -132,20 +149,40 @@ struct Request {
 }
 
 impl Client {
+    /// Builds the HTTP client and loads the auth secrets and key (no network yet).
     pub fn new(settings: Settings, recorder: Recorder) -> Result<Client, BuildError> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        let http = tls::configure(builder, &settings.tls)?.build()?;
+        let auth = auth::Auth::new(&settings.auth)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 settings,
                 recorder,
+                auth,
             }),
         })
+    }
+
+    /// Authenticates now (SMART: discovery and a first token), so a refusal stops the
+    /// run before any load: exit `e.exit_code()`. A no-op for the other methods.
+    pub async fn authenticate(&self) -> Result<(), auth::Error> {
+        let io = self.auth_io(0, Phase::Load);
+        self.inner.auth.grant(&io).await.map(|_| ())
+    }
+
+    fn auth_io(&self, process: u64, phase: Phase) -> auth::Io<'_> {
+        auth::Io {
+            http: &self.inner.http,
+            recorder: &self.inner.recorder,
+            base: &self.inner.settings.base,
+            process,
+            phase,
+        }
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -335,33 +372,78 @@ impl Client {
     }
 
     /// Sends, retrying as the policy allows; every attempt is its own history entry.
+    /// A 401 for a renewable token re-authenticates and re-sends once, outside the
+    /// retry budget (a 401 means the request was not processed).
     async fn send(&self, ctx: Ctx, mut req: Request) -> Reply {
         let retry = self.inner.settings.retry;
         let mut first = None;
-        let mut attempt = 1;
+        let (mut attempt, mut tries, mut reauthenticated) = (1, 1, false);
         loop {
             req.op.retry_of = first;
             let intended = if attempt == 1 { ctx.intended } else { None };
-            let mut reply = self.attempt(ctx.process, &req, intended).await;
+            let (mut reply, token) = self.attempt(ctx, &req, intended).await;
             reply.attempts = attempt;
             first.get_or_insert(reply.index);
-            if attempt >= retry.max_attempts || !may_retry(retry.policy, &req, &reply) {
+            attempt += 1;
+            if let (Some(401), Some(generation), false) = (reply.status, token, reauthenticated) {
+                reauthenticated = true;
+                self.inner.auth.invalidate(generation);
+                continue;
+            }
+            if tries >= retry.max_attempts || !may_retry(retry.policy, &req, &reply) {
                 return reply;
             }
-            let wait = reply.retry_after.unwrap_or(retry.backoff * attempt);
+            let wait = reply.retry_after.unwrap_or(retry.backoff * tries);
             tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-            attempt += 1;
+            tries += 1;
         }
     }
 
-    /// One attempt: invoke, send, classify, complete.
-    async fn attempt(&self, process: u64, req: &Request, intended: Option<Instant>) -> Reply {
-        let recorder = &self.inner.recorder;
-        let index = recorder.invoke(process, req.op.clone()).await;
+    /// One attempt: authorize, invoke, send, classify, complete. Also returns the token
+    /// generation sent, when it can be renewed.
+    async fn attempt(
+        &self,
+        ctx: Ctx,
+        req: &Request,
+        intended: Option<Instant>,
+    ) -> (Reply, Option<u64>) {
         let started = intended.unwrap_or_else(Instant::now);
-        let result = self.build(req, index).send().await;
-        let mut reply = match result {
-            Ok(resp) => self.interpret(&req.op, resp).await,
+        let grant = self
+            .inner
+            .auth
+            .grant(&self.auth_io(ctx.process, req.op.phase))
+            .await;
+        let index = self
+            .inner
+            .recorder
+            .invoke(ctx.process, req.op.clone())
+            .await;
+        let (mut reply, generation, detail) = match grant {
+            // Nothing was sent: known not to have happened.
+            Err(e) => {
+                tracing::debug!("{} not sent: {e}", label(&req.op));
+                let reply = Reply {
+                    outcome: Some(Outcome::Fail),
+                    error: Some(ErrorClass::Auth),
+                    ..Reply::default()
+                };
+                (reply, None, Some("no access token".to_owned()))
+            }
+            Ok(grant) => {
+                let result = self.build(req, index, grant.header).send().await;
+                (self.reply_of(&req.op, result).await, grant.generation, None)
+            }
+        };
+        reply.index = index;
+        let latency_us = started.elapsed().as_micros() as u64;
+        self.complete(ctx.process, req, &reply, latency_us, detail)
+            .await;
+        (reply, generation)
+    }
+
+    async fn reply_of(&self, op: &Op, result: reqwest::Result<reqwest::Response>) -> Reply {
+        match result {
+            Ok(resp) => self.interpret(op, resp).await,
             Err(err) => {
                 let (outcome, class) = response::classify_transport(&err);
                 Reply {
@@ -370,20 +452,24 @@ impl Client {
                     ..Reply::default()
                 }
             }
-        };
-        reply.index = index;
-        let latency_us = started.elapsed().as_micros() as u64;
-        self.complete(process, req, &reply, latency_us).await;
-        reply
+        }
     }
 
-    fn build(&self, req: &Request, index: u64) -> RequestBuilder {
+    fn build(
+        &self,
+        req: &Request,
+        index: u64,
+        authorization: Option<header::HeaderValue>,
+    ) -> RequestBuilder {
         let mut b = self
             .inner
             .http
             .request(req.method.clone(), req.url.clone())
             .header(header::ACCEPT, FHIR_JSON)
             .header(REQUEST_HEADER, index.to_string());
+        if let Some(value) = authorization {
+            b = b.header(header::AUTHORIZATION, value);
+        }
         for (name, value) in &req.headers {
             b = b.header(*name, value);
         }
@@ -477,7 +563,14 @@ impl Client {
         reply.body = Some(body);
     }
 
-    async fn complete(&self, process: u64, req: &Request, reply: &Reply, latency_us: u64) {
+    async fn complete(
+        &self,
+        process: u64,
+        req: &Request,
+        reply: &Reply,
+        latency_us: u64,
+        detail: Option<String>,
+    ) {
         let recorder = &self.inner.recorder;
         let fault = self.inner.settings.ledger.as_ref().and_then(|l| {
             let touched = l.touched(&reply.index.to_string());
@@ -493,7 +586,7 @@ impl Client {
             seen: reply.seen.clone(),
             total: None,
             fault,
-            detail: None,
+            detail,
             latency_us,
         };
         let outcome = reply.outcome.unwrap_or(Outcome::Info);

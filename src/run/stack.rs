@@ -123,6 +123,8 @@ impl Stack {
             harness_prefix: crate::HARNESS_PREFIX.to_owned(),
             prefer: profile.write.prefer.clone(),
             ledger: self.proxy.as_ref().map(|_| self.proxy_ledger.clone()),
+            auth: scenario.auth.clone(),
+            tls: scenario.tls.clone(),
         }
     }
 

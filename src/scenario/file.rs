@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
 use super::slo::{self, Slo};
 use super::{Load, Readback, Retry, Scenario, Step, Target};
@@ -41,6 +42,10 @@ pub(super) struct File {
     workflow: Option<Spanned<Vec<StepFile>>>,
     #[serde(default)]
     slo: slo::SloFile,
+    #[serde(default)]
+    auth: Option<Spanned<AuthFile>>,
+    #[serde(default)]
+    tls: Option<Spanned<TlsFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +234,8 @@ impl File {
             faults,
             workflow,
             slo: Slo::validate(self.slo, &at)?,
+            auth: auth::validate_auth(self.auth, &at)?,
+            tls: auth::validate_tls(self.tls, &at)?,
         })
     }
 }

@@ -2,9 +2,10 @@
 //! shape (`file`, serde with `deny_unknown_fields`) is parsed once and converted into the
 //! validated [`Scenario`] the runner uses; every error names the file, line, column and
 //! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
-//! applied here. Uses `source`, `fault::spec` (fault shapes), `fhir::RetryPolicy` and
-//! `profile` names; nothing that runs.
+//! applied here. Uses `source`, `fault::spec` (fault shapes), `fhir::RetryPolicy`,
+//! `fhir::auth::Config`, `fhir::Tls` and `profile` names; nothing that runs.
 
+mod auth;
 mod file;
 mod plan;
 mod slo;
@@ -47,6 +48,10 @@ pub struct Scenario {
     /// The encounter's steps in order, each with how many times it runs.
     pub workflow: Vec<(Step, u32)>,
     pub slo: Slo,
+    /// How the client authenticates (`[auth]`); secrets are named, never given.
+    pub auth: crate::fhir::auth::Config,
+    /// Certificate verification (`[tls]`).
+    pub tls: crate::fhir::Tls,
 }
 
 /// What the harness talks to.

@@ -18,6 +18,8 @@ fn settings(base: &str, retry: Retry) -> Settings {
         harness_prefix: "urn:fhirsurge:".into(),
         prefer: None,
         ledger: None,
+        auth: Default::default(),
+        tls: Default::default(),
     }
 }
 
