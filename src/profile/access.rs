@@ -238,7 +238,8 @@ impl EndpointsFile {
     pub fn validate(self, ctx: &Ctx<'_>) -> Result<Endpoints, SourceError> {
         let span = self.base_url_pattern.span();
         let pattern = self.base_url_pattern.into_inner();
-        check_url(&pattern).map_err(|m| ctx.error(span, format!("endpoints.base_url_pattern: {m}")))?;
+        check_url(&pattern)
+            .map_err(|m| ctx.error(span, format!("endpoints.base_url_pattern: {m}")))?;
         let sandbox = match self.sandbox_base_url {
             Some(s) => {
                 let span = s.span();
@@ -277,7 +278,9 @@ pub(super) fn placeholders(pattern: &str) -> Result<Vec<&str>, String> {
         };
         let name = &rest[open + 1..open + close];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`{pattern}`: `{{{name}}}` is not a placeholder name"));
+            return Err(format!(
+                "`{pattern}`: `{{{name}}}` is not a placeholder name"
+            ));
         }
         names.push(name);
         rest = &rest[open + close + 1..];
@@ -327,7 +330,8 @@ impl TenancyFile {
         ctx: &Ctx<'_>,
         span: std::ops::Range<usize>,
     ) -> Result<TenancyMode, SourceError> {
-        let need = "tenancy.mode = \"search_param\" needs `param`, `param_template` and `missing_error`";
+        let need =
+            "tenancy.mode = \"search_param\" needs `param`, `param_template` and `missing_error`";
         let (Some(name), Some(template), Some(missing)) =
             (&self.param, &self.param_template, &self.missing_error)
         else {
@@ -355,10 +359,9 @@ impl AuthFile {
         let kind = match *self.kind.get_ref() {
             KindFile::None => {
                 if self.has_token_settings() {
-                    return Err(ctx.error(
-                        kind_span,
-                        "auth.kind = \"none\" takes no token settings",
-                    ));
+                    return Err(
+                        ctx.error(kind_span, "auth.kind = \"none\" takes no token settings")
+                    );
                 }
                 AuthKind::None
             }
@@ -385,9 +388,16 @@ impl AuthFile {
             || self.provisioning_lag.is_some()
     }
 
-    fn smart(&self, ctx: &Ctx<'_>, span: std::ops::Range<usize>) -> Result<SmartBackend, SourceError> {
+    fn smart(
+        &self,
+        ctx: &Ctx<'_>,
+        span: std::ops::Range<usize>,
+    ) -> Result<SmartBackend, SourceError> {
         let (Some(discovery), Some(scope)) = (&self.discovery, self.scope) else {
-            return Err(ctx.error(span, "auth.kind = \"smart_backend\" needs `discovery` and `scope`"));
+            return Err(ctx.error(
+                span,
+                "auth.kind = \"smart_backend\" needs `discovery` and `scope`",
+            ));
         };
         if self.client_auth.is_empty() {
             return Err(ctx.error(span, "auth.client_auth: list at least one method"));
@@ -416,7 +426,9 @@ impl AuthFile {
             granted_spelling: self.granted_spelling,
             token_lifetime: self.token_lifetime,
             min_token_interval: self.min_token_interval,
-            assertion_max_lifetime: self.assertion_max_lifetime.unwrap_or(Duration::from_secs(300)),
+            assertion_max_lifetime: self
+                .assertion_max_lifetime
+                .unwrap_or(Duration::from_secs(300)),
             jti_max_len: self.jti_max_len,
             jku_required: self.jku_required,
             provisioning_lag: self.provisioning_lag,

@@ -109,17 +109,48 @@ struct ErrorDefFile {
 
 /// FHIR R4 IssueType codes (valueset-issue-type).
 const ISSUE_TYPES: &[&str] = &[
-    "invalid", "structure", "required", "value", "invariant", "security", "login", "unknown",
-    "expired", "forbidden", "suppressed", "processing", "not-supported", "duplicate",
-    "multiple-matches", "not-found", "deleted", "too-long", "code-invalid", "extension",
-    "too-costly", "business-rule", "conflict", "transient", "lock-error", "no-store",
-    "exception", "timeout", "incomplete", "throttled", "informational",
+    "invalid",
+    "structure",
+    "required",
+    "value",
+    "invariant",
+    "security",
+    "login",
+    "unknown",
+    "expired",
+    "forbidden",
+    "suppressed",
+    "processing",
+    "not-supported",
+    "duplicate",
+    "multiple-matches",
+    "not-found",
+    "deleted",
+    "too-long",
+    "code-invalid",
+    "extension",
+    "too-costly",
+    "business-rule",
+    "conflict",
+    "transient",
+    "lock-error",
+    "no-store",
+    "exception",
+    "timeout",
+    "incomplete",
+    "throttled",
+    "informational",
 ];
 
 /// OAuth 2.0 token-endpoint error codes (RFC 6749 §5.2).
 const OAUTH_ERRORS: &[&str] = &[
-    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-    "unsupported_grant_type", "invalid_scope", "access_denied",
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "access_denied",
 ];
 
 impl ErrorsFile {
@@ -132,7 +163,10 @@ impl ErrorsFile {
         let empty_body_on = match self.empty_body_on {
             Some(list) => {
                 if let Some(s) = list.get_ref().iter().find(|s| !(100..=599).contains(*s)) {
-                    return Err(ctx.error(list.span(), format!("errors.empty_body_on: {s} is not an HTTP status")));
+                    return Err(ctx.error(
+                        list.span(),
+                        format!("errors.empty_body_on: {s} is not an HTTP status"),
+                    ));
                 }
                 list.into_inner()
             }
@@ -141,7 +175,8 @@ impl ErrorsFile {
         let mut codes = BTreeMap::new();
         for (name, def) in self.codes {
             let key = format!("errors.codes.{}", name.get_ref());
-            check_name(name.get_ref()).map_err(|m| ctx.error(name.span(), format!("{key}: {m}")))?;
+            check_name(name.get_ref())
+                .map_err(|m| ctx.error(name.span(), format!("{key}: {m}")))?;
             let def = def.validate(ctx, self.envelope, &key)?;
             codes.insert(name.into_inner(), def);
         }
@@ -154,10 +189,18 @@ impl ErrorsFile {
 }
 
 impl ErrorDefFile {
-    fn validate(self, ctx: &Ctx<'_>, default: Envelope, key: &str) -> Result<ErrorDef, SourceError> {
+    fn validate(
+        self,
+        ctx: &Ctx<'_>,
+        default: Envelope,
+        key: &str,
+    ) -> Result<ErrorDef, SourceError> {
         let status = *self.status.get_ref();
         if !(100..=599).contains(&status) {
-            return Err(ctx.error(self.status.span(), format!("{key}.status: {status} is not an HTTP status")));
+            return Err(ctx.error(
+                self.status.span(),
+                format!("{key}.status: {status} is not an HTTP status"),
+            ));
         }
         let envelope = self.envelope.unwrap_or(default);
         let issue = self.issue.get_ref();
@@ -166,7 +209,11 @@ impl ErrorDefFile {
             _ => ISSUE_TYPES.contains(&issue.as_str()),
         };
         if !known {
-            let list = if envelope == Envelope::Oauth { OAUTH_ERRORS } else { ISSUE_TYPES };
+            let list = if envelope == Envelope::Oauth {
+                OAUTH_ERRORS
+            } else {
+                ISSUE_TYPES
+            };
             return Err(ctx.error(
                 self.issue.span(),
                 format!("{key}.issue: `{issue}` is not one of {}", list.join(", ")),
@@ -189,11 +236,15 @@ impl ErrorDefFile {
 /// Names referred to from other tables: snake_case words.
 fn check_name(name: &str) -> Result<(), String> {
     let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}`: error names are snake_case (like `session_expired`)"))
+        Err(format!(
+            "`{name}`: error names are snake_case (like `session_expired`)"
+        ))
     }
 }
 

@@ -67,16 +67,26 @@ impl File {
     pub fn validate(self, locator: &Locator) -> Result<Profile, SourceError> {
         let sources = check_sources(self.sources, locator)?;
         let errors = self.errors.names().map(str::to_owned).collect();
-        let ctx = Ctx { locator, sources, errors };
-        check_name(self.name.get_ref()).map_err(|m| ctx.error(self.name.span(), format!("name: {m}")))?;
+        let ctx = Ctx {
+            locator,
+            sources,
+            errors,
+        };
+        check_name(self.name.get_ref())
+            .map_err(|m| ctx.error(self.name.span(), format!("name: {m}")))?;
         if self.fhir_version.get_ref() != "4.0.1" {
-            return Err(ctx.error(self.fhir_version.span(), "fhir_version: fhirsurge speaks FHIR R4 (4.0.1)"));
+            return Err(ctx.error(
+                self.fhir_version.span(),
+                "fhir_version: fhirsurge speaks FHIR R4 (4.0.1)",
+            ));
         }
         let errors = self.errors.validate(&ctx)?;
         let endpoints = self.endpoints.validate(&ctx)?;
         let tenancy = self.tenancy.validate(&ctx, &endpoints)?;
         let write = self.write.validate(&ctx)?;
-        let defaults = self.resource_defaults.validate(&ctx, write.conditional_create)?;
+        let defaults = self
+            .resource_defaults
+            .validate(&ctx, write.conditional_create)?;
         let mut resources = BTreeMap::new();
         for (name, file) in self.resources {
             let rules = file.validate(&ctx, &name, write.conditional_create, &defaults)?;
@@ -116,16 +126,29 @@ fn check_sources(
 ) -> Result<BTreeMap<String, Source>, SourceError> {
     let mut out = BTreeMap::new();
     for (key, source) in sources {
-        let ok = key.get_ref().chars().next().is_some_and(|c| c.is_ascii_uppercase())
-            && key.get_ref().chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        let ok = key
+            .get_ref()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase())
+            && key
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
         if !ok {
             return Err(locator.error(
                 key.span(),
-                format!("sources.{}: source keys are upper-case words with hyphens (like EPIC-CS)", key.get_ref()),
+                format!(
+                    "sources.{}: source keys are upper-case words with hyphens (like EPIC-CS)",
+                    key.get_ref()
+                ),
             ));
         }
         if source.cite.trim().is_empty() {
-            return Err(locator.error(key.span(), format!("sources.{}: `cite` is empty", key.get_ref())));
+            return Err(locator.error(
+                key.span(),
+                format!("sources.{}: `cite` is empty", key.get_ref()),
+            ));
         }
         out.insert(key.into_inner(), source);
     }
@@ -135,10 +158,14 @@ fn check_sources(
 /// Profile names are lower-case words with digits and hyphens, like file names.
 fn check_name(name: &str) -> Result<(), String> {
     let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}`: lower-case words with hyphens (like oracle-health)"))
+        Err(format!(
+            "`{name}`: lower-case words with hyphens (like oracle-health)"
+        ))
     }
 }

@@ -80,10 +80,16 @@ impl IdentifiersFile {
                 IdStyle::Template(t.into_inner())
             }
             (StyleFile::Template, None) => {
-                return Err(ctx.error(span, "identifiers.id_style = \"template\" needs `id_template`"));
+                return Err(ctx.error(
+                    span,
+                    "identifiers.id_style = \"template\" needs `id_template`",
+                ));
             }
             (_, Some(t)) => {
-                return Err(ctx.error(t.span(), "identifiers.id_template needs id_style = \"template\""));
+                return Err(ctx.error(
+                    t.span(),
+                    "identifiers.id_template needs id_style = \"template\"",
+                ));
             }
             (StyleFile::Uuid, None) => IdStyle::Uuid,
             (StyleFile::Numeric, None) => IdStyle::Numeric,

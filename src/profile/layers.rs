@@ -101,7 +101,10 @@ pub(super) fn top_level_str(t: &Text, key: &str) -> Result<Option<Spanned<String
 fn merge<'i>(base: &mut DeTable<'i>, overlay: DeTable<'i>) {
     for (key, value) in overlay {
         let both_tables = matches!(value.get_ref(), DeValue::Table(_))
-            && matches!(base.get(&key).map(Spanned::get_ref), Some(DeValue::Table(_)));
+            && matches!(
+                base.get(&key).map(Spanned::get_ref),
+                Some(DeValue::Table(_))
+            );
         if both_tables {
             if let (Some(DeValue::Table(b)), DeValue::Table(o)) =
                 (base.get_mut(&key).map(Spanned::get_mut), value.into_inner())

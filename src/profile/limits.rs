@@ -200,15 +200,23 @@ impl RateLimitFile {
         let policy = match *self.policy.get_ref() {
             PolicyFile::None => {
                 if self.on_exceed.is_some() || self.requests.is_some() || self.per.is_some() {
-                    return Err(ctx.error(span, "rate_limit.policy = \"none\" takes no limit or on_exceed"));
+                    return Err(ctx.error(
+                        span,
+                        "rate_limit.policy = \"none\" takes no limit or on_exceed",
+                    ));
                 }
                 RatePolicy::None
             }
             PolicyFile::Unpublished => {
                 if self.requests.is_some() || self.per.is_some() || self.burst.is_some() {
-                    return Err(ctx.error(span, "rate_limit.policy = \"unpublished\" takes no requests/per/burst"));
+                    return Err(ctx.error(
+                        span,
+                        "rate_limit.policy = \"unpublished\" takes no requests/per/burst",
+                    ));
                 }
-                RatePolicy::Unpublished { throttle: self.throttle(ctx, span)? }
+                RatePolicy::Unpublished {
+                    throttle: self.throttle(ctx, span)?,
+                }
             }
             PolicyFile::Limited => RatePolicy::Limited(self.limit(ctx, span)?),
         };
@@ -225,7 +233,10 @@ impl RateLimitFile {
 
     fn limit(&self, ctx: &Ctx<'_>, span: Range<usize>) -> Result<Limit, SourceError> {
         let (Some(requests), Some(per), Some(scope)) = (self.requests, self.per, self.scope) else {
-            return Err(ctx.error(span, "rate_limit.policy = \"limited\" needs `requests`, `per` and `scope`"));
+            return Err(ctx.error(
+                span,
+                "rate_limit.policy = \"limited\" needs `requests`, `per` and `scope`",
+            ));
         };
         if per.is_zero() {
             return Err(ctx.error(span, "rate_limit.per must be more than zero"));
@@ -242,7 +253,10 @@ impl RateLimitFile {
 
     fn throttle(&self, ctx: &Ctx<'_>, span: Range<usize>) -> Result<Throttle, SourceError> {
         let Some(on) = &self.on_exceed else {
-            return Err(ctx.error(span, "rate_limit: needs `on_exceed` (latency, disconnect or error)"));
+            return Err(ctx.error(
+                span,
+                "rate_limit: needs `on_exceed` (latency, disconnect or error)",
+            ));
         };
         let extras = self.retry_after || self.lockout.is_some();
         match (*on.get_ref(), &self.error) {
@@ -251,8 +265,13 @@ impl RateLimitFile {
                 retry_after: self.retry_after,
                 lockout: self.lockout.unwrap_or(Lockout::None),
             }),
-            (ExceedFile::Error, None) => Err(ctx.error(on.span(), "rate_limit.on_exceed = \"error\" needs `error`")),
-            (_, Some(_)) => Err(ctx.error(on.span(), "rate_limit.error only applies to on_exceed = \"error\"")),
+            (ExceedFile::Error, None) => {
+                Err(ctx.error(on.span(), "rate_limit.on_exceed = \"error\" needs `error`"))
+            }
+            (_, Some(_)) => Err(ctx.error(
+                on.span(),
+                "rate_limit.error only applies to on_exceed = \"error\"",
+            )),
             (_, None) if extras => Err(ctx.error(
                 on.span(),
                 "rate_limit.retry_after and lockout only apply to on_exceed = \"error\"",
@@ -269,7 +288,13 @@ impl DailyCapFile {
         if let Some(rt) = &self.resource_type
             && !is_r4_type(rt.get_ref())
         {
-            return Err(ctx.error(rt.span(), format!("{key}.resource_type: `{}` is not a FHIR R4 resource type", rt.get_ref())));
+            return Err(ctx.error(
+                rt.span(),
+                format!(
+                    "{key}.resource_type: `{}` is not a FHIR R4 resource type",
+                    rt.get_ref()
+                ),
+            ));
         }
         Ok(DailyCap {
             resource_type: self.resource_type.map(Spanned::into_inner),
@@ -309,10 +334,18 @@ enum EffectFile {
 impl MaintenanceFile {
     pub fn validate(self, ctx: &Ctx<'_>) -> Result<Maintenance, SourceError> {
         let key = format!("maintenance `{}`", self.name.get_ref());
-        let days = self.days.get_ref().iter()
+        let days = self
+            .days
+            .get_ref()
+            .iter()
             .map(|d| d.parse::<Weekday>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ctx.error(self.days.span(), format!("{key}: days are mon, tue, wed, thu, fri, sat, sun")))?;
+            .map_err(|_| {
+                ctx.error(
+                    self.days.span(),
+                    format!("{key}: days are mon, tue, wed, thu, fri, sat, sun"),
+                )
+            })?;
         if days.is_empty() {
             return Err(ctx.error(self.days.span(), format!("{key}: name at least one day")));
         }
@@ -320,7 +353,9 @@ impl MaintenanceFile {
             .map_err(|_| ctx.error(self.start.span(), format!("{key}: start is HH:MM (24 h)")))?;
         let utc_offset = match &self.utc_offset {
             None => Utc.fix(),
-            Some(o) => o.get_ref().parse::<FixedOffset>()
+            Some(o) => o
+                .get_ref()
+                .parse::<FixedOffset>()
                 .map_err(|_| ctx.error(o.span(), format!("{key}: utc_offset is like -06:00")))?,
         };
         Ok(Maintenance {
@@ -338,7 +373,9 @@ impl MaintenanceFile {
         let kind = *self.effect.get_ref();
         match (kind, self.duration, &self.error) {
             (EffectFile::Wipe, None, None) => Ok(Effect::Wipe),
-            (EffectFile::Wipe, _, _) => Err(ctx.error(span, format!("{key}: a wipe takes no duration or error"))),
+            (EffectFile::Wipe, _, _) => {
+                Err(ctx.error(span, format!("{key}: a wipe takes no duration or error")))
+            }
             (_, Some(duration), Some(e)) if !duration.is_zero() => {
                 let error = ctx.error_ref(e.clone(), &format!("{key}.error"))?;
                 Ok(match kind {
@@ -346,7 +383,10 @@ impl MaintenanceFile {
                     _ => Effect::ReadOnly { duration, error },
                 })
             }
-            _ => Err(ctx.error(span, format!("{key}: down and read_only need a non-zero `duration` and `error`"))),
+            _ => Err(ctx.error(
+                span,
+                format!("{key}: down and read_only need a non-zero `duration` and `error`"),
+            )),
         }
     }
 }

@@ -63,9 +63,18 @@ use layers::{BASE_KEY, Locator, Text};
 const BUILTIN: &[(&str, &str)] = &[
     ("us-core", include_str!("../../profiles/us-core.toml")),
     ("epic", include_str!("../../profiles/epic.toml")),
-    ("oracle-health", include_str!("../../profiles/oracle-health.toml")),
-    ("athenahealth", include_str!("../../profiles/athenahealth.toml")),
-    ("eclinicalworks", include_str!("../../profiles/eclinicalworks.toml")),
+    (
+        "oracle-health",
+        include_str!("../../profiles/oracle-health.toml"),
+    ),
+    (
+        "athenahealth",
+        include_str!("../../profiles/athenahealth.toml"),
+    ),
+    (
+        "eclinicalworks",
+        include_str!("../../profiles/eclinicalworks.toml"),
+    ),
     ("meditech", include_str!("../../profiles/meditech.toml")),
 ];
 
@@ -153,7 +162,11 @@ impl Profile {
                 || base_name.as_deref() == Some(named.get_ref().as_str());
             if !matches {
                 return Err(Error::Source(SourceError {
-                    location: source::Location::of_span(&overlay.path, &overlay.text, Some(named.span())),
+                    location: source::Location::of_span(
+                        &overlay.path,
+                        &overlay.text,
+                        Some(named.span()),
+                    ),
                     message: format!(
                         "base: this overlay applies to `{}`, not to `{name_or_path}`",
                         named.get_ref()
@@ -167,7 +180,9 @@ impl Profile {
     /// The rules of a resource type: its own when listed, the defaults for other FHIR R4
     /// types, `None` for a name that is not a FHIR R4 resource type.
     pub fn resource(&self, resource_type: &str) -> Option<&ResourceRules> {
-        self.resources.get(resource_type).or_else(|| is_r4_type(resource_type).then_some(&self.defaults))
+        self.resources
+            .get(resource_type)
+            .or_else(|| is_r4_type(resource_type).then_some(&self.defaults))
     }
 
     /// Whether the EHR supports an interaction on a resource type (system-level ones:
@@ -185,7 +200,10 @@ impl Profile {
     /// Whether a resource type supports a verb (including patch and delete).
     pub fn supports_verb(&self, resource_type: &str, verb: Verb) -> bool {
         let conditional_ok = verb != Verb::ConditionalCreate || self.write.conditional_create;
-        conditional_ok && self.resource(resource_type).is_some_and(|r| r.supports(verb))
+        conditional_ok
+            && self
+                .resource(resource_type)
+                .is_some_and(|r| r.supports(verb))
     }
 
     pub fn paging(&self) -> &Paging {
@@ -196,9 +214,13 @@ impl Profile {
     pub fn page_rules(&self, resource_type: &str) -> PageRules<'_> {
         let search = self.resource(resource_type).map(|r| &r.search);
         PageRules {
-            default_count: search.and_then(|s| s.default_count).or(self.paging.default_count),
+            default_count: search
+                .and_then(|s| s.default_count)
+                .or(self.paging.default_count),
             max_count: search.and_then(|s| s.max_count).or(self.paging.max_count),
-            result_cap: search.and_then(|s| s.result_cap.as_ref()).or(self.paging.result_cap.as_ref()),
+            result_cap: search
+                .and_then(|s| s.result_cap.as_ref())
+                .or(self.paging.result_cap.as_ref()),
             first_page_ignores_count: search.is_some_and(|s| s.first_page_ignores_count),
         }
     }
@@ -236,7 +258,8 @@ impl Profile {
             .iter()
             .filter_map(|(rt, r)| {
                 let names: BTreeSet<&str> = r.write.changed_elements().collect();
-                (!names.is_empty()).then(|| (rt.clone(), names.into_iter().map(str::to_owned).collect()))
+                (!names.is_empty())
+                    .then(|| (rt.clone(), names.into_iter().map(str::to_owned).collect()))
             })
             .collect()
     }
@@ -256,7 +279,9 @@ pub fn check_file(path: &Path) -> Result<Profile, Error> {
     let base = base_text(&base_ref).map_err(|e| match e {
         Error::Unknown(n, shipped) => Error::Source(SourceError {
             location: source::Location::of_span(&text.path, &text.text, Some(named.span())),
-            message: format!("base: unknown profile `{n}` (shipped: {shipped}; or a path to a .toml file)"),
+            message: format!(
+                "base: unknown profile `{n}` (shipped: {shipped}; or a path to a .toml file)"
+            ),
         }),
         other => other,
     })?;

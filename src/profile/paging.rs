@@ -40,7 +40,10 @@ pub enum NextLink {
     /// A page number (`page=3`).
     PageNumber { param: String },
     /// An opaque cursor; it may expire.
-    Cursor { param: String, expiry: Option<Expiry> },
+    Cursor {
+        param: String,
+        expiry: Option<Expiry>,
+    },
     /// A server-side session bound to the original search (Epic `sessionID`): it
     /// expires, and the client must re-issue the search.
     Session { param: String, expiry: Expiry },
@@ -180,7 +183,10 @@ impl PagingFile {
             default_count: self.default_count,
             max_count: self.max_count,
             over_max,
-            result_cap: self.result_cap.map(|c| c.validate(ctx, "paging.result_cap")).transpose()?,
+            result_cap: self
+                .result_cap
+                .map(|c| c.validate(ctx, "paging.result_cap"))
+                .transpose()?,
             duplicates_across_pages: self.duplicates_across_pages,
             short_pages: self.short_pages,
             source: ctx.cite(self.source, "paging.source")?,
@@ -194,10 +200,9 @@ impl PagingFile {
             (Some((OverMaxAction::Reject, _)), Some(e)) => Ok(OverMax::Reject(
                 ctx.error_ref(e.clone(), "paging.over_max_error")?,
             )),
-            (Some((OverMaxAction::Reject, span)), None) => Err(ctx.error(
-                span,
-                "paging.over_max = \"reject\" needs `over_max_error`",
-            )),
+            (Some((OverMaxAction::Reject, span)), None) => {
+                Err(ctx.error(span, "paging.over_max = \"reject\" needs `over_max_error`"))
+            }
             (_, Some(e)) => Err(ctx.error(
                 e.span(),
                 "paging.over_max_error only applies to over_max = \"reject\"",
@@ -242,15 +247,25 @@ impl ResultCapFile {
     pub fn validate(self, ctx: &Ctx<'_>, key: &str) -> Result<ResultCap, SourceError> {
         let span = self.on_exceed.span();
         let on_exceed = match (self.on_exceed.into_inner(), self.error, self.warning) {
-            (CapFile::Error, Some(e), None) => CapAction::Error(ctx.error_ref(e, &format!("{key}.error"))?),
+            (CapFile::Error, Some(e), None) => {
+                CapAction::Error(ctx.error_ref(e, &format!("{key}.error"))?)
+            }
             (CapFile::Truncate, None, w) => CapAction::Truncate {
-                warning: w.map(|w| ctx.error_ref(w, &format!("{key}.warning"))).transpose()?,
+                warning: w
+                    .map(|w| ctx.error_ref(w, &format!("{key}.warning")))
+                    .transpose()?,
             },
             (CapFile::Error, _, _) => {
-                return Err(ctx.error(span, format!("{key}: on_exceed = \"error\" needs `error` and no `warning`")));
+                return Err(ctx.error(
+                    span,
+                    format!("{key}: on_exceed = \"error\" needs `error` and no `warning`"),
+                ));
             }
             (CapFile::Truncate, Some(_), _) => {
-                return Err(ctx.error(span, format!("{key}: on_exceed = \"truncate\" takes `warning`, not `error`")));
+                return Err(ctx.error(
+                    span,
+                    format!("{key}: on_exceed = \"truncate\" takes `warning`, not `error`"),
+                ));
             }
         };
         Ok(ResultCap {

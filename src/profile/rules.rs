@@ -129,7 +129,10 @@ pub enum Replay {
     #[default]
     NewRecord,
     /// Refused when a record with the same `key` elements exists.
-    Rejected { key: Vec<ElementPath>, error: String },
+    Rejected {
+        key: Vec<ElementPath>,
+        error: String,
+    },
     /// Answers success with the existing record's id (match-or-create).
     ReturnsExisting { key: Vec<ElementPath> },
 }
@@ -277,14 +280,20 @@ impl WriteRulesFile {
         key: &str,
         table: Range<usize>,
     ) -> Result<WriteRules, SourceError> {
-        let required = self.required.clone().into_iter()
+        let required = self
+            .required
+            .clone()
+            .into_iter()
             .map(|p| ctx.path(p, &format!("{key}.required")))
             .collect::<Result<Vec<_>, _>>()?;
         let required_error = match (required.is_empty(), self.required_error.clone()) {
             (false, Some(e)) => Some(ctx.error_ref(e, &format!("{key}.required_error"))?),
             (true, None) => None,
             (false, None) => {
-                return Err(ctx.error(self.required[0].span(), format!("{key}.required needs `required_error`")));
+                return Err(ctx.error(
+                    self.required[0].span(),
+                    format!("{key}.required needs `required_error`"),
+                ));
             }
             (true, Some(e)) => {
                 return Err(ctx.error(e.span(), format!("{key}.required_error without `required`")));
@@ -326,50 +335,65 @@ impl WriteRulesFile {
 
     fn drops(&self, ctx: &Ctx<'_>, key: &str) -> Result<Vec<Dropped>, SourceError> {
         let key = format!("{key}.drops");
-        self.drops.iter().map(|d| {
-            Ok(Dropped {
-                path: ctx.concrete_path(d.path.clone(), &key)?,
-                source: ctx.cite(clone_source(&d.source), &format!("{key}.source"))?,
+        self.drops
+            .iter()
+            .map(|d| {
+                Ok(Dropped {
+                    path: ctx.concrete_path(d.path.clone(), &key)?,
+                    source: ctx.cite(clone_source(&d.source), &format!("{key}.source"))?,
+                })
             })
-        }).collect()
+            .collect()
     }
 
     fn rewrites(&self, ctx: &Ctx<'_>, key: &str) -> Result<Vec<Rewrite>, SourceError> {
         let key = format!("{key}.rewrites");
-        self.rewrites.iter().map(|r| {
-            Ok(Rewrite {
-                path: ctx.concrete_path(r.path.clone(), &key)?,
-                change: r.change(ctx, &key)?,
-                source: ctx.cite(clone_source(&r.source), &format!("{key}.source"))?,
+        self.rewrites
+            .iter()
+            .map(|r| {
+                Ok(Rewrite {
+                    path: ctx.concrete_path(r.path.clone(), &key)?,
+                    change: r.change(ctx, &key)?,
+                    source: ctx.cite(clone_source(&r.source), &format!("{key}.source"))?,
+                })
             })
-        }).collect()
+            .collect()
     }
 
     fn truncations(&self, ctx: &Ctx<'_>, key: &str) -> Result<Vec<Truncation>, SourceError> {
         let key = format!("{key}.truncations");
-        self.truncations.iter().map(|t| {
-            Ok(Truncation {
-                path: ctx.concrete_path(t.path.clone(), &key)?,
-                max_len: t.max_len,
-                source: ctx.cite(clone_source(&t.source), &format!("{key}.source"))?,
+        self.truncations
+            .iter()
+            .map(|t| {
+                Ok(Truncation {
+                    path: ctx.concrete_path(t.path.clone(), &key)?,
+                    max_len: t.max_len,
+                    source: ctx.cite(clone_source(&t.source), &format!("{key}.source"))?,
+                })
             })
-        }).collect()
+            .collect()
     }
 
     fn remaps(&self, ctx: &Ctx<'_>, key: &str) -> Result<Vec<Remap>, SourceError> {
         let key = format!("{key}.remaps");
-        self.remaps.iter().map(|r| {
-            if r.from == r.to {
-                return Err(ctx.error(r.path.span(), format!("{key}: `from` and `to` are both `{}`", r.from)));
-            }
-            Ok(Remap {
-                path: ctx.concrete_path(r.path.clone(), &key)?,
-                system: r.system.clone(),
-                from: r.from.clone(),
-                to: r.to.clone(),
-                source: ctx.cite(clone_source(&r.source), &format!("{key}.source"))?,
+        self.remaps
+            .iter()
+            .map(|r| {
+                if r.from == r.to {
+                    return Err(ctx.error(
+                        r.path.span(),
+                        format!("{key}: `from` and `to` are both `{}`", r.from),
+                    ));
+                }
+                Ok(Remap {
+                    path: ctx.concrete_path(r.path.clone(), &key)?,
+                    system: r.system.clone(),
+                    from: r.from.clone(),
+                    to: r.to.clone(),
+                    source: ctx.cite(clone_source(&r.source), &format!("{key}.source"))?,
+                })
             })
-        }).collect()
+            .collect()
     }
 
     fn encounter(&self, ctx: &Ctx<'_>, key: &str) -> Result<EncounterNeed, SourceError> {
@@ -378,28 +402,53 @@ impl WriteRulesFile {
         let ekey = format!("{key}.encounter_error");
         Ok(match (need, error) {
             (None | Some((EncounterFile::NotNeeded, _)), None) => EncounterNeed::NotNeeded,
-            (Some((EncounterFile::Existing, _)), Some(e)) => EncounterNeed::Existing { error: ctx.error_ref(e, &ekey)? },
-            (Some((EncounterFile::Open, _)), Some(e)) => EncounterNeed::Open { error: ctx.error_ref(e, &ekey)? },
+            (Some((EncounterFile::Existing, _)), Some(e)) => EncounterNeed::Existing {
+                error: ctx.error_ref(e, &ekey)?,
+            },
+            (Some((EncounterFile::Open, _)), Some(e)) => EncounterNeed::Open {
+                error: ctx.error_ref(e, &ekey)?,
+            },
             (Some((_, span)), None) => {
                 return Err(ctx.error(span, format!("{key}.encounter needs `encounter_error`")));
             }
             (_, Some(e)) => {
-                return Err(ctx.error(e.span(), format!("{ekey} needs encounter = \"existing\" or \"open\"")));
+                return Err(ctx.error(
+                    e.span(),
+                    format!("{ekey} needs encounter = \"existing\" or \"open\""),
+                ));
             }
         })
     }
 
-    fn landing(&self, ctx: &Ctx<'_>, key: &str, table: Range<usize>) -> Result<Landing, SourceError> {
-        match (self.lands.as_ref().map(|l| (*l.get_ref(), l.span())), self.visible_after) {
-            (Some((LandsFile::HoldingArea, _)), visible_after) => Ok(Landing::HoldingArea { visible_after }),
+    fn landing(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        table: Range<usize>,
+    ) -> Result<Landing, SourceError> {
+        match (
+            self.lands.as_ref().map(|l| (*l.get_ref(), l.span())),
+            self.visible_after,
+        ) {
+            (Some((LandsFile::HoldingArea, _)), visible_after) => {
+                Ok(Landing::HoldingArea { visible_after })
+            }
             (_, None) => Ok(Landing::Immediately),
-            (Some((_, span)), Some(_)) => Err(ctx.error(span, format!("{key}.visible_after needs lands = \"holding_area\""))),
-            (None, Some(_)) => Err(ctx.error(table, format!("{key}.visible_after needs lands = \"holding_area\""))),
+            (Some((_, span)), Some(_)) => Err(ctx.error(
+                span,
+                format!("{key}.visible_after needs lands = \"holding_area\""),
+            )),
+            (None, Some(_)) => Err(ctx.error(
+                table,
+                format!("{key}.visible_after needs lands = \"holding_area\""),
+            )),
         }
     }
 
     fn replay(&self, ctx: &Ctx<'_>, key: &str, table: Range<usize>) -> Result<Replay, SourceError> {
-        let keys = self.replay_key.iter()
+        let keys = self
+            .replay_key
+            .iter()
             .map(|k| ctx.path(k.clone(), &format!("{key}.replay_key")))
             .collect::<Result<Vec<_>, _>>()?;
         let kind = self.replay.as_ref().map(|r| (*r.get_ref(), r.span()));
@@ -411,10 +460,20 @@ impl WriteRulesFile {
                 key: keys,
                 error: ctx.error_ref(e, &format!("{key}.replay_error"))?,
             }),
-            (Some((ReplayFile::ReturnsExisting, _)), false, None) => Ok(Replay::ReturnsExisting { key: keys }),
-            (Some((ReplayFile::Rejected, span)), _, _) => wrong(span, "\"rejected\" needs `replay_key` and `replay_error`"),
-            (Some((ReplayFile::ReturnsExisting, span)), _, _) => wrong(span, "\"returns_existing\" needs `replay_key` and no `replay_error`"),
-            (Some((ReplayFile::NewRecord, span)), _, _) => wrong(span, "\"new_record\" takes no `replay_key` or `replay_error`"),
+            (Some((ReplayFile::ReturnsExisting, _)), false, None) => {
+                Ok(Replay::ReturnsExisting { key: keys })
+            }
+            (Some((ReplayFile::Rejected, span)), _, _) => {
+                wrong(span, "\"rejected\" needs `replay_key` and `replay_error`")
+            }
+            (Some((ReplayFile::ReturnsExisting, span)), _, _) => wrong(
+                span,
+                "\"returns_existing\" needs `replay_key` and no `replay_error`",
+            ),
+            (Some((ReplayFile::NewRecord, span)), _, _) => wrong(
+                span,
+                "\"new_record\" takes no `replay_key` or `replay_error`",
+            ),
             (None, _, _) => wrong(table, "`replay_key`/`replay_error` need `replay`"),
         }
     }
@@ -432,7 +491,8 @@ impl WriteRulesFile {
         let Some(t) = &self.id_template else {
             return Ok(None);
         };
-        check_id_template(t.get_ref()).map_err(|m| ctx.error(t.span(), format!("{key}.id_template: {m}")))?;
+        check_id_template(t.get_ref())
+            .map_err(|m| ctx.error(t.span(), format!("{key}.id_template: {m}")))?;
         Ok(Some(t.get_ref().clone()))
     }
 }
@@ -441,7 +501,9 @@ impl WriteRulesFile {
 pub(super) fn check_id_template(t: &str) -> Result<(), String> {
     let names = placeholders(t)?;
     if !names.contains(&"n") || names.iter().any(|n| !matches!(*n, "n" | "tenant")) {
-        return Err(format!("`{t}` must contain `{{n}}` and may contain `{{tenant}}`, nothing else"));
+        return Err(format!(
+            "`{t}` must contain `{{n}}` and may contain `{{tenant}}`, nothing else"
+        ));
     }
     Ok(())
 }
@@ -459,7 +521,9 @@ impl RewriteFile {
             changes.push(Change::AddCoding { system: s.clone() });
         }
         if let Some(p) = &self.copy_from {
-            changes.push(Change::CopyFrom(ctx.path(p.clone(), &format!("{key}.copy_from"))?));
+            changes.push(Change::CopyFrom(
+                ctx.path(p.clone(), &format!("{key}.copy_from"))?,
+            ));
         }
         if let Some(t) = &self.transform {
             changes.push(Change::Transform(t.clone()));
@@ -468,12 +532,15 @@ impl RewriteFile {
             1 => Ok(changes.remove(0)),
             _ => Err(ctx.error(
                 self.path.span(),
-                format!("{key}: give exactly one of set, keep_first, add_coding, copy_from, transform"),
+                format!(
+                    "{key}: give exactly one of set, keep_first, add_coding, copy_from, transform"
+                ),
             )),
         }
     }
 }
 
 fn clone_source(s: &SourceField) -> SourceField {
-    s.as_ref().map(|s| Spanned::new(s.span(), s.get_ref().clone()))
+    s.as_ref()
+        .map(|s| Spanned::new(s.span(), s.get_ref().clone()))
 }

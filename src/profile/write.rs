@@ -173,25 +173,39 @@ enum UnsupportedFile {
     Rejected,
 }
 
-const PREFER: &[&str] = &["return=minimal", "return=representation", "return=OperationOutcome"];
+const PREFER: &[&str] = &[
+    "return=minimal",
+    "return=representation",
+    "return=OperationOutcome",
+];
 
 impl WriteFile {
     pub fn validate(self, ctx: &Ctx<'_>) -> Result<Write, SourceError> {
         if let Some(p) = &self.prefer
             && !PREFER.contains(&p.get_ref().as_str())
         {
-            return Err(ctx.error(p.span(), format!("write.prefer: one of {}", PREFER.join(", "))));
+            return Err(ctx.error(
+                p.span(),
+                format!("write.prefer: one of {}", PREFER.join(", ")),
+            ));
         }
         let status = *self.create_status.get_ref();
         if !(200..=299).contains(&status) {
-            return Err(ctx.error(self.create_status.span(), "write.create_status: a 2xx status"));
+            return Err(ctx.error(
+                self.create_status.span(),
+                "write.create_status: a 2xx status",
+            ));
         }
-        let opt = |e: Option<Spanned<String>>, key: &str| e.map(|e| ctx.error_ref(e, key)).transpose();
+        let opt =
+            |e: Option<Spanned<String>>, key: &str| e.map(|e| ctx.error_ref(e, key)).transpose();
         Ok(Write {
             location: self.location(ctx)?,
             if_match: self.if_match(ctx)?,
             unsupported_elements: self.unsupported(ctx)?,
-            modifier_extension_error: opt(self.modifier_extension_error, "write.modifier_extension_error")?,
+            modifier_extension_error: opt(
+                self.modifier_extension_error,
+                "write.modifier_extension_error",
+            )?,
             implicit_rules_error: opt(self.implicit_rules_error, "write.implicit_rules_error")?,
             prefer: self.prefer.map(Spanned::into_inner),
             conditional_create: self.conditional_create,
@@ -249,18 +263,26 @@ impl WriteFile {
 
     fn unsupported(&self, ctx: &Ctx<'_>) -> Result<Unsupported, SourceError> {
         let span = self.unsupported_elements.span();
-        Ok(match (self.unsupported_elements.get_ref(), self.unsupported_elements_error.clone()) {
-            (UnsupportedFile::Stored, None) => Unsupported::Stored,
-            (UnsupportedFile::Ignored, None) => Unsupported::Ignored,
-            (UnsupportedFile::Rejected, Some(e)) => {
-                Unsupported::Rejected(ctx.error_ref(e, "write.unsupported_elements_error")?)
-            }
-            (UnsupportedFile::Rejected, None) => {
-                return Err(ctx.error(span, "write.unsupported_elements = \"rejected\" needs `unsupported_elements_error`"));
-            }
-            (_, Some(_)) => {
-                return Err(ctx.error(span, "write.unsupported_elements_error only applies to \"rejected\""));
-            }
-        })
+        Ok(
+            match (
+                self.unsupported_elements.get_ref(),
+                self.unsupported_elements_error.clone(),
+            ) {
+                (UnsupportedFile::Stored, None) => Unsupported::Stored,
+                (UnsupportedFile::Ignored, None) => Unsupported::Ignored,
+                (UnsupportedFile::Rejected, Some(e)) => {
+                    Unsupported::Rejected(ctx.error_ref(e, "write.unsupported_elements_error")?)
+                }
+                (UnsupportedFile::Rejected, None) => {
+                    return Err(ctx.error(span, "write.unsupported_elements = \"rejected\" needs `unsupported_elements_error`"));
+                }
+                (_, Some(_)) => {
+                    return Err(ctx.error(
+                        span,
+                        "write.unsupported_elements_error only applies to \"rejected\"",
+                    ));
+                }
+            },
+        )
     }
 }
