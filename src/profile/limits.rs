@@ -141,7 +141,7 @@ impl Maintenance {
 pub(super) struct RateLimitFile {
     policy: Spanned<PolicyFile>,
     #[serde(default)]
-    requests: Option<NonZeroU32>,
+    requests: Option<Spanned<NonZeroU32>>,
     #[serde(default, with = "humantime_serde")]
     per: Option<Duration>,
     #[serde(default)]
@@ -201,7 +201,7 @@ impl RateLimitFile {
             PolicyFile::None => {
                 if self.on_exceed.is_some() || self.requests.is_some() || self.per.is_some() {
                     return Err(ctx.error(
-                        span,
+                        self.misplaced_span(span),
                         "rate_limit.policy = \"none\" takes no limit or on_exceed",
                     ));
                 }
@@ -210,7 +210,7 @@ impl RateLimitFile {
             PolicyFile::Unpublished => {
                 if self.requests.is_some() || self.per.is_some() || self.burst.is_some() {
                     return Err(ctx.error(
-                        span,
+                        self.misplaced_span(span),
                         "rate_limit.policy = \"unpublished\" takes no requests/per/burst",
                     ));
                 }
@@ -231,8 +231,17 @@ impl RateLimitFile {
         })
     }
 
+    /// Where a key that does not fit the policy is: `requests` or `on_exceed` when set
+    /// (they may come from an overlay), else the policy.
+    fn misplaced_span(&self, policy: Range<usize>) -> Range<usize> {
+        let requests = self.requests.as_ref().map(Spanned::span);
+        let on_exceed = self.on_exceed.as_ref().map(Spanned::span);
+        requests.or(on_exceed).unwrap_or(policy)
+    }
+
     fn limit(&self, ctx: &Ctx<'_>, span: Range<usize>) -> Result<Limit, SourceError> {
-        let (Some(requests), Some(per), Some(scope)) = (self.requests, self.per, self.scope) else {
+        let requests = self.requests.as_ref().map(|r| *r.get_ref());
+        let (Some(requests), Some(per), Some(scope)) = (requests, self.per, self.scope) else {
             return Err(ctx.error(
                 span,
                 "rate_limit.policy = \"limited\" needs `requests`, `per` and `scope`",
