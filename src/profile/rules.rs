@@ -42,7 +42,9 @@ pub struct WriteRules {
     pub source: Vec<String>,
 }
 
-/// A restricted element: any other value answers `error`.
+/// A restricted element: any other value answers `error`. For a primitive element the
+/// values are its value (`"final"`, `true`); for a code-bearing element (Coding,
+/// CodeableConcept) they are codes, and a write passes when one of its codes is listed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Allowed {
     pub path: ElementPath,

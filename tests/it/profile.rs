@@ -639,3 +639,17 @@ fn check_file_validates_a_profile_or_an_overlay_on_its_base() {
         .to_string();
     assert!(err.contains("profiles/none.toml:1:1: cannot read"), "{err}");
 }
+
+#[test]
+fn the_example_overlay_checks_and_changes_what_it_says() {
+    let p = profile::check_file(Path::new("profiles/overlays/acme-epic.toml")).unwrap();
+    assert_eq!(p.name, "epic-acme");
+    assert!(p.maintenance.is_empty());
+    assert_eq!(p.identifiers.source, ["ACME"]);
+    assert_eq!(
+        p.paging.next.expiry().unwrap().after,
+        Some(std::time::Duration::from_secs(600))
+    );
+    let epic = Profile::load("epic").unwrap();
+    assert_eq!((p.write, p.resources), (epic.write, epic.resources));
+}
