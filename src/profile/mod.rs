@@ -159,6 +159,7 @@ impl Profile {
         if let Some(named) = layers::top_level_str(&overlay, BASE_KEY)? {
             let base_name = layers::top_level_str(&base, "name")?.map(|n| n.into_inner());
             let matches = named.get_ref() == name_or_path
+                || resolve_base(path, named.get_ref()) == name_or_path
                 || base_name.as_deref() == Some(named.get_ref().as_str());
             if !matches {
                 return Err(Error::Source(SourceError {
