@@ -148,17 +148,23 @@ fn slo_case(s: &SloResult) -> Case {
         || "not measured".to_owned(),
         |o| figures::in_unit(o, &s.unit),
     );
-    let summary = format!(
-        "observed {observed}, target {}: {}",
-        figures::in_unit(s.target, &s.unit),
-        s.detail
+    let target = figures::in_unit(s.target, &s.unit);
+    let body = format!(
+        "objective: {}\nobserved: {observed}\ntarget: {target}\ndetail: {}",
+        s.name, s.detail
     );
+    // The checker's detail usually says it all; when it does not, the figures go first.
+    let message = if s.detail.starts_with("observed ") || s.detail.starts_with("not measured") {
+        s.detail.clone()
+    } else {
+        format!("observed {observed}, target {target}: {}", s.detail)
+    };
     Case {
         class: format!("fhirsurge.slo.{}", s.kind),
         name: s.name.clone(),
-        failure: (!s.passed).then(|| (summary.clone(), s.kind.clone(), summary.clone())),
+        failure: (!s.passed).then(|| (message, s.kind.clone(), body.clone())),
         skipped: None,
-        out: if s.passed { summary } else { String::new() },
+        out: if s.passed { body } else { String::new() },
     }
 }
 

@@ -13,8 +13,9 @@ const FAILED_SHOWN: usize = 8;
 const OPS_SHOWN: usize = 6;
 /// Findings quoted in full at most.
 const FINDINGS_SHOWN: usize = 2;
-/// Characters kept of a free-text detail.
-const DETAIL_CHARS: usize = 160;
+/// Characters kept of a free-text detail, and of a question's evidence.
+const DETAIL_CHARS: usize = 200;
+const EVIDENCE_CHARS: usize = 360;
 
 /// Escapes text so Markdown shows it literally: no markup, no HTML, no table break,
 /// one line.
@@ -56,12 +57,12 @@ fn code(s: &str) -> String {
     format!("{fence}{pad}{s}{pad}{fence}")
 }
 
-fn clip(s: &str) -> String {
-    if s.chars().count() <= DETAIL_CHARS {
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
         return s.to_owned();
     }
     s.chars()
-        .take(DETAIL_CHARS - 1)
+        .take(max - 1)
         .chain(std::iter::once('…'))
         .collect()
 }
@@ -123,11 +124,7 @@ fn verdict(out: &mut String, r: &Report) {
 fn scorecard(out: &mut String, r: &Report) {
     out.push_str("\n| readiness question | verdict | evidence |\n|---|---|---|\n");
     for q in &r.scorecard {
-        let evidence = q
-            .evidence
-            .first()
-            .map(|e| escape(&clip(e)))
-            .unwrap_or_default();
+        let evidence = escape(&clip(&q.evidence.join("; "), EVIDENCE_CHARS));
         let _ = writeln!(
             out,
             "| {} | {} | {evidence} |",
@@ -148,7 +145,7 @@ fn failed_slos(out: &mut String, r: &Report) {
             out,
             "- ❌ {}: {}",
             escape(&s.name),
-            escape(&clip(&s.detail))
+            escape(&clip(&s.detail, DETAIL_CHARS))
         );
     }
     if failed.len() > FAILED_SHOWN {
@@ -222,7 +219,7 @@ fn findings(out: &mut String, r: &Report) {
             escape(&f.resource_type),
             escape(f.id.as_deref().unwrap_or("?")),
             escape(f.identifier.as_deref().unwrap_or("no identifier")),
-            escape(&clip(&f.detail)),
+            escape(&clip(&f.detail, DETAIL_CHARS)),
         );
     }
 }

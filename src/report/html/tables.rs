@@ -177,26 +177,28 @@ fn examples(out: &mut String, r: &Report, kind: Kind) {
     }
 }
 
-/// The checker's own counters, whatever they are, as `; records 1,234, …`.
-fn checked_counters(r: &Report) -> String {
+/// The checker's own counters, whatever they are, folded away.
+fn checker_counters(out: &mut String, r: &Report) {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&r.checked) else {
-        return String::new();
+        return;
     };
-    let parts: Vec<String> = map
+    let counters: Vec<(String, u64)> = map
         .iter()
-        .filter_map(|(k, v)| {
-            Some(format!(
-                "{} {}",
-                k.replace('_', " "),
-                figures::count(v.as_u64()?)
-            ))
-        })
+        .filter_map(|(k, v)| Some((k.replace('_', " "), v.as_u64()?)))
         .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" (checker: {})", parts.join(", "))
+    if counters.is_empty() {
+        return;
     }
+    out.push_str(r#"<details class="counters"><summary>What the checker examined</summary><dl class="meta">"#);
+    for (name, n) in counters {
+        let _ = write!(
+            out,
+            "<dt>{}</dt><dd>{}</dd>",
+            escape(&name),
+            figures::count(n)
+        );
+    }
+    out.push_str("</dl></details>");
 }
 
 /// Counts by kind, then the first examples of each kind in full.
@@ -205,19 +207,19 @@ pub fn findings(out: &mut String, r: &Report) {
     let c = &r.checked;
     let _ = write!(
         out,
-        r#"<p class="hint">{} writes verified at read-back, {} could not be verified{}. Evidence numbers point into history.jsonl.</p>"#,
+        r#"<p class="hint">{} writes verified at read-back, {} could not be verified. Evidence numbers point into history.jsonl.</p>"#,
         figures::count(c.writes_checked()),
         figures::count(c.writes_unverified()),
-        escape(&checked_counters(r)),
     );
     if r.findings.is_empty() && r.finding_counts.values().all(|n| *n == 0) {
-        out.push_str(r#"<p class="clean">No consistency finding: every acknowledged write was found again, exactly once, unaltered.</p></section>"#);
-        return;
+        out.push_str(r#"<p class="clean">No consistency finding: every acknowledged write was found again, exactly once, unaltered.</p>"#);
+    } else {
+        finding_counts(out, r);
+        for kind in r.finding_counts.keys() {
+            examples(out, r, *kind);
+        }
     }
-    finding_counts(out, r);
-    for kind in r.finding_counts.keys() {
-        examples(out, r, *kind);
-    }
+    checker_counters(out, r);
     out.push_str("</section>");
 }
 
