@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::fault::{self, Ledger, proxy};
+use crate::report::{self, Margins, Report};
 use crate::scenario::{Overrides, Scenario};
 use crate::{check, history, mock, run};
 
@@ -75,6 +76,26 @@ enum Command {
     },
     /// Re-check a recorded history offline.
     Check { history: PathBuf },
+    /// Compare a report with a baseline; exit 1 on a regression beyond the margins.
+    Compare {
+        /// The baseline's report.json.
+        baseline: PathBuf,
+        /// The current run's report.json.
+        current: PathBuf,
+        /// Allowed regressions: p99 may rise, throughput may fall, by this much.
+        #[arg(long, default_value = "p99=10%,throughput=5%", value_parser = parse_margins)]
+        max_regression: Margins,
+    },
+    /// Re-render report.html, junit.xml and summary.md from RUN_DIR/report.json.
+    Report {
+        /// A run folder holding report.json.
+        run_dir: PathBuf,
+    },
+}
+
+fn parse_margins(s: &str) -> Result<Margins, String> {
+    s.parse()
+        .map_err(|e: report::compare::MarginError| e.to_string())
 }
 
 /// Parses the arguments, runs the command, and maps the result to an exit code.
@@ -154,7 +175,41 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             allow_remote,
         } => serve_proxy(listen, &upstream, &faults, seed, allow_remote).await,
         Command::Check { history } => offline_check(&history),
+        Command::Compare {
+            baseline,
+            current,
+            max_regression,
+        } => compare(&baseline, &current, &max_regression),
+        Command::Report { run_dir } => rerender(&run_dir),
     }
+}
+
+fn compare(
+    baseline: &std::path::Path,
+    current: &std::path::Path,
+    margins: &Margins,
+) -> Result<ExitCode, Failure> {
+    let baseline = Report::read(baseline).map_err(bad_input)?;
+    let current = Report::read(current).map_err(bad_input)?;
+    let comparison = report::compare(&baseline, &current, margins);
+    print!("{}", comparison.table());
+    Ok(if comparison.regressed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn rerender(dir: &std::path::Path) -> Result<ExitCode, Failure> {
+    let report = Report::read(&dir.join("report.json")).map_err(bad_input)?;
+    report.render_into(dir).map_err(|e| Failure {
+        code: 3,
+        message: e.to_string(),
+    })?;
+    for name in report::RENDERED {
+        println!("{}", dir.join(name).display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_scenario(scenario: &Scenario, out: PathBuf) -> Result<ExitCode, Failure> {

@@ -1,6 +1,8 @@
-//! The report: `report.json` (schema `fhirsurge.report/1`, canonical — everything else is
-//! rendered from it) and the short table on the terminal. Uses `metrics` and the
-//! checker's result types; knows nothing of how the run was driven.
+//! The report: `report.json` (schema `fhirsurge.report/1`, canonical — `report.html`,
+//! `junit.xml` and `summary.md` are rendered from it alone, so `fhirsurge report RUN_DIR`
+//! re-renders them byte for byte), the short table on the terminal, and the comparison
+//! of two reports. Uses `metrics` and the checker's result types; knows nothing of how
+//! the run was driven.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,10 +13,19 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Finding, Kind, Lag, Stats};
 use crate::metrics::{OpSummary, Point, Second};
 
+pub mod compare;
+pub mod figures;
+pub mod html;
+pub mod junit;
+pub mod markdown;
 pub mod scorecard;
 pub mod slo;
+pub use compare::{Comparison, Margins, compare};
 pub use scorecard::{Question, Verdict};
 pub use slo::SloResult;
+
+/// The files rendered from `report.json`, in the order they are written.
+pub const RENDERED: [&str; 3] = ["report.html", "junit.xml", "summary.md"];
 
 pub const SCHEMA: &str = "fhirsurge.report/1";
 
@@ -127,16 +138,98 @@ pub struct WriteError {
     source: std::io::Error,
 }
 
+/// Why a file is not a readable report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a fhirsurge report (no `schema` member, expected `{SCHEMA}`)")]
+    NoSchema { path: String },
+    #[error("{path}: not a {SCHEMA} report: its schema is `{found}`")]
+    WrongSchema { path: String, found: String },
+    #[error("{path}: not a valid {SCHEMA} report: {source}")]
+    Invalid {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Just enough of a report to tell whether it is one.
+#[derive(Deserialize)]
+struct Envelope {
+    schema: Option<serde_json::Value>,
+}
+
 impl Report {
     /// Writes `report.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
+        self.write_json(dir).map(drop)
+    }
+
+    /// Writes `report.json` and returns the report as read back from those bytes, so
+    /// that whatever is rendered next comes from the canonical file exactly.
+    fn write_json(&self, dir: &Path) -> Result<Report, WriteError> {
         let path = dir.join("report.json");
         let err = |source| WriteError {
             path: path.display().to_string(),
             source,
         };
         let text = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
-        std::fs::write(&path, text).map_err(err)
+        std::fs::write(&path, &text).map_err(err)?;
+        serde_json::from_slice(&text).map_err(|e| err(e.into()))
+    }
+
+    /// Writes `report.json`, then `report.html`, `junit.xml` and `summary.md` rendered
+    /// from it.
+    pub fn write_all(&self, dir: &Path) -> Result<(), WriteError> {
+        self.write_json(dir)?.render_into(dir)
+    }
+
+    /// Writes `report.html`, `junit.xml` and `summary.md` into `dir` from this report.
+    pub fn render_into(&self, dir: &Path) -> Result<(), WriteError> {
+        let texts = [
+            html::render(self),
+            junit::render(self),
+            markdown::render(self),
+        ];
+        for (name, text) in RENDERED.iter().zip(texts) {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|source| WriteError {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads a `report.json`, refusing anything that is not `fhirsurge.report/1`.
+    pub fn read(path: &Path) -> Result<Report, ReadError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let invalid = |source| ReadError::Invalid {
+            path: shown.clone(),
+            source,
+        };
+        let envelope: Envelope = serde_json::from_slice(&bytes).map_err(invalid)?;
+        match envelope.schema {
+            None => return Err(ReadError::NoSchema { path: shown }),
+            Some(serde_json::Value::String(s)) if s == SCHEMA => {}
+            Some(other) => {
+                let found = other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_owned);
+                return Err(ReadError::WrongSchema { path: shown, found });
+            }
+        }
+        serde_json::from_slice(&bytes).map_err(invalid)
     }
 
     /// The short table for the terminal.

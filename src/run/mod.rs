@@ -157,7 +157,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .write_ledger(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
     let report = assemble(scenario, &profile, &stack, &history_path, collected, phases)?;
-    report.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
+    report.write_all(&dir).map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
 }
 

@@ -5,4 +5,5 @@ mod auth;
 mod cli;
 mod client;
 mod profile;
+mod report;
 mod run;
