@@ -7,3 +7,4 @@ mod client;
 mod profile;
 mod report;
 mod run;
+mod synth;

@@ -1,1 +1,0 @@
-//! `synth`: to be written.
