@@ -3,6 +3,7 @@
 //! Depends on no other module of the crate.
 
 pub mod ledger;
+pub mod proxy;
 pub mod spec;
 
 pub use ledger::{Entry, Ledger, REQUEST_HEADER};
