@@ -81,7 +81,10 @@ impl Responses<'_, '_, '_> {
                     }
                     None
                 }
-                Plan::Answer(bytes) => self.send(&bytes).await?,
+                Plan::Answer(bytes) => {
+                    self.arrived = Instant::now();
+                    self.send(&bytes).await?
+                }
                 Plan::Response { asked, fault, tag } => self.respond(asked, fault, tag).await?,
             };
             if let Some(ending) = next {
