@@ -505,7 +505,7 @@ async fn timeout_zero_blackholes_until_healed() {
 #[tokio::test]
 async fn timeout_closes_the_connection_after_the_timeout() {
     let (up, _) = upstream().await;
-    let p = start_on(up, &["timeout,stream=upstream,timeout=200ms"]).await;
+    let p = start_on(up, &["timeout,stream=upstream,timeout=1s"]).await;
     let (got, error) = raw(p.addr, &get("/fhir/Patient/1", "to-1")).await;
     assert_eq!((got.len(), error), (0, None), "no data, then a clean close");
     let details: Vec<String> = p.entries(2).await.into_iter().map(|e| e.detail).collect();
@@ -513,7 +513,7 @@ async fn timeout_closes_the_connection_after_the_timeout() {
         details,
         [
             "timeout: dropped the data upstream",
-            "timeout: connection closed after 200ms upstream"
+            "timeout: connection closed after 1s upstream"
         ]
     );
 }
@@ -671,6 +671,18 @@ async fn http_429_and_503_are_answered_without_the_upstream() {
         (e.request.as_deref(), e.detail.as_str()),
         (Some("h-1"), "answered 429 without forwarding the request")
     );
+
+    // A client waiting for `100 Continue` never sends its body: answer, then close.
+    let expect = format!(
+        "POST /fhir/Patient HTTP/1.1\r\nHost: p\r\n{REQUEST_HEADER}: h-2\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    );
+    let (got, error) = raw(p.addr, &expect).await;
+    let text = String::from_utf8(got).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 429 ") && text.contains("Connection: close\r\n"),
+        "{text}"
+    );
+    assert_eq!(error, None);
 
     let (r, seen, _) = status_case("http_status,status=429").await;
     assert_eq!(r.status(), 429);

@@ -23,8 +23,14 @@ fn issue_code(status: u16) -> &'static str {
     }
 }
 
-/// The bytes of an injected `status` response, keeping the connection alive.
-pub(super) fn status_response(status: u16, retry_after: Option<Duration>, label: &str) -> Vec<u8> {
+/// The bytes of an injected `status` response; `close` says the connection ends after it
+/// (otherwise it stays alive).
+pub(super) fn status_response(
+    status: u16,
+    retry_after: Option<Duration>,
+    close: bool,
+    label: &str,
+) -> Vec<u8> {
     let body = serde_json::json!({
         "resourceType": "OperationOutcome",
         "issue": [{
@@ -44,6 +50,9 @@ pub(super) fn status_response(status: u16, retry_after: Option<Duration>, label:
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         head.push_str(&format!("Retry-After: {secs}\r\n"));
     }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
     out.extend_from_slice(body.as_bytes());
@@ -57,7 +66,12 @@ mod tests {
 
     #[test]
     fn is_a_complete_fhir_response_with_a_correct_length() {
-        let raw = status_response(429, Some(Duration::from_millis(1500)), "http_status#0");
+        let raw = status_response(
+            429,
+            Some(Duration::from_millis(1500)),
+            false,
+            "http_status#0",
+        );
         let head = parse_response(&raw, Asked::Other).unwrap().unwrap();
         assert_eq!(head.status, 429);
         assert_eq!(head.body, Body::Length((raw.len() - head.len) as u64));
@@ -71,8 +85,9 @@ mod tests {
 
     #[test]
     fn has_no_retry_after_unless_asked() {
-        let text = String::from_utf8(status_response(504, None, "x")).unwrap();
+        let text = String::from_utf8(status_response(504, None, true, "x")).unwrap();
         assert!(text.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"));
         assert!(!text.contains("Retry-After"));
+        assert!(text.contains("Connection: close\r\n"));
     }
 }

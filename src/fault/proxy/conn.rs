@@ -31,8 +31,9 @@ pub(super) enum Ending {
 pub(super) enum Plan {
     /// The upstream connection was opened: its read side.
     Attach(UpRead),
-    /// Write these bytes to the client (an injected answer; nothing was forwarded).
-    Answer(Vec<u8>),
+    /// Write these bytes to the client (an injected answer; nothing was forwarded), then
+    /// close the connection when `close`.
+    Answer { bytes: Vec<u8>, close: bool },
     /// A request was forwarded: read its response, and let `fault` act on it.
     Response {
         asked: Asked,

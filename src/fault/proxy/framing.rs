@@ -68,6 +68,8 @@ pub(super) struct RequestHead {
     pub host: Option<Range<usize>>,
     /// The value of the harness's request header, if any.
     pub request: Option<Range<usize>>,
+    /// `Expect: 100-continue`: the client may hold the body until it hears from the server.
+    pub expect_continue: bool,
 }
 
 /// A parsed response head.
@@ -108,6 +110,7 @@ pub(super) fn parse_request(
     let mut host = None;
     let mut request = None;
     let mut upgrade = false;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         if host.is_none() && h.name.eq_ignore_ascii_case("host") {
             host = Some(range(buf, h.value));
@@ -115,6 +118,8 @@ pub(super) fn parse_request(
             request = Some(range(buf, h.value));
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade = true;
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         }
     }
     let body = body_of(req.headers, Body::Length(0))?;
@@ -126,6 +131,7 @@ pub(super) fn parse_request(
         target: range(buf, req.path.unwrap_or_default().as_bytes()),
         host,
         request,
+        expect_continue,
     }))
 }
 

@@ -35,6 +35,8 @@ enum Mode {
 enum Next {
     Go,
     End(Ending),
+    /// Read no more: the response direction ends the connection.
+    Hold,
 }
 
 struct Requests<'c, 'a> {
@@ -79,6 +81,10 @@ impl Requests<'_, '_> {
         loop {
             let need_more = match self.step().await? {
                 Some(Next::End(ending)) => return Ok(ending),
+                Some(Next::Hold) => {
+                    self.flush(arrived).await?;
+                    return std::future::pending().await;
+                }
                 Some(Next::Go) => false,
                 None => true,
             };
@@ -187,11 +193,14 @@ impl Requests<'_, '_> {
             let detail = format!("answered {status} without forwarding the request");
             self.conn.record(i, tag, detail);
             let label = &self.conn.shared.faults[i].label;
-            let _ = self.plans.send(Plan::Answer(answer::status_response(
-                status,
-                retry_after,
-                label,
-            )));
+            // A client waiting for `100 Continue` may never send the body: end the
+            // connection after the answer rather than guess where the next request starts.
+            let close = head.expect_continue;
+            let bytes = answer::status_response(status, retry_after, close, label);
+            let _ = self.plans.send(Plan::Answer { bytes, close });
+            if close {
+                return Next::Hold;
+            }
             self.buf.advance(head.len);
             self.mode = Mode::Body {
                 body: head.body,

@@ -81,9 +81,12 @@ impl Responses<'_, '_, '_> {
                     }
                     None
                 }
-                Plan::Answer(bytes) => {
+                Plan::Answer { bytes, close } => {
                     self.arrived = Instant::now();
-                    self.send(&bytes).await?
+                    match self.send(&bytes).await? {
+                        None if close => Some(Ending::Close),
+                        sent => sent,
+                    }
                 }
                 Plan::Response { asked, fault, tag } => self.respond(asked, fault, tag).await?,
             };
@@ -268,7 +271,7 @@ impl Responses<'_, '_, '_> {
                 self.conn
                     .record(i, tag, format!("{status} after {got} from upstream"));
                 let label = &self.conn.shared.faults[i].label;
-                let bytes = answer::status_response(status, retry_after, label);
+                let bytes = answer::status_response(status, retry_after, false, label);
                 self.send(&bytes).await?
             }
             HttpAction::Stall { hold } => {
