@@ -66,6 +66,10 @@ impl Responses<'_, '_, '_> {
                         if n? == 0 {
                             return self.upstream_closed().await;
                         }
+                        if self.buf.len() > framing::MAX_HEAD {
+                            tracing::debug!("fault proxy: the upstream sends what no request asked for");
+                            return Ok(Ending::Close);
+                        }
                         continue;
                     }
                 },
