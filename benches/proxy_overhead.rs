@@ -88,6 +88,22 @@ struct Figures {
     p50_us: u64,
     p99_us: u64,
     errors: u64,
+    /// CPU of the whole process (client, server and proxy) per request.
+    cpu_us: f64,
+}
+
+/// User + system CPU time of this process so far (Linux; zero elsewhere).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
 }
 
 /// `tasks` keep-alive clients hammering `url` for `length`.
@@ -105,6 +121,7 @@ async fn drive(url: String, tasks: u64, length: Duration) -> Figures {
             .and_then(|r| r.error_for_status());
     }
     let start = Instant::now();
+    let cpu = cpu_time();
     let deadline = start + length;
     let mut handles = Vec::new();
     for _ in 0..tasks {
@@ -134,7 +151,9 @@ async fn drive(url: String, tasks: u64, length: Duration) -> Figures {
         all.add(h).expect("merge");
         errors += e;
     }
+    let cpu_us = (cpu_time() - cpu).as_micros() as f64 / all.len().max(1) as f64;
     Figures {
+        cpu_us,
         rate: all.len() as f64 / start.elapsed().as_secs_f64(),
         p50_us: all.value_at_quantile(0.50),
         p99_us: all.value_at_quantile(0.99),
@@ -146,8 +165,15 @@ fn row(name: &str, f: &Figures, direct: &Figures) {
     let throughput = (f.rate / direct.rate - 1.0) * 100.0;
     let p50 = f.p50_us as i64 - direct.p50_us as i64;
     println!(
-        "{name:<28} {:>10.0} {:>9} {:>9} {:>7}   {:>+7.1}% {:>+8} µs",
-        f.rate, f.p50_us, f.p99_us, f.errors, throughput, p50
+        "{name:<24} {:>9.0} {:>8} {:>8} {:>6} {:>10.1}   {:>+7.1}% {:>+7} µs {:>+9.1}",
+        f.rate,
+        f.p50_us,
+        f.p99_us,
+        f.errors,
+        f.cpu_us,
+        throughput,
+        p50,
+        f.cpu_us - direct.cpu_us
     );
 }
 
@@ -162,7 +188,8 @@ fn main() {
         let plain = start_proxy(up, &[], shutdown.clone()).await;
         let framed = start_proxy(up, &["http_status,status=503,probability=0"], shutdown.clone()).await;
         println!("proxy overhead: {tasks} keep-alive reqwest tasks, {secs} s per phase, GET of a {}-byte Patient", PATIENT.len());
-        println!("{:<28} {:>10} {:>9} {:>9} {:>7}   {:>8} {:>11}", "", "req/s", "p50 µs", "p99 µs", "errors", "Δ req/s", "Δ p50");
+        println!("{:<24} {:>9} {:>8} {:>8} {:>6} {:>10}   {:>8} {:>10} {:>9}",
+            "", "req/s", "p50 µs", "p99 µs", "errors", "CPU µs/req", "Δ req/s", "Δ p50", "Δ CPU µs");
         let direct = drive(format!("http://{up}/fhir/Patient/1"), tasks, length).await;
         row("direct", &direct, &direct);
         let through = drive(format!("http://{plain}/fhir/Patient/1"), tasks, length).await;

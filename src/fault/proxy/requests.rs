@@ -48,6 +48,8 @@ struct Requests<'c, 'a> {
     /// Bytes to write upstream once the buffer is used up.
     out: Vec<u8>,
     mode: Mode,
+    /// The tag of every request when no fault is configured (nothing to record).
+    blank: Arc<Tag>,
 }
 
 /// Runs the request direction until the client closes or a fault ends the connection.
@@ -65,6 +67,7 @@ pub(super) async fn pump(
         buf: BytesMut::with_capacity(BUFFER),
         out: Vec::with_capacity(BUFFER),
         mode: Mode::Head,
+        blank: Arc::default(),
     };
     match r.run(client).await {
         Ok(ending) => ending,
@@ -138,7 +141,7 @@ impl Requests<'_, '_> {
     async fn head(&mut self, head: RequestHead) -> std::io::Result<Next> {
         let shared = self.conn.shared;
         let tag = if shared.faults.is_empty() {
-            Arc::default()
+            self.blank.clone()
         } else {
             let tag = Arc::new(self.tag(&head));
             self.conn.begin(tag.clone());
