@@ -4,7 +4,7 @@
 //! early when the faults are healed. With no toxic in force a chunk is written as is.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use humantime::format_duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -42,22 +42,32 @@ pub(super) enum Flow {
 pub(super) struct Chain {
     stream: Stream,
     links: Vec<Link>,
+    /// Per link: in force for the chunk at hand.
+    active: Vec<bool>,
 }
 
 impl Chain {
     pub(super) fn new(stream: Stream, links: Vec<Link>) -> Chain {
-        Chain { stream, links }
+        let active = vec![false; links.len()];
+        Chain {
+            stream,
+            links,
+            active,
+        }
     }
 
-    /// Which links are in force now (faults enabled, inside their window).
-    fn active(&self, conn: &Conn<'_>) -> Vec<bool> {
+    /// Marks the links in force now (faults enabled, inside their window): false if none is.
+    fn refresh(&mut self, conn: &Conn<'_>) -> bool {
+        if self.links.is_empty() {
+            return false;
+        }
         let shared = conn.shared;
         let on = shared.enabled();
         let elapsed = shared.ledger.elapsed();
-        self.links
-            .iter()
-            .map(|l| on && shared.faults[l.fault].spec.window().contains(elapsed))
-            .collect()
+        for (a, l) in self.active.iter_mut().zip(&self.links) {
+            *a = on && shared.faults[l.fault].spec.window().contains(elapsed);
+        }
+        self.active.contains(&true)
     }
 
     /// Sends a chunk that arrived at `arrived` through the toxics to `w`.
@@ -71,52 +81,30 @@ impl Chain {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        let active = if self.links.is_empty() {
-            Vec::new()
-        } else {
-            self.active(conn)
-        };
-        if !active.contains(&true) {
+        if !self.refresh(conn) {
             w.write_all(data).await?;
             return Ok(Flow::Go);
         }
-        let states = self.links.iter_mut().zip(&active).filter(|(_, a)| **a);
+        let states = self.links.iter_mut().zip(&self.active).filter(|(_, a)| **a);
         let delivery = toxics::plan(data.len(), states.map(|(l, _)| &mut l.state));
+        let stream = self.stream;
         match delivery {
             Delivery::Drop => {
-                let stream = self.stream;
-                self.note(conn, &active, |t| match t {
+                self.note(conn, |t| match t {
                     Toxic::Timeout { .. } => Some(format!("timeout: dropped the data {stream}")),
                     _ => None,
                 });
                 conn.dropped.store(true, Ordering::SeqCst);
                 Ok(Flow::Go)
             }
-            Delivery::Reset { after } => {
-                if !conn.shared.sleep_unless_healed(after).await {
-                    w.write_all(data).await?;
-                    return Ok(Flow::Go);
-                }
-                let stream = self.stream;
-                self.note(conn, &active, |t| match t {
-                    Toxic::ResetPeer { .. } => Some(format!(
-                        "reset_peer: connection reset {} after data arrived {stream}",
-                        format_duration(after)
-                    )),
-                    _ => None,
-                });
-                Ok(Flow::End(Ending::Reset))
-            }
+            Delivery::Reset { after } => self.reset(conn, w, data, after).await,
             Delivery::Segments { segments, close } => {
-                let stream = self.stream;
-                self.note(conn, &active, |t| {
-                    shaping(t).map(|what| format!("{what} {stream}"))
-                });
+                self.note(conn, |t| shaping(t).map(|what| format!("{what} {stream}")));
                 let healed = deliver(conn, w, data, &segments, arrived).await?;
                 if !close || healed {
                     return Ok(Flow::Go);
                 }
-                self.note(conn, &active, |t| match t {
+                self.note(conn, |t| match t {
                     Toxic::LimitData { bytes } => {
                         Some(format!("limit_data after {bytes} bytes {stream}"))
                     }
@@ -127,16 +115,38 @@ impl Chain {
         }
     }
 
-    /// Records, for the active links `detail` has words for, the injection on the current
-    /// request — once per request and toxic.
-    fn note(
+    /// `reset_peer`: waits `after`, then resets — unless healed meanwhile, when the data
+    /// goes through after all.
+    async fn reset<W>(
         &mut self,
         conn: &Conn<'_>,
-        active: &[bool],
-        detail: impl Fn(&Toxic) -> Option<String>,
-    ) {
+        w: &mut W,
+        data: &[u8],
+        after: Duration,
+    ) -> std::io::Result<Flow>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        if !conn.shared.sleep_unless_healed(after).await {
+            w.write_all(data).await?;
+            return Ok(Flow::Go);
+        }
+        let stream = self.stream;
+        self.note(conn, |t| match t {
+            Toxic::ResetPeer { .. } => Some(format!(
+                "reset_peer: connection reset {} after data arrived {stream}",
+                format_duration(after)
+            )),
+            _ => None,
+        });
+        Ok(Flow::End(Ending::Reset))
+    }
+
+    /// Records, for the active links `detail` has words for, the injection on the current
+    /// request — once per request and toxic.
+    fn note(&mut self, conn: &Conn<'_>, detail: impl Fn(&Toxic) -> Option<String>) {
         let (seq, tag) = conn.current();
-        for (l, a) in self.links.iter_mut().zip(active) {
+        for (l, a) in self.links.iter_mut().zip(&self.active) {
             if !*a || l.recorded == Some(seq) {
                 continue;
             }
@@ -152,9 +162,9 @@ impl Chain {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        let active = self.active(conn);
+        self.refresh(conn);
         let (_, tag) = conn.current();
-        for (l, a) in self.links.iter().zip(&active) {
+        for (l, a) in self.links.iter().zip(&self.active) {
             if let (Toxic::SlowClose { delay }, true) = (l.state.toxic, *a) {
                 let detail = format!(
                     "slow_close: close delayed {} {}",
