@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod client;
 mod profile;
+mod proxy;
 mod report;
 mod run;
 mod synth;
