@@ -185,7 +185,7 @@ fn parse_cursor(text: &str) -> Option<SortKey> {
 pub fn matches(criteria: &[Criterion], resource: &Resource, version: &Version) -> bool {
     criteria.iter().all(|c| match c {
         Criterion::Keys(_, keys) => keys.iter().any(|k| version.keys.binary_search(k).is_ok()),
-        Criterion::Ids(ids) => ids.iter().any(|id| *id == resource.id),
+        Criterion::Ids(ids) => ids.contains(&resource.id),
     })
 }
 
