@@ -10,8 +10,12 @@
 //!
 //! Silent failures (`silent::KINDS`) apply to single creates and updates (a conditional
 //! create only when it creates); `partial_transaction` applies to transaction Bundles;
-//! batch entries are never faulted. After `set_faults_enabled(false)` nothing fires and
-//! open `delayed_visibility` / `stale_read` windows end.
+//! batch entries are never faulted. Several faults may fire on one write: `ack_and_drop`
+//! then excludes the others; `strip`/`remap` combine; one after-commit failure applies.
+//! `delayed_visibility` hides the whole resource from searches (also after an update),
+//! never from reads by id or conditional-create matching. `stale_read` is recorded each
+//! time a stale version is served, not when armed. After `set_faults_enabled(false)`
+//! nothing fires and open `delayed_visibility` / `stale_read` windows end.
 //!
 //! Uses `fault` (specs and the ledger) only; no other module of the crate.
 

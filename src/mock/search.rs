@@ -189,6 +189,57 @@ pub fn matches(criteria: &[Criterion], resource: &Resource, version: &Version) -
     })
 }
 
+/// The condition of a conditional create (`If-None-Exist`, `ifNoneExist`): a query that
+/// must name an identifier, so that its index shards can be held while it is decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    pub query: Query,
+}
+
+impl Condition {
+    pub fn parse(resource_type: &str, text: &str) -> Result<Condition, QueryError> {
+        let query = parse(resource_type, text, 1, 1)?;
+        let c = Condition { query };
+        if c.lock_keys().is_empty() {
+            return Err(QueryError::Bad {
+                param: "identifier".into(),
+                reason: "a conditional create needs it on this server".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// The keys of the (first) identifier parameter: the index shards to hold.
+    pub fn lock_keys(&self) -> &[String] {
+        self.query
+            .criteria
+            .iter()
+            .find_map(|c| match c {
+                Criterion::Keys(Field::Identifier, keys) => Some(keys.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The resources matching now, read through `bucket` (the held index shards).
+    pub fn matches(
+        &self,
+        bucket: impl Fn(&str) -> Vec<Arc<Resource>>,
+    ) -> Vec<(Arc<Resource>, Arc<Version>)> {
+        let mut candidates: Vec<Arc<Resource>> =
+            self.lock_keys().iter().flat_map(|k| bucket(k)).collect();
+        candidates.sort_unstable_by_key(|r| r.seq);
+        candidates.dedup_by_key(|r| r.seq);
+        candidates
+            .into_iter()
+            .filter_map(|r| {
+                let v = r.current()?;
+                matches(&self.query.criteria, &r, &v).then_some((r, v))
+            })
+            .collect()
+    }
+}
+
 /// One result.
 #[derive(Debug)]
 pub struct Hit {
@@ -363,6 +414,20 @@ mod tests {
             parse("Patient", "_cursor=zz", 20, 200),
             Err(QueryError::Bad { .. })
         ));
+    }
+
+    #[test]
+    fn conditions_need_an_identifier() {
+        let c = Condition::parse("Patient", "identifier=urn%3Asys%7Cv&birthdate=x");
+        assert_eq!(c, Err(QueryError::Unknown("birthdate".into())));
+        let c = Condition::parse("Patient", "identifier=urn%3Asys%7Cv,other%7Cw&_id=a").unwrap();
+        assert_eq!(c.lock_keys().len(), 2);
+        assert_eq!(c.query.criteria.len(), 2);
+        assert!(matches!(
+            Condition::parse("Patient", "_id=a"),
+            Err(QueryError::Bad { param, .. }) if param == "identifier"
+        ));
+        assert!(Condition::parse("Patient", "identifier").is_err());
     }
 
     #[test]

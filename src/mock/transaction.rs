@@ -11,9 +11,8 @@ use serde_json::{Value, json};
 
 use super::bundle::{Action, parse_entry, written_entry};
 use super::http::Return;
-use super::index::Field;
 use super::outcome::Problem;
-use super::search::{self, Criterion, Query, matches};
+use super::search::Condition;
 use super::silent::{Fault, Write};
 use super::store::{Resource, State, Version};
 use super::write::{After, Ctx, Written, check, check_id, check_if_match};
@@ -50,7 +49,7 @@ impl Shared {
         let lock_keys: Vec<String> = queries
             .iter()
             .flatten()
-            .flat_map(identifier_keys)
+            .flat_map(|c| c.lock_keys())
             .cloned()
             .collect();
         let mut held = self.index.hold(&lock_keys);
@@ -79,37 +78,22 @@ impl Shared {
     fn targets(
         &self,
         actions: &[Action],
-        queries: &[Option<Query>],
+        queries: &[Option<Condition>],
         bucket: impl Fn(&str) -> Vec<Arc<Resource>>,
     ) -> Result<Vec<Target>, Problem> {
         let mut out = Vec::with_capacity(actions.len());
         for (i, (action, query)) in actions.iter().zip(queries).enumerate() {
             let target = match (action, query) {
-                (Action::Create { rt, .. }, Some(q)) => {
-                    let mut seen = HashSet::new();
-                    let found: Vec<(Arc<Resource>, Arc<Version>)> = identifier_keys(q)
-                        .iter()
-                        .flat_map(|k| bucket(k))
-                        .filter(|r| seen.insert(r.seq))
-                        .filter_map(|r| {
-                            let v = r.current()?;
-                            matches(&q.criteria, &r, &v).then_some((r, v))
-                        })
-                        .collect();
-                    match found.len() {
-                        0 => Target::New(self.store.reserve_new(rt)),
-                        1 => {
-                            let (r, v) = found
-                                .into_iter()
-                                .next()
-                                .ok_or_else(|| Problem::bad("unreachable"))?;
-                            Target::Existing(r, v)
-                        }
-                        n => {
-                            return Err(Problem::precondition(format!(
-                                "ifNoneExist matched {n} resources"
-                            ))
-                            .in_entry(i));
+                (Action::Create { rt, .. }, Some(c)) => {
+                    let mut found = c.matches(&bucket);
+                    match (found.pop(), found.len()) {
+                        (None, _) => Target::New(self.store.reserve_new(rt)),
+                        (Some((r, v)), 0) => Target::Existing(r, v),
+                        (Some(_), more) => {
+                            let n = more + 1;
+                            let p =
+                                Problem::precondition(format!("ifNoneExist matched {n} resources"));
+                            return Err(p.in_entry(i));
                         }
                     }
                 }
@@ -264,34 +248,20 @@ fn known(rt: &str) -> Result<(), Problem> {
 }
 
 /// The parsed `ifNoneExist` of each entry; each needs an identifier.
-fn conditions(actions: &[Action]) -> Result<Vec<Option<Query>>, Problem> {
+fn conditions(actions: &[Action]) -> Result<Vec<Option<Condition>>, Problem> {
     let parse = |(i, a): (usize, &Action)| match a {
         Action::Create {
             rt,
             if_none_exist: Some(text),
             ..
         } => {
-            let q = search::parse(rt, text, 1, 1)
+            let c = Condition::parse(rt, text)
                 .map_err(|e| Problem::bad(format!("ifNoneExist: {e}")).in_entry(i))?;
-            if identifier_keys(&q).is_empty() {
-                return Err(Problem::bad("ifNoneExist needs an `identifier` parameter").in_entry(i));
-            }
-            Ok(Some(q))
+            Ok(Some(c))
         }
         _ => Ok(None),
     };
     actions.iter().enumerate().map(parse).collect()
-}
-
-/// The identifier keys of a conditional create: the index shards to hold.
-fn identifier_keys(q: &Query) -> &[String] {
-    q.criteria
-        .iter()
-        .find_map(|c| match c {
-            Criterion::Keys(Field::Identifier, keys) => Some(keys.as_slice()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// Rewrites `urn:uuid:` / `urn:oid:` references to the `Type/id` their entry got.

@@ -9,12 +9,12 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use super::Shared;
 use super::index;
 use super::outcome::Problem;
-use super::search::{self, Criterion};
+use super::search::Condition;
 use super::silent::{self, Fault, Kind, Plan, Write};
 use super::store::{Resource, Stale, Version};
-use super::{Shared, search::matches};
 use crate::fault::Entry;
 
 /// Who asked, for the faults and the ledger.
@@ -70,27 +70,10 @@ impl Shared {
         ctx: Ctx,
     ) -> Result<Written, Problem> {
         check(rt, &resource)?;
-        let q = search::parse(rt, if_none_exist, 1, 1)
+        let condition = Condition::parse(rt, if_none_exist)
             .map_err(|e| Problem::bad(format!("If-None-Exist: {e}")))?;
-        let Some(keys) = q.criteria.iter().find_map(|c| match c {
-            Criterion::Keys(index::Field::Identifier, keys) => Some(keys),
-            _ => None,
-        }) else {
-            return Err(Problem::bad(
-                "If-None-Exist: this server needs an `identifier` parameter",
-            ));
-        };
-        let mut held = self.index.hold(keys);
-        let mut candidates: Vec<Arc<Resource>> = keys.iter().flat_map(|k| held.bucket(k)).collect();
-        candidates.sort_unstable_by_key(|r| r.seq);
-        candidates.dedup_by_key(|r| r.seq);
-        let found: Vec<(Arc<Resource>, Arc<Version>)> = candidates
-            .into_iter()
-            .filter_map(|r| {
-                let v = r.current()?;
-                matches(&q.criteria, &r, &v).then_some((r, v))
-            })
-            .collect();
+        let mut held = self.index.hold(condition.lock_keys());
+        let found = condition.matches(|k| held.bucket(k));
         match found.as_slice() {
             [] => {
                 let (written, stored) = self.store_create(rt, resource, ctx);
