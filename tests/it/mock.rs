@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 mod bundle;
+mod harness;
 mod search;
 mod silent;
 
