@@ -111,11 +111,7 @@ fn version_headers(r: &mut Response, v: &Version) {
     if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", v.number)) {
         h.insert(header::ETAG, etag);
     }
-    let modified = v
-        .last_updated
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    if let Ok(m) = HeaderValue::from_str(&modified) {
+    if let Ok(m) = HeaderValue::from_str(&v.http_date) {
         h.insert(header::LAST_MODIFIED, m);
     }
 }

@@ -143,6 +143,7 @@ mod tests {
             Arc::new(Version {
                 number,
                 last_updated: chrono::Utc::now(),
+                http_date: String::new(),
                 body: Bytes::from_static(br#"{"resourceType":"Patient","id":"x"}"#),
                 keys: Box::new([]),
                 identifier: None,

@@ -18,6 +18,8 @@ pub struct Version {
     /// `meta.versionId`, 1-based.
     pub number: u64,
     pub last_updated: DateTime<Utc>,
+    /// `last_updated` as an HTTP date, for `Last-Modified` (formatted once).
+    pub http_date: String,
     /// The whole resource as JSON, with `id` and `meta` set.
     pub body: Bytes,
     /// Search index keys of this version (see `index`).

@@ -375,6 +375,7 @@ impl Shared {
         Arc::new(Version {
             number,
             last_updated: now,
+            http_date: now.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
             body: Bytes::from(serde_json::to_vec(&resource).unwrap_or_default()),
             keys,
             identifier,
@@ -495,6 +496,7 @@ mod tests {
         let v = Version {
             number: 2,
             last_updated: Utc::now(),
+            http_date: String::new(),
             body: Bytes::new(),
             keys: Box::new([]),
             identifier: None,

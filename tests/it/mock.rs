@@ -77,6 +77,7 @@ struct Answer {
     location: Option<String>,
     etag: Option<String>,
     content_type: Option<String>,
+    last_modified: Option<String>,
     body: Value,
 }
 
@@ -88,6 +89,7 @@ impl Answer {
                 .map(|v| v.to_str().unwrap().to_owned())
         };
         let (location, etag, content_type) = (h("location"), h("etag"), h("content-type"));
+        let last_modified = h("last-modified");
         let status = r.status();
         let bytes = r.bytes().await.unwrap();
         let body = if bytes.is_empty() {
@@ -100,6 +102,7 @@ impl Answer {
             location,
             etag,
             content_type,
+            last_modified,
             body,
         }
     }
@@ -245,6 +248,11 @@ async fn create_read_vread_update_and_history_behave_like_a_versioned_server() {
         (StatusCode::OK, Some("W/\"1\""))
     );
     assert_eq!(read.body["birthDate"], "1970-01-01");
+    let modified = read.last_modified.as_deref().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc2822(modified).is_ok(),
+        "{modified}"
+    );
 
     let mut changed = read.body.clone();
     changed["gender"] = json!("male");
