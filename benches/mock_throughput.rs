@@ -215,6 +215,7 @@ fn report(all: &Tally, elapsed: f64, cpu: (Option<f64>, Option<f64>), tasks: u64
         h.value_at_quantile(0.99),
         h.max()
     );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if let (Some(server), Some(all_threads)) = cpu {
         let per = |s: f64| s * 1e6 / total as f64;
         println!(
@@ -224,9 +225,9 @@ fn report(all: &Tally, elapsed: f64, cpu: (Option<f64>, Option<f64>), tasks: u64
             per(all_threads)
         );
         println!(
-            "  => on {workers} otherwise idle cores: ≈ {:.0} interactions/s with this client; the server alone ≈ {:.0}/s",
-            workers as f64 * 1e6 / per(all_threads),
-            workers as f64 * 1e6 / per(server)
+            "  => on {cores} otherwise idle cores: ≈ {:.0} interactions/s with this client; the server alone ≈ {:.0}/s",
+            cores as f64 * 1e6 / per(all_threads),
+            cores as f64 * 1e6 / per(server)
         );
     }
     println!(
