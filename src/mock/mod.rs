@@ -163,6 +163,18 @@ impl Ehr {
     }
 }
 
+impl std::fmt::Debug for Ehr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.shared;
+        let faults: Vec<&str> = s.faults.iter().map(|x| x.label.as_str()).collect();
+        f.debug_struct("Ehr")
+            .field("seed", &s.seed)
+            .field("faults", &faults)
+            .field("faults_on", &s.faults_on())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The silent failure kinds the mock implements.
 pub fn silent_kinds() -> &'static [&'static str] {
     silent::KINDS
