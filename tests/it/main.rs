@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod client;
+mod mock;
 mod profile;
 mod proxy;
 mod report;

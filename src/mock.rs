@@ -1,1 +1,0 @@
-//! `mock`: to be written.

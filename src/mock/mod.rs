@@ -1,0 +1,186 @@
+//! The built-in mock EHR: a stateful FHIR R4 JSON server kept in memory, versioned and
+//! sharded, with silent write-back failures switched on by probability and a ground-truth
+//! ledger of every fault that reached the harness.
+//!
+//! With no faults it behaves as a correct FHIR server: opaque ids, `versionId` per write,
+//! `If-Match` and `If-None-Exist` (atomic), read/vread/history, indexed searches with
+//! stable paging, transaction (all-or-nothing, `urn:uuid:` references resolved) and batch
+//! Bundles. The rules it enforces beyond JSON shape (answered 422): an Observation needs
+//! `status` and `code`. DELETE and other methods answer 405.
+//!
+//! Silent failures (`silent::KINDS`) apply to single creates and updates (a conditional
+//! create only when it creates); `partial_transaction` applies to transaction Bundles;
+//! batch entries are never faulted. Several faults may fire on one write: `ack_and_drop`
+//! then excludes the others; `strip`/`remap` combine; one after-commit failure applies.
+//! `delayed_visibility` hides the whole resource from searches (also after an update),
+//! never from reads by id or conditional-create matching. `stale_read` is recorded each
+//! time a stale version is served, not when armed. After `set_faults_enabled(false)`
+//! nothing fires and open `delayed_visibility` / `stale_read` windows end.
+//!
+//! Uses `fault` (specs and the ledger) only; no other module of the crate.
+
+mod bundle;
+mod capability;
+mod conn;
+mod http;
+mod index;
+mod outcome;
+mod render;
+mod search;
+mod silent;
+mod store;
+mod transaction;
+mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::fault::{Ledger, Spec, SpecError};
+pub use conn::serve;
+use index::Index;
+use store::Store;
+
+/// How to build the mock.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seed: u64,
+    /// Run clock start; fault windows and ledger times are relative to it.
+    pub start: Instant,
+    /// (position in the scenario, spec); label = `spec.label(position)`.
+    pub faults: Vec<(usize, Spec)>,
+    /// Identifier systems starting with this are the harness's.
+    pub harness_system_prefix: String,
+    /// Lock shards of the store and of the indexes.
+    pub shards: usize,
+    /// `_count` when a search gives none (at most [`MAX_PAGE`]).
+    pub page_size: usize,
+}
+
+/// The largest page a search returns.
+pub const MAX_PAGE: usize = 200;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            start: Instant::now(),
+            faults: Vec::new(),
+            harness_system_prefix: "urn:fhirsurge:".into(),
+            shards: 16,
+            page_size: 20,
+        }
+    }
+}
+
+/// Why a mock cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("mock: fault `{label}`: {source}")]
+    Fault { label: String, source: SpecError },
+    #[error("mock: `shards` must be at least 1")]
+    Shards,
+    #[error("mock: `page_size` must be between 1 and {MAX_PAGE}, got {0}")]
+    PageSize(usize),
+}
+
+/// A running mock EHR. Cloning shares it.
+#[derive(Clone)]
+pub struct Ehr {
+    shared: Arc<Shared>,
+}
+
+/// The state behind an [`Ehr`].
+struct Shared {
+    seed: u64,
+    start: Instant,
+    prefix: String,
+    page_size: usize,
+    store: Store,
+    index: Index,
+    faults: Vec<silent::Fault>,
+    faults_on: AtomicBool,
+    ledger: Ledger,
+    capability: Bytes,
+}
+
+impl Shared {
+    fn faults_on(&self) -> bool {
+        self.faults_on.load(Ordering::Relaxed)
+    }
+}
+
+impl Ehr {
+    /// Builds an empty mock; refuses a fault spec it does not understand.
+    pub fn new(config: Config) -> Result<Ehr, Error> {
+        if config.shards == 0 {
+            return Err(Error::Shards);
+        }
+        if !(1..=MAX_PAGE).contains(&config.page_size) {
+            return Err(Error::PageSize(config.page_size));
+        }
+        let faults = config
+            .faults
+            .into_iter()
+            .map(|(position, spec)| {
+                let label = spec.label(position);
+                silent::Fault::new(position, spec).map_err(|source| Error::Fault { label, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Shared {
+            seed: config.seed,
+            start: config.start,
+            prefix: config.harness_system_prefix,
+            page_size: config.page_size,
+            store: Store::new(config.shards, config.seed),
+            index: Index::new(config.shards),
+            faults,
+            faults_on: AtomicBool::new(true),
+            ledger: Ledger::new(config.start),
+            capability: capability::statement(),
+        };
+        Ok(Ehr {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Every fault injected so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.shared.ledger
+    }
+
+    /// `false` heals: no fault fires any more and open visibility windows end.
+    pub fn set_faults_enabled(&self, on: bool) {
+        self.shared.faults_on.store(on, Ordering::Relaxed);
+    }
+
+    /// The HTTP routes. Served without [`serve`], `commit_then_reset` cannot reset and
+    /// does not fire.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+}
+
+impl std::fmt::Debug for Ehr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.shared;
+        let faults: Vec<&str> = s.faults.iter().map(|x| x.label.as_str()).collect();
+        f.debug_struct("Ehr")
+            .field("seed", &s.seed)
+            .field("faults", &faults)
+            .field("faults_on", &s.faults_on())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The silent failure kinds the mock implements.
+pub fn silent_kinds() -> &'static [&'static str] {
+    silent::KINDS
+}
+
+/// Checks a fault spec for the mock: known kind, the attributes it takes, probability.
+pub fn validate_fault(spec: &Spec) -> Result<(), SpecError> {
+    silent::validate(spec)
+}

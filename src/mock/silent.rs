@@ -1,0 +1,479 @@
+//! Silent write-back failures: the fault kinds the mock understands, their validation,
+//! the seeded decision of which fire for one write, and the pure edits they make to a
+//! resource (`strip`, `remap`). No I/O here: the write path applies the plan.
+//! Depends on `crate::fault` (the spec shape) only.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fault::{Spec, SpecError, Stream};
+
+/// Every silent failure kind, in the order scenarios document them.
+pub const KINDS: &[&str] = &[
+    "ack_and_drop",
+    "strip",
+    "remap",
+    "delayed_visibility",
+    "stale_read",
+    "commit_then_reset",
+    "commit_then_500",
+    "partial_transaction",
+];
+
+/// A silent failure, typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Answer as if written; store nothing.
+    AckAndDrop,
+    /// Store with one clinically meaningful element removed.
+    Strip,
+    /// Store with a code (or the status) changed.
+    Remap,
+    /// Stored, readable by id, absent from searches for this long.
+    DelayedVisibility(Duration),
+    /// After an update, reads by id serve the previous version for this long.
+    StaleRead(Duration),
+    /// Commit, then reset the connection before any byte of the answer.
+    CommitThenReset,
+    /// Commit, then answer 500.
+    CommitThen500,
+    /// One create of a transaction is not applied; the response claims it was.
+    PartialTransaction,
+}
+
+/// What kind of write a decision is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// A create (also a conditional create that creates, and update-as-create).
+    Create,
+    /// An update of an existing resource.
+    Update,
+    /// A transaction Bundle with at least one create.
+    Transaction,
+}
+
+/// Checks a spec the way the mock will use it.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    parse(spec).map(|_| ())
+}
+
+/// Turns a spec into its kind, refusing what the kind does not take.
+pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
+    spec.validate()?;
+    let kind = spec.kind.as_str();
+    let unexpected = |field: &'static str| SpecError::Unexpected {
+        kind: kind.to_owned(),
+        field,
+    };
+    let takes_delay = matches!(kind, "delayed_visibility" | "stale_read");
+    let parsed = match kind {
+        "ack_and_drop" => Kind::AckAndDrop,
+        "strip" => Kind::Strip,
+        "remap" => Kind::Remap,
+        "delayed_visibility" => Kind::DelayedVisibility(delay(spec)?),
+        "stale_read" => Kind::StaleRead(delay(spec)?),
+        "commit_then_reset" => Kind::CommitThenReset,
+        "commit_then_500" => Kind::CommitThen500,
+        "partial_transaction" => Kind::PartialTransaction,
+        _ => {
+            return Err(SpecError::UnknownKind(spec.kind.clone(), KINDS.join(", ")));
+        }
+    };
+    if !takes_delay && spec.delay.is_some() {
+        return Err(unexpected("delay"));
+    }
+    let others = [
+        ("latency", spec.latency.is_some()),
+        ("jitter", spec.jitter.is_some()),
+        ("timeout", spec.timeout.is_some()),
+        ("rate", spec.rate.is_some()),
+        ("average_size", spec.average_size.is_some()),
+        ("size_variation", spec.size_variation.is_some()),
+        ("bytes", spec.bytes.is_some()),
+        ("status", spec.status.is_some()),
+        ("retry_after", spec.retry_after.is_some()),
+        ("stream", spec.stream == Stream::Upstream),
+    ];
+    if let Some((field, _)) = others.iter().find(|(_, present)| *present) {
+        return Err(unexpected(field));
+    }
+    if let Some(bad) = spec.resource_types.iter().find(|t| !is_type_name(t)) {
+        return Err(SpecError::Invalid {
+            field: "resource_types".into(),
+            reason: format!("`{bad}` is not a FHIR resource type name"),
+        });
+    }
+    Ok(parsed)
+}
+
+fn delay(spec: &Spec) -> Result<Duration, SpecError> {
+    match spec.delay {
+        None => Err(SpecError::Missing {
+            kind: spec.kind.clone(),
+            field: "delay",
+        }),
+        Some(d) if d.is_zero() => Err(SpecError::Invalid {
+            field: "delay".into(),
+            reason: "must be more than 0".into(),
+        }),
+        Some(d) => Ok(d),
+    }
+}
+
+/// `^[A-Z][A-Za-z]+$`: what looks like a FHIR resource type name.
+pub fn is_type_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphabetic())
+}
+
+/// One configured fault with its own decision counter.
+#[derive(Debug)]
+pub struct Fault {
+    pub label: String,
+    pub position: usize,
+    pub kind: Kind,
+    spec: Spec,
+    /// Eligible requests seen so far: the `n` of [`Spec::fires`].
+    seen: AtomicU64,
+}
+
+impl Fault {
+    pub fn new(position: usize, spec: Spec) -> Result<Fault, SpecError> {
+        Ok(Fault {
+            label: spec.label(position),
+            position,
+            kind: parse(&spec)?,
+            spec,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    /// The kind as the scenario spelled it (`ack_and_drop`).
+    pub fn name(&self) -> &str {
+        &self.spec.kind
+    }
+
+    /// Whether this fault could act on this write (kind, type filter, content).
+    pub fn eligible(&self, write: Write, resource_type: &str, resource: &Value) -> bool {
+        let types = &self.spec.resource_types;
+        if !types.is_empty() && !types.iter().any(|t| t == resource_type) {
+            return false;
+        }
+        match self.kind {
+            Kind::PartialTransaction => write == Write::Transaction,
+            Kind::StaleRead(_) => write == Write::Update,
+            _ if write == Write::Transaction => false,
+            Kind::Strip => strip_target(resource_type, resource).is_some(),
+            Kind::Remap => remap_target(resource).is_some(),
+            _ => true,
+        }
+    }
+
+    /// Takes the next decision number and says whether the fault fires for it.
+    pub fn decide(&self, seed: u64, elapsed: Duration) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        self.spec.fires(seed, self.position, n, elapsed)
+    }
+
+    /// A deterministic number for choosing among `len` items once the fault fired.
+    pub fn pick(&self, seed: u64, len: usize) -> usize {
+        let n = self.seen.load(Ordering::Relaxed);
+        let x = crate::fault::spec::chance(seed ^ 0x5eed, self.position as u64, n);
+        ((x * len as f64) as usize).min(len.saturating_sub(1))
+    }
+}
+
+/// What the faults that fired do to one write.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    /// `ack_and_drop`: nothing else happens.
+    pub drop: Option<&'a Fault>,
+    /// `strip` and `remap`, in scenario order.
+    pub edits: Vec<&'a Fault>,
+    /// `delayed_visibility`.
+    pub hide: Option<(&'a Fault, Duration)>,
+    /// `stale_read`.
+    pub stale: Option<(&'a Fault, Duration)>,
+    /// `commit_then_reset` or `commit_then_500` (the first that fired).
+    pub after: Option<&'a Fault>,
+}
+
+/// Decides every eligible fault (each advances its own counter) and combines those that
+/// fired: `ack_and_drop` excludes the rest; edits combine; one visibility fault of each
+/// kind; one after-commit failure. `can_reset`: the transport can reset the connection.
+pub fn plan<'a>(
+    faults: &'a [Fault],
+    decide: impl Fn(&Fault) -> bool,
+    write: Write,
+    resource_type: &str,
+    resource: &Value,
+    can_reset: bool,
+) -> Plan<'a> {
+    let mut plan = Plan::default();
+    let fired = faults.iter().filter(|f| {
+        f.eligible(write, resource_type, resource)
+            && (can_reset || f.kind != Kind::CommitThenReset)
+            && decide(f)
+    });
+    for f in fired {
+        match f.kind {
+            Kind::AckAndDrop => {
+                plan.drop.get_or_insert(f);
+            }
+            Kind::Strip | Kind::Remap => plan.edits.push(f),
+            Kind::DelayedVisibility(d) => {
+                plan.hide.get_or_insert((f, d));
+            }
+            Kind::StaleRead(d) => {
+                plan.stale.get_or_insert((f, d));
+            }
+            Kind::CommitThenReset | Kind::CommitThen500 => {
+                plan.after.get_or_insert(f);
+            }
+            Kind::PartialTransaction => {}
+        }
+    }
+    if plan.drop.is_some() {
+        return Plan {
+            drop: plan.drop,
+            ..Plan::default()
+        };
+    }
+    plan
+}
+
+/// The element `strip` removes: the clinically meaningful one for known types, else the
+/// first element the client owns (never `resourceType`, `id`, `meta`, `text`, `identifier`).
+pub fn strip_target(resource_type: &str, resource: &Value) -> Option<String> {
+    let map = resource.as_object()?;
+    let preferred: &[&str] = match resource_type {
+        "Observation" => &["note", "code"],
+        "Condition" => &["code", "clinicalStatus"],
+        "MedicationRequest" => &["dosageInstruction"],
+        "DocumentReference" => &["content"],
+        "Claim" => &["item"],
+        "Patient" => &["birthDate"],
+        "Encounter" => &["period"],
+        _ => &[],
+    };
+    let value_x = (resource_type == "Observation")
+        .then(|| map.keys().find(|k| k.starts_with("value")))
+        .flatten();
+    value_x
+        .or_else(|| {
+            preferred
+                .iter()
+                .copied()
+                .find_map(|p| map.get_key_value(p).map(|(k, _)| k))
+        })
+        .or_else(|| {
+            map.keys().find(|k| {
+                !["resourceType", "id", "meta", "text", "identifier"].contains(&k.as_str())
+            })
+        })
+        .cloned()
+}
+
+/// Removes the [`strip_target`]; returns the ledger detail.
+pub fn strip(resource_type: &str, resource: &mut Value) -> Option<String> {
+    let name = strip_target(resource_type, resource)?;
+    resource.as_object_mut()?.remove(&name);
+    Some(format!("removed {name}"))
+}
+
+/// Where `remap` changes a value: `code.coding[0].code`, else the medication code, else
+/// `status`. Returns the JSON pointer and the current value.
+pub fn remap_target(resource: &Value) -> Option<(&'static str, &str)> {
+    [
+        "/code/coding/0/code",
+        "/medicationCodeableConcept/coding/0/code",
+        "/status",
+    ]
+    .into_iter()
+    .find_map(|p| Some((p, resource.pointer(p)?.as_str()?)))
+}
+
+/// Changes the [`remap_target`] to another plausible value; returns the ledger detail.
+pub fn remap(resource: &mut Value) -> Option<String> {
+    let (pointer, old) = remap_target(resource)?;
+    let old = old.to_owned();
+    let new = if pointer == "/status" {
+        other_status(&old).to_owned()
+    } else {
+        other_code(&old)
+    };
+    *resource.pointer_mut(pointer)? = Value::String(new.clone());
+    let what = if pointer == "/status" {
+        "status"
+    } else {
+        "code"
+    };
+    Some(format!("{what} {old} → {new}"))
+}
+
+/// Another code of the same shape: the first run of digits plus one (`8867-4` →
+/// `8868-4`), or an `X` appended when there are no digits.
+pub fn other_code(code: &str) -> String {
+    let Some(start) = code.find(|c: char| c.is_ascii_digit()) else {
+        return format!("{code}X");
+    };
+    let len = code[start..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(code.len() - start);
+    let digits = &code[start..start + len];
+    let bumped = match digits.parse::<u64>() {
+        Ok(n) => format!("{:0width$}", n.wrapping_add(1), width = len),
+        Err(_) => format!("{digits}1"),
+    };
+    format!("{}{bumped}{}", &code[..start], &code[start + len..])
+}
+
+fn other_status(status: &str) -> &'static str {
+    match status {
+        "final" => "amended",
+        "preliminary" | "registered" => "final",
+        "amended" | "corrected" => "final",
+        "active" => "completed",
+        "completed" => "active",
+        "in-progress" => "finished",
+        "finished" => "in-progress",
+        "planned" | "arrived" => "cancelled",
+        "current" => "superseded",
+        _ => "entered-in-error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(flag: &str) -> Spec {
+        Spec::parse_flag(flag).unwrap()
+    }
+
+    #[test]
+    fn validation_names_what_is_wrong() {
+        assert!(validate(&spec("ack_and_drop,probability=0.1")).is_ok());
+        assert!(matches!(
+            validate(&spec("delayed_visibility")),
+            Err(SpecError::Missing { field: "delay", .. })
+        ));
+        assert!(validate(&spec("stale_read,delay=2s")).is_ok());
+        assert!(matches!(
+            validate(&spec("strip,delay=2s")),
+            Err(SpecError::Unexpected { field: "delay", .. })
+        ));
+        assert!(matches!(
+            validate(&spec("latency,latency=1s")),
+            Err(SpecError::UnknownKind(..))
+        ));
+        assert!(matches!(
+            validate(&spec("remap,status=500")),
+            Err(SpecError::Unexpected {
+                field: "status",
+                ..
+            })
+        ));
+        let mut s = spec("strip");
+        s.resource_types = vec!["observation".into()];
+        assert!(matches!(validate(&s), Err(SpecError::Invalid { .. })));
+        s.probability = 2.0;
+        assert!(matches!(validate(&s), Err(SpecError::Probability(_))));
+    }
+
+    #[test]
+    fn type_names() {
+        assert!(is_type_name("Observation"));
+        assert!(!is_type_name("observation"));
+        assert!(!is_type_name("O"));
+        assert!(!is_type_name("Obs1"));
+        assert!(!is_type_name("_history"));
+    }
+
+    #[test]
+    fn strip_prefers_the_clinical_element() {
+        let mut obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "hr"}, "valueQuantity": {"value": 72}});
+        assert_eq!(
+            strip("Observation", &mut obs).as_deref(),
+            Some("removed valueQuantity")
+        );
+        assert!(obs.get("valueQuantity").is_none());
+        let p = json!({"resourceType": "Patient", "id": "x", "identifier": [], "gender": "f"});
+        assert_eq!(strip_target("Patient", &p).as_deref(), Some("gender"));
+        let bare = json!({"resourceType": "Basic", "id": "x", "meta": {}});
+        assert_eq!(strip_target("Basic", &bare), None);
+    }
+
+    #[test]
+    fn remap_changes_the_code_or_the_status() {
+        let mut obs =
+            json!({"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}});
+        assert_eq!(remap(&mut obs).as_deref(), Some("code 8867-4 → 8868-4"));
+        assert_eq!(obs.pointer("/code/coding/0/code"), Some(&json!("8868-4")));
+        let mut enc = json!({"status": "in-progress"});
+        assert_eq!(
+            remap(&mut enc).as_deref(),
+            Some("status in-progress → finished")
+        );
+        assert_eq!(other_code("0999"), "1000");
+        assert_eq!(other_code("abc"), "abcX");
+        assert!(remap(&mut json!({"gender": "f"})).is_none());
+    }
+
+    #[test]
+    fn plans_are_deterministic_and_drop_excludes_the_rest() {
+        let faults = vec![
+            Fault::new(0, spec("strip,probability=0.3")).unwrap(),
+            Fault::new(1, spec("ack_and_drop,probability=0.3")).unwrap(),
+            Fault::new(2, spec("stale_read,delay=1s")).unwrap(),
+        ];
+        let obs = json!({"resourceType": "Observation", "status": "final"});
+        let run = |faults: &[Fault]| -> Vec<(bool, usize)> {
+            (0..200)
+                .map(|_| {
+                    let p = plan(
+                        faults,
+                        |f| f.decide(9, Duration::ZERO),
+                        Write::Create,
+                        "Observation",
+                        &obs,
+                        true,
+                    );
+                    assert!(p.stale.is_none(), "stale_read is for updates only");
+                    (p.drop.is_some(), p.edits.len())
+                })
+                .collect()
+        };
+        let first = run(&faults);
+        let again = vec![
+            Fault::new(0, spec("strip,probability=0.3")).unwrap(),
+            Fault::new(1, spec("ack_and_drop,probability=0.3")).unwrap(),
+            Fault::new(2, spec("stale_read,delay=1s")).unwrap(),
+        ];
+        assert_eq!(first, run(&again));
+        assert!(first.iter().all(|(d, e)| !(*d && *e > 0)));
+        let drops = first.iter().filter(|(d, _)| *d).count();
+        assert!((20..=100).contains(&drops), "{drops}");
+    }
+
+    #[test]
+    fn the_type_filter_and_the_transport_limit_eligibility() {
+        let mut s = spec("commit_then_reset");
+        s.resource_types = vec!["Patient".into()];
+        let f = vec![Fault::new(0, s).unwrap()];
+        let obs = json!({});
+        let p = plan(&f, |_| true, Write::Create, "Observation", &obs, true);
+        assert!(p.after.is_none());
+        let p = plan(&f, |_| true, Write::Create, "Patient", &obs, false);
+        assert!(p.after.is_none());
+        let p = plan(&f, |_| true, Write::Create, "Patient", &obs, true);
+        assert!(p.after.is_some());
+    }
+}
