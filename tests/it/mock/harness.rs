@@ -19,6 +19,8 @@ async fn the_harness_client_reads_every_answer_and_content_survives() {
         harness_prefix: "urn:fhirsurge:".into(),
         prefer: Some("return=representation".into()),
         ledger: None,
+        auth: Default::default(),
+        tls: Default::default(),
     };
     let client = Client::new(settings, recorder).unwrap();
     let ctx = Ctx::default();
