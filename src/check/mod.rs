@@ -15,6 +15,8 @@ mod detail;
 mod ident;
 mod ingest;
 mod intern;
+#[cfg(test)]
+mod model;
 mod resource;
 mod stale;
 mod state;

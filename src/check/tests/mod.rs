@@ -1,8 +1,10 @@
 //! Unit tests of the checker: a small builder for hand-written histories, one test per
-//! finding kind (`kinds`) and the cases a naive checker gets wrong (`negative`).
+//! finding kind (`kinds`), the cases a naive checker gets wrong (`negative`), and property
+//! tests against a simulated server (`props`).
 
 mod kinds;
 mod negative;
+mod props;
 
 use serde_json::{Value, json};
 
