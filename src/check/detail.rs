@@ -104,7 +104,11 @@ impl State {
                 } else {
                     Completion::Info
                 };
-                let why = wr.error.map_or(status, |e| format!(" ({})", e.as_str()));
+                let why = match (wr.status, wr.error) {
+                    (0, Some(e)) => format!(" ({})", e.as_str()),
+                    (s, Some(e)) => format!(" ({s} {})", e.as_str()),
+                    (_, None) => status,
+                };
                 format!(
                     "{what} that ended {}{why} at {}{facts}",
                     outcome.as_str(),
@@ -117,10 +121,12 @@ impl State {
         }
     }
 
-    /// Several writes in words, joined with "or".
-    pub(crate) fn describe_all(&self, writes: &[u32]) -> String {
-        let parts: Vec<String> = writes.iter().map(|&w| self.describe(w)).collect();
-        parts.join(" or the ")
+    /// Several writes in words, oldest first, joined with `joiner` (" or the ").
+    pub(crate) fn describe_all(&self, writes: &[u32], joiner: &str) -> String {
+        let mut sorted = writes.to_vec();
+        sorted.sort_by_key(|&w| self.writes[w as usize].invoke);
+        let parts: Vec<String> = sorted.iter().map(|&w| self.describe(w)).collect();
+        parts.join(joiner)
     }
 
     /// Ends the check: judges what waited for the read-back, orders the findings.

@@ -152,11 +152,11 @@ impl State {
         let ident = &self.idents[i as usize];
         let ids: Vec<&str> = seen.iter().map(|s| self.strings.resolve(s.id)).collect();
         let detail = format!(
-            "written as {} request(s): the {}; {} resources carry the identifier (ids {}); {cause}",
-            allowed.max(1),
-            self.describe_all(attempts),
+            "{} resources carry the identifier (ids {}), written by {} create request(s): the {}; {cause}",
             seen.len(),
             ids.join(", "),
+            allowed.max(1),
+            self.describe_all(attempts, "; the "),
         );
         let mut evidence: Vec<u64> = attempts
             .iter()
@@ -226,13 +226,17 @@ impl State {
             String::new()
         } else {
             format!(
-                "; the {} returned it, so the earlier attempt had committed",
-                self.describe_all(&existing)
+                "; the retry, a {}, shows the earlier attempt had committed",
+                self.describe_all(&existing, ", then a ")
             )
         };
+        let when = match ident.search.probe {
+            Probe::Present => format!(" at {}", secs(ident.search.done_us)),
+            _ => String::new(),
+        };
         let detail = format!(
-            "the {}, yet read-back found id {} carrying the identifier{retry}",
-            self.describe_all(&failed),
+            "the {} took effect: read-back{when} found id {} carrying the identifier{retry}",
+            self.describe_all(&failed, " or the "),
             ids.join(", "),
         );
         let mut evidence: Vec<u64> = failed

@@ -86,7 +86,7 @@ impl State {
                     "{}; read-back read at {} shows {shown} of the {}, and _history lacks {what}",
                     self.describe(reg.newer),
                     secs(read.done_us),
-                    self.describe_all(&reg.older),
+                    self.describe_all(&reg.older, " or the "),
                 );
                 let mut evidence = vec![read.invoke, read.done, history_done];
                 for &w in reg.older.iter().chain([&reg.newer]) {
@@ -165,8 +165,8 @@ impl State {
                 evidence.extend(self.write_evidence(u));
             }
             let detail = format!(
-                "the {}, yet {how} at {at} shows what it sent{}: it took effect",
-                self.describe_all(&updates),
+                "the {} took effect: {how} at {at} shows what it sent{}",
+                self.describe_all(&updates, " or the "),
                 self.shown_version(obs)
             );
             let f = self.finding(
@@ -266,7 +266,7 @@ impl State {
             let detail = format!(
                 "{} updates sent with If-Match W/\"{version}\" were all acknowledged: the {}; at most one can apply to version {version}, the others must be refused (412 or 409), so one overwrote the other",
                 group.len(),
-                self.describe_all(group),
+                self.describe_all(group, ", and the "),
             );
             let evidence = group.iter().flat_map(|&w| self.write_evidence(w)).collect();
             let f = self.finding(Kind::LostUpdate, self.subject(r), detail, evidence);

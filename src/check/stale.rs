@@ -153,9 +153,9 @@ impl State {
             v => format!("version {}", self.strings.resolve(v)),
         };
         let detail = format!(
-            "read begun at {} returned {shown} left by the {}, although the {} before the read began",
+            "read begun at {} returned {shown}, the state left by the {}; the {} had completed before the read began",
             super::detail::secs(obs.invoke_us),
-            self.describe_all(&reg.older),
+            self.describe_all(&reg.older, " or the "),
             self.describe(reg.newer),
         );
         let mut evidence = read.to_vec();

@@ -292,7 +292,7 @@ fn committed_despite_error_a_conditional_retry_answered_200() {
     let f = only(&out);
     assert_eq!(f.kind, Kind::CommittedDespiteError);
     assert!(
-        f.detail.contains("so the earlier attempt had committed"),
+        f.detail.contains("shows the earlier attempt had committed"),
         "{}",
         f.detail
     );
@@ -326,7 +326,11 @@ fn committed_despite_error_an_update_that_failed_yet_applied() {
     let f = only(&out);
     assert_eq!(f.kind, Kind::CommittedDespiteError);
     assert!(f.evidence.contains(&u));
-    assert!(f.detail.contains("ended fail (conflict)"), "{}", f.detail);
+    assert!(
+        f.detail.contains("ended fail (412 conflict)"),
+        "{}",
+        f.detail
+    );
 }
 
 #[test]
