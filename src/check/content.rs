@@ -33,7 +33,8 @@ impl Owned {
         let mut pairs: Vec<(Sym, u64)> = content
             .elements
             .iter()
-            .map(|(k, v)| (strings.intern(k), digest64(v)))
+            .enumerate()
+            .map(|(i, (k, v))| (strings.intern_element(i, k), digest64(v)))
             .collect();
         pairs.sort_unstable_by_key(|p| p.0);
         Owned {

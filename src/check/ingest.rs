@@ -306,31 +306,16 @@ impl State {
             let Some(rtype) = self.strings.get(&s.resource_type) else {
                 continue;
             };
+            let mut res = None;
             for identifier in &s.identifiers {
-                if !self.is_harness(identifier) {
-                    continue;
-                }
-                let Some(isym) = self.strings.get(identifier) else {
-                    continue;
-                };
-                let Some(&ident) = self.ident_of.get(&(rtype, isym)) else {
-                    continue;
-                };
-                let id = self.strings.intern(&s.id);
-                let r = self.res_entry(rtype, id);
-                if self.res[r as usize].ident == NIL {
-                    self.res[r as usize].ident = ident;
-                }
-                self.add_seen(ident, id, at.index, readback);
-                if search {
-                    let i = &mut self.idents[ident as usize];
-                    i.first_seen_us = i.first_seen_us.min(at.time_us);
+                if let Some(r) = self.carries(rtype, s, identifier, at, readback, search) {
+                    res = Some(r);
                 }
             }
             if !search {
                 continue;
             }
-            let Some(r) = self.find_res(&s.resource_type, &s.id) else {
+            let Some(r) = res.or_else(|| self.find_res(&s.resource_type, &s.id)) else {
                 continue;
             };
             let res = &mut self.res[r as usize];
@@ -351,6 +336,35 @@ impl State {
                 self.res[r as usize].found = obs;
             }
         }
+    }
+
+    /// Records that a resource was seen carrying a harness identifier we wrote; returns
+    /// the resource.
+    fn carries(
+        &mut self,
+        rtype: u32,
+        s: &Seen,
+        identifier: &str,
+        at: At,
+        readback: bool,
+        search: bool,
+    ) -> Option<u32> {
+        if !self.is_harness(identifier) {
+            return None;
+        }
+        let isym = self.strings.get(identifier)?;
+        let &ident = self.ident_of.get(&(rtype, isym))?;
+        let id = self.strings.intern(&s.id);
+        let r = self.res_entry(rtype, id);
+        if self.res[r as usize].ident == NIL {
+            self.res[r as usize].ident = ident;
+        }
+        self.add_seen(ident, id, at.index, readback);
+        if search {
+            let i = &mut self.idents[ident as usize];
+            i.first_seen_us = i.first_seen_us.min(at.time_us);
+        }
+        Some(r)
     }
 
     pub(crate) fn touch_bundle(&mut self, identifier: u32, id: u32) {

@@ -13,6 +13,9 @@ pub(crate) const NO_SYM: Sym = u32::MAX;
 #[derive(Default)]
 pub(crate) struct Interner {
     set: IndexSet<Box<str>, FxBuildHasher>,
+    /// The element names of the last content, by position: contents of one resource
+    /// type repeat them, so most lookups end in one comparison.
+    recent: Vec<(Box<str>, Sym)>,
 }
 
 impl Interner {
@@ -22,6 +25,23 @@ impl Interner {
             return i as Sym;
         }
         self.set.insert_full(s.into()).0 as Sym
+    }
+
+    /// The symbol of the element name at `position` of a content.
+    pub(crate) fn intern_element(&mut self, position: usize, name: &str) -> Sym {
+        if let Some((n, sym)) = self.recent.get(position)
+            && &**n == name
+        {
+            return *sym;
+        }
+        let sym = self.intern(name);
+        let entry = (Box::from(name), sym);
+        if let Some(slot) = self.recent.get_mut(position) {
+            *slot = entry;
+        } else if self.recent.len() == position && position < 64 {
+            self.recent.push(entry);
+        }
+        sym
     }
 
     /// The symbol of `s` when it is already known.
@@ -64,5 +84,10 @@ mod tests {
         assert_eq!(i.resolve(b), "x");
         assert_eq!(i.resolve(NO_SYM), "");
         assert_eq!(i.resolve_opt(NO_SYM), None);
+        let s0 = i.intern_element(0, "status");
+        assert_eq!(i.intern_element(0, "status"), s0);
+        assert_eq!(i.intern_element(1, "x"), b);
+        assert_eq!(i.intern_element(0, "code"), i.intern("code"));
+        assert_eq!(i.intern_element(5, "late"), i.intern("late"));
     }
 }

@@ -120,16 +120,30 @@ impl State {
             .iter()
             .copied()
             .filter(|n| !older.contains(n))
-            .filter(|&n| self.strictly_after(n, &older, obs.invoke_us, by_version))
+            .filter(|&n| self.strictly_after(n, &older, obs, by_version))
             .max_by_key(|&n| self.writes[n as usize].done_us)?;
         Some(Regression { older, newer })
     }
 
-    /// Whether write `n` was acknowledged before `before_us`, began after every write in
-    /// `older` completed, and (judging by version) sent something else than they did.
-    fn strictly_after(&self, n: u32, older: &[u32], before_us: u64, by_version: bool) -> bool {
+    /// Whether write `n` was acknowledged before the read began, began after every write
+    /// in `older` completed, and (judging by version) sent something else than they did
+    /// and than the read shows: a read whose content holds `n`'s is not stale, whatever
+    /// its version says.
+    fn strictly_after(
+        &self,
+        n: u32,
+        older: &[u32],
+        obs: &Observation<'_>,
+        by_version: bool,
+    ) -> bool {
         let nw = &self.writes[n as usize];
-        if !nw.acked() || nw.done_us >= before_us {
+        if !nw.acked() || nw.done_us >= obs.invoke_us {
+            return false;
+        }
+        let ignore = self.ignored(nw.rtype);
+        if let (Some(sent), Some(seen)) = (self.sent(n), obs.content)
+            && holds(sent, seen, ignore)
+        {
             return false;
         }
         let digest = self.contents.digest(nw.content);

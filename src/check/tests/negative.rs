@@ -363,3 +363,16 @@ fn a_truncated_history_gives_the_findings_of_its_prefix() {
     let f = only(&check(h.records[..8].to_vec(), &options())).clone();
     assert_eq!(f.kind, Kind::LostWrite);
 }
+
+#[test]
+fn an_old_version_label_on_new_content_is_not_stale() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.read(2200, 2300, "abc", Some(seen("abc", Some("1"), &v2)), Load);
+    assert_clean(&h);
+}
