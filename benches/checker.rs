@@ -65,22 +65,22 @@ enum Fate {
 
 fn fate(n: u64, k: u64) -> Fate {
     match h(n, k, 1) % 1000 {
-        0..10 => Fate::Info(h(n, k, 2) % 200 == 0),
+        0..10 => Fate::Info(h(n, k, 2).is_multiple_of(200)),
         10..15 => Fate::Fail,
         _ => Fate::Ok,
     }
 }
 
 fn lost(n: u64, k: u64) -> bool {
-    h(n, k, 3) % 50_000 == 0
+    h(n, k, 3).is_multiple_of(50_000)
 }
 
 fn corrupted(n: u64, k: u64) -> bool {
-    h(n, k, 4) % 50_000 == 0
+    h(n, k, 4).is_multiple_of(50_000)
 }
 
 fn stale(n: u64) -> bool {
-    h(n, 1, 5) % 20_000 == 0
+    h(n, 1, 5).is_multiple_of(20_000)
 }
 
 fn identifier(n: u64, k: u64) -> String {
