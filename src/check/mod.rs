@@ -122,7 +122,8 @@ pub struct Stats {
     pub identifiers: u64,
     /// Identifiers whose read-back was complete enough to judge.
     pub identifiers_verified: u64,
-    /// Identifiers with an acknowledged create whose read-back failed or never happened.
+    /// Identifiers whose read-back failed or never happened, so that what became of
+    /// their creates could not be judged.
     pub identifiers_unverified: u64,
     /// Resources whose state was seen at read-back and judged.
     pub resources_read_back: u64,

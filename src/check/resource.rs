@@ -94,7 +94,7 @@ impl State {
                 }
                 Some(self.finding(Kind::LostWrite, self.subject(r), detail, evidence))
             }
-            _ if read.version == UNKNOWN_VERSION => None,
+            _ if read.version != NO_SYM && !reg.by_version => None,
             _ => Some(self.stale_finding(r, reg, observation, [read.invoke, read.done])),
         }
     }

@@ -26,6 +26,8 @@ pub(crate) struct Observation<'a> {
 pub(crate) struct Regression {
     pub older: Vec<u32>,
     pub newer: u32,
+    /// Identified by a version a write of the resource reported (else by content).
+    pub by_version: bool,
 }
 
 impl State {
@@ -82,19 +84,22 @@ impl State {
 
     /// Whether `obs` shows an older state than an acknowledged write completed before it
     /// began. The state is identified by version when the read showed one that a write
-    /// reported, else by content; an unknown version means no judgment, unless
-    /// `unknown_by_content` allows falling back to content.
+    /// of this resource reported, else by content; a version no write of it reported
+    /// means no judgment, unless `unknown_by_content` allows falling back to content.
     pub(crate) fn regression(
         &self,
         res: u32,
         obs: &Observation<'_>,
         unknown_by_content: bool,
     ) -> Option<Regression> {
-        if obs.version == UNKNOWN_VERSION && !unknown_by_content {
+        let writes = self.writes_of(res);
+        let by_version = obs.version != NO_SYM
+            && writes
+                .iter()
+                .any(|&w| self.writes[w as usize].version == obs.version);
+        if obs.version != NO_SYM && !by_version && !unknown_by_content {
             return None;
         }
-        let by_version = obs.version != NO_SYM && obs.version != UNKNOWN_VERSION;
-        let writes = self.writes_of(res);
         let ignore = self.ignored(self.res[res as usize].rtype);
         let older: Vec<u32> = writes
             .iter()
@@ -122,7 +127,11 @@ impl State {
             .filter(|n| !older.contains(n))
             .filter(|&n| self.strictly_after(n, &older, obs, by_version))
             .max_by_key(|&n| self.writes[n as usize].done_us)?;
-        Some(Regression { older, newer })
+        Some(Regression {
+            older,
+            newer,
+            by_version,
+        })
     }
 
     /// Whether write `n` was acknowledged before the read began, began after every write
@@ -164,7 +173,8 @@ impl State {
     ) -> Finding {
         let shown = match obs.version {
             NO_SYM | UNKNOWN_VERSION => "content".to_owned(),
-            v => format!("version {}", self.strings.resolve(v)),
+            v if reg.by_version => format!("version {}", self.strings.resolve(v)),
+            v => format!("version {} (content)", self.strings.resolve(v)),
         };
         let detail = format!(
             "read begun at {} returned {shown}, the state left by the {}; the {} had completed before the read began",

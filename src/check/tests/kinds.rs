@@ -388,3 +388,46 @@ fn visibility_lag_from_ack_to_the_first_search_that_saw_it() {
     assert_eq!(out.visibility_lag.max_ms, Some(500.0));
     assert_eq!(out.visibility_lag.never_seen, 0);
 }
+
+#[test]
+fn lost_write_reverted_under_a_version_no_write_reported() {
+    let revert = |history_has_it: bool| {
+        let mut h = Hist::default();
+        let v1 = obs("o-1", "preliminary", 72.0);
+        let v2 = obs("o-1", "final", 72.0);
+        let c = h.create(1000, &v1, false);
+        h.ok(1100, c, 201, Some("abc"), Some("1"));
+        let u = h.update(2000, &v2, "abc", Some("1"));
+        h.ok(2100, u, 200, Some("abc"), Some("2"));
+        // another resource makes "3" a known string
+        let o = h.create(2200, &obs("o-2", "final", 80.0), false);
+        h.ok(2300, o, 201, Some("zz"), Some("3"));
+        h.read(
+            30_020,
+            30_030,
+            "abc",
+            Some(seen("abc", Some("3"), &v1)),
+            Readback,
+        );
+        let mut versions = vec![seen("abc", Some("1"), &v1), seen("abc", Some("3"), &v1)];
+        if history_has_it {
+            versions.insert(1, seen("abc", Some("2"), &v2));
+        }
+        h.history(30_040, 30_050, "abc", versions);
+        h.check()
+    };
+    let out = revert(false);
+    let lost: Vec<_> = out
+        .findings
+        .iter()
+        .filter(|f| f.id.as_deref() == Some("abc"))
+        .collect();
+    assert_eq!(lost.len(), 1, "{:#?}", out.findings);
+    assert_eq!(lost[0].kind, Kind::LostWrite);
+    let out = revert(true);
+    assert!(
+        out.findings.iter().all(|f| f.id.as_deref() != Some("abc")),
+        "{:#?}",
+        out.findings
+    );
+}
