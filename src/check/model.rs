@@ -116,6 +116,8 @@ pub(super) struct World {
     pub records: Vec<Record>,
     /// The identifier (`system|value`) of the entity the anomaly was injected into.
     pub injected: Option<String>,
+    /// The server rewrites `Observation.code`: the options must declare it.
+    pub rewrites_code: bool,
 }
 
 struct Sim {
@@ -123,6 +125,10 @@ struct Sim {
     ops: Vec<SimOp>,
     counter: u64,
     versions_on_reads: bool,
+    /// Whether write responses carry a version (ETag).
+    versions_on_writes: bool,
+    /// Whether the server rewrites `code` (an EHR profile quirk, declared as expected).
+    rewrites_code: bool,
     process: u64,
 }
 
@@ -146,9 +152,15 @@ pub(super) fn world(seed: u64, entities: usize, inject: Option<Inject>) -> World
         ops: Vec::new(),
         counter: 0,
         versions_on_reads: false,
+        versions_on_writes: true,
+        rewrites_code: false,
         process: 0,
     };
     sim.versions_on_reads = sim.rng.random_bool(0.7);
+    // A read's version is judged only when a write reported it: a stale read served
+    // with versions on reads alone would go unseen, and that is by design.
+    sim.versions_on_writes = inject == Some(Inject::ServeOld) || sim.rng.random_bool(0.7);
+    sim.rewrites_code = sim.rng.random_bool(0.3);
     let target = inject.map(|_| sim.rng.random_range(0..entities.max(1)));
     let mut done = Vec::new();
     for k in 0..entities.max(1) {
@@ -160,7 +172,9 @@ pub(super) fn world(seed: u64, entities: usize, inject: Option<Inject>) -> World
     for e in &done {
         t = sim.read_back(e, t);
     }
+    let rewrites_code = sim.rewrites_code;
     World {
+        rewrites_code,
         records: sim.records(),
         injected: target.map(|k| format!("{SYSTEM}|{}", done[k].value)),
     }

@@ -150,16 +150,24 @@ impl State {
             .filter(|&w| !self.writes[w as usize].existing())
             .filter(|&w| self.sent(w).is_some_and(|s| holds(s, seen, ignore)))
             .collect();
-        if matching.iter().any(|&w| self.writes[w as usize].acked()) {
+        let last = self.last_acked(writes);
+        if matching.iter().any(|w| last.contains(w)) {
             return None;
         }
-        if !matching.is_empty() {
-            let updates: Vec<u32> = matching
+        let acked_matches = matching.iter().any(|&w| self.writes[w as usize].acked());
+        let explained: Vec<u32> = matching
+            .iter()
+            .copied()
+            .filter(|&w| !self.writes[w as usize].acked())
+            .collect();
+        if !explained.is_empty() {
+            // A write whose outcome was unknown, or that failed, may have made it.
+            let updates: Vec<u32> = explained
                 .into_iter()
                 .filter(|&w| self.writes[w as usize].kind == WriteKind::Update)
                 .collect();
-            if updates.is_empty() {
-                return None; // a create: judged with its identifier
+            if updates.is_empty() || acked_matches {
+                return None; // a create is judged with its identifier
             }
             for &u in &updates {
                 evidence.extend(self.write_evidence(u));
@@ -204,6 +212,32 @@ impl State {
             NO_SYM | UNKNOWN_VERSION => String::new(),
             v => format!(" (version {})", self.strings.resolve(v)),
         }
+    }
+
+    /// The acknowledged writes no other acknowledged write began after: what the
+    /// resource may show (with any write whose outcome is unknown).
+    fn last_acked(&self, writes: &[u32]) -> Vec<u32> {
+        let acked: Vec<u32> = writes
+            .iter()
+            .copied()
+            .filter(|&w| self.writes[w as usize].acked())
+            .collect();
+        let mut top = [(0u64, NIL), (0u64, NIL)];
+        for &w in &acked {
+            let t = self.writes[w as usize].invoke_us;
+            if t >= top[0].0 {
+                top = [(t, w), top[0]];
+            } else if t >= top[1].0 {
+                top[1] = (t, w);
+            }
+        }
+        acked
+            .into_iter()
+            .filter(|&w| {
+                let later = if top[0].1 == w { top[1] } else { top[0] };
+                later.1 == NIL || later.0 <= self.writes[w as usize].done_us
+            })
+            .collect()
     }
 
     /// The write a resource should show: the last acknowledged one, or failing any, the

@@ -34,6 +34,10 @@ fn write_op(
 }
 
 fn ok(status: u16, id: Option<&str>, version: Option<&str>, seen: Vec<Seen>) -> Event {
+    ok_with(status, id, version, seen)
+}
+
+fn ok_with(status: u16, id: Option<&str>, version: Option<&str>, seen: Vec<Seen>) -> Event {
     Event::Ok(Completion {
         status: Some(status),
         id: id.map(str::to_owned),
@@ -75,6 +79,12 @@ impl Sim {
         }
     }
 
+    /// A write's acknowledgement, with its version when the server reports versions.
+    fn acked(&self, status: u16, id: &str, version: Option<&str>) -> Event {
+        let version = version.filter(|_| self.versions_on_writes);
+        ok_with(status, Some(id), version, vec![])
+    }
+
     fn seen(&mut self, id: &str, version: &str, shown: &Value) -> Seen {
         let mut with_id = shown.clone();
         with_id["id"] = json!(id);
@@ -114,7 +124,7 @@ impl Sim {
                     let version = e.store.at(&id, eff).map(|s| s.0.to_owned());
                     e.version = version.clone();
                     e.id = Some(id.clone());
-                    ok(200, Some(&id), version.as_deref(), vec![])
+                    self.acked(200, &id, version.as_deref())
                 }
                 End::Ok => {
                     let id = self.fresh("r");
@@ -124,7 +134,7 @@ impl Sim {
                     }
                     e.id = Some(id.clone());
                     e.version = Some(version.clone());
-                    ok(201, Some(&id), Some(&version), vec![])
+                    self.acked(201, &id, Some(&version))
                 }
                 End::Fail => fail(400),
                 End::Info => {
@@ -169,6 +179,9 @@ impl Sim {
         last: bool,
     ) {
         let mut kept = sent.clone();
+        if self.rewrites_code {
+            kept["code"] = json!({"coding": [{"system": "http://loinc.org", "code": "8867-4"}]});
+        }
         if e.inject == Some(Inject::AlterContent) && last {
             kept["valueQuantity"] = json!({"value": 999.0, "unit": "/min"});
         }
@@ -240,7 +253,7 @@ impl Sim {
                         self.store(e, eff, &id, &version, sent, last);
                     }
                     e.version = Some(version.clone());
-                    ok(200, Some(&id), Some(&version), vec![])
+                    self.acked(200, &id, Some(&version))
                 }
                 End::Fail => fail(412),
                 End::Info => info(),
@@ -285,7 +298,7 @@ impl Sim {
         let outcome = if double {
             let version = self.fresh("v");
             self.store(e, r_eff, id, &version, &sent, false);
-            ok(200, Some(id), Some(&version), vec![])
+            self.acked(200, id, Some(&version))
         } else {
             fail(412)
         };

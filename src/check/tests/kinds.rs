@@ -431,3 +431,35 @@ fn lost_write_reverted_under_a_version_no_write_reported() {
         out.findings
     );
 }
+
+#[test]
+fn corrupted_write_a_new_version_with_the_old_content() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("2"), &v1)],
+        Readback,
+    );
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("2"), &v1)),
+        Readback,
+    );
+    let both = vec![seen("abc", Some("1"), &v1), seen("abc", Some("2"), &v1)];
+    h.history(30_040, 30_050, "abc", both);
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::CorruptedWrite);
+    assert!(f.detail.contains("`status` changed"), "{}", f.detail);
+    assert!(f.evidence.contains(&u));
+}
