@@ -5,12 +5,19 @@
 //! (`corrupted_write`). Also two acknowledged `If-Match` updates of one version
 //! (`lost_update`).
 
-use super::content::{Diff, differences, holds};
+use super::content::{Diff, View, differences, holds};
 use super::detail::secs;
 use super::intern::NO_SYM;
 use super::stale::{Observation, Regression};
 use super::state::{NIL, Obs, Probe, State, UNKNOWN_VERSION, WriteKind};
 use super::{Finding, Kind};
+
+/// What the read-back found of a resource, and how.
+struct Found<'a> {
+    r: u32,
+    obs: &'a Obs,
+    how: &'static str,
+}
 
 /// How a resource's judgment counts.
 enum Tally {
@@ -120,29 +127,24 @@ impl State {
     }
 
     /// What the read-back found is not older than the acknowledged writes: does it hold
-    /// one of them, an update that ended `fail` or `info`, or none of them?
+    /// the last acknowledged one, one whose outcome was unknown or that failed (an update
+    /// that took effect), or none of them (corrupted)?
     fn held(&self, r: u32, writes: &[u32], obs: &Obs, by_read: bool) -> Option<Finding> {
-        let rtype = self.res[r as usize].rtype;
-        let ignore = self.ignored(rtype);
-        let how = if by_read {
-            "read-back read"
-        } else {
-            "read-back search"
+        let found = Found {
+            r,
+            obs,
+            how: if by_read {
+                "read-back read"
+            } else {
+                "read-back search"
+            },
         };
-        let at = secs(obs.done_us);
-        let mut evidence = vec![obs.invoke, obs.done];
+        let ignore = self.ignored(self.res[r as usize].rtype);
         let Some(seen) = self.contents.view(obs.content) else {
-            let latest = self.latest(writes)?;
-            let name = self.strings.get("identifier");
-            if !by_read || name.is_some_and(|n| ignore.binary_search(&n).is_ok()) {
+            if !by_read {
                 return None;
             }
-            evidence.extend(self.write_evidence(latest));
-            let detail = format!(
-                "{}; {how} at {at} shows the resource without the harness identifier (`identifier` missing or changed)",
-                self.describe(latest)
-            );
-            return Some(self.finding(Kind::CorruptedWrite, self.subject(r), detail, evidence));
+            return self.without_identifier(&found, writes);
         };
         let matching: Vec<u32> = writes
             .iter()
@@ -155,38 +157,66 @@ impl State {
             return None;
         }
         let acked_matches = matching.iter().any(|&w| self.writes[w as usize].acked());
-        let explained: Vec<u32> = matching
-            .iter()
-            .copied()
+        let unacked: Vec<u32> = matching
+            .into_iter()
             .filter(|&w| !self.writes[w as usize].acked())
             .collect();
-        if !explained.is_empty() {
-            // A write whose outcome was unknown, or that failed, may have made it.
-            let updates: Vec<u32> = explained
-                .into_iter()
-                .filter(|&w| self.writes[w as usize].kind == WriteKind::Update)
-                .collect();
-            if updates.is_empty() || acked_matches {
-                return None; // a create is judged with its identifier
-            }
-            for &u in &updates {
-                evidence.extend(self.write_evidence(u));
-            }
-            let detail = format!(
-                "the {} took effect: {how} at {at} shows what it sent{}",
-                self.describe_all(&updates, " or the "),
-                self.shown_version(obs)
-            );
-            let f = self.finding(
-                Kind::CommittedDespiteError,
-                self.subject(r),
-                detail,
-                evidence,
-            );
-            return Some(f);
+        if unacked.is_empty() {
+            return self.corrupted(&found, writes, seen);
         }
+        // A write whose outcome was unknown, or that failed, made it.
+        let updates: Vec<u32> = unacked
+            .into_iter()
+            .filter(|&w| self.writes[w as usize].kind == WriteKind::Update)
+            .collect();
+        if updates.is_empty() || acked_matches {
+            return None; // a create is judged with its identifier
+        }
+        let mut evidence = vec![obs.invoke, obs.done];
+        for &u in &updates {
+            evidence.extend(self.write_evidence(u));
+        }
+        let detail = format!(
+            "the {} took effect: {} at {} shows what it sent{}",
+            self.describe_all(&updates, " or the "),
+            found.how,
+            secs(obs.done_us),
+            self.shown_version(obs)
+        );
+        let kind = Kind::CommittedDespiteError;
+        Some(self.finding(kind, self.subject(r), detail, evidence))
+    }
+
+    /// The read-back read shows the resource without the harness identifier.
+    fn without_identifier(&self, found: &Found<'_>, writes: &[u32]) -> Option<Finding> {
+        let latest = self.latest(writes)?;
+        let ignore = self.ignored(self.res[found.r as usize].rtype);
+        let name = self.strings.get("identifier");
+        if name.is_some_and(|n| ignore.binary_search(&n).is_ok()) {
+            return None;
+        }
+        let mut evidence = vec![found.obs.invoke, found.obs.done];
+        evidence.extend(self.write_evidence(latest));
+        let detail = format!(
+            "{}; {} at {} shows the resource without the harness identifier (`identifier` missing or changed)",
+            self.describe(latest),
+            found.how,
+            secs(found.obs.done_us),
+        );
+        Some(self.finding(
+            Kind::CorruptedWrite,
+            self.subject(found.r),
+            detail,
+            evidence,
+        ))
+    }
+
+    /// The resource holds none of what was written: name what differs from the last
+    /// acknowledged write (or the last whose outcome was unknown).
+    fn corrupted(&self, found: &Found<'_>, writes: &[u32], seen: View<'_>) -> Option<Finding> {
         let reference = self.latest(writes)?;
         let sent = self.sent(reference)?;
+        let ignore = self.ignored(self.res[found.r as usize].rtype);
         let diffs: Vec<String> = differences(sent, seen, ignore)
             .map(|d| match d {
                 Diff::Missing(k) => format!("`{}` missing", self.strings.resolve(k)),
@@ -198,13 +228,21 @@ impl State {
         } else {
             diffs.join(", ")
         };
+        let mut evidence = vec![found.obs.invoke, found.obs.done];
         evidence.extend(self.write_evidence(reference));
         let detail = format!(
-            "{}; {how} at {at}{}: {diffs}",
+            "{}; {} at {}{}: {diffs}",
             self.describe(reference),
-            self.shown_version(obs)
+            found.how,
+            secs(found.obs.done_us),
+            self.shown_version(found.obs)
         );
-        Some(self.finding(Kind::CorruptedWrite, self.subject(r), detail, evidence))
+        Some(self.finding(
+            Kind::CorruptedWrite,
+            self.subject(found.r),
+            detail,
+            evidence,
+        ))
     }
 
     fn shown_version(&self, obs: &Obs) -> String {
