@@ -463,3 +463,64 @@ fn corrupted_write_a_new_version_with_the_old_content() {
     assert!(f.detail.contains("`status` changed"), "{}", f.detail);
     assert!(f.evidence.contains(&u));
 }
+
+#[test]
+fn corrupted_write_the_harness_identifier_stripped() {
+    let mut h = Hist::default();
+    let sent = obs("o-1", "final", 72.0);
+    let mut stored = sent.clone();
+    stored.as_object_mut().unwrap().remove("identifier");
+    let c = h.create(1000, &sent, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &stored)),
+        Readback,
+    );
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::CorruptedWrite);
+    assert!(
+        f.detail.contains("without the harness identifier"),
+        "{}",
+        f.detail
+    );
+}
+
+#[test]
+fn duplicate_write_seen_on_a_next_page() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, true);
+    h.ok(1100, c, 201, Some("a1"), Some("1"));
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("a1", Some("1"), &body)],
+        Readback,
+    );
+    let page = h.search(
+        30_020,
+        30_030,
+        None,
+        vec![seen("q7", Some("1"), &body)],
+        Readback,
+    );
+    h.read(
+        30_040,
+        30_050,
+        "a1",
+        Some(seen("a1", Some("1"), &body)),
+        Readback,
+    );
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::DuplicateWrite);
+    assert_eq!(f.id.as_deref(), Some("q7"));
+    assert!(f.evidence.contains(&page[1]), "{:?}", f.evidence);
+    assert!(f.detail.contains("server-caused"), "{}", f.detail);
+}
