@@ -240,7 +240,7 @@ fn read_back(n: u64) -> Vec<Step> {
             (false, true) => 1,
             (false, false) => 0,
         };
-        let version = if variant == 1 { "2" } else { "1" };
+        let version = if k == 1 && closed { "2" } else { "1" };
         let shown = || {
             if present {
                 vec![seen(n, k, version, variant)]
