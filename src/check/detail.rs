@@ -182,6 +182,17 @@ impl State {
         for (identifier, id) in bundles {
             self.touch_bundle(identifier, id);
         }
+        let unfinished: Vec<u32> = self
+            .pending
+            .values()
+            .filter_map(|p| match p {
+                super::state::Pending::Write(w) => Some(*w),
+                _ => None,
+            })
+            .collect();
+        for w in unfinished {
+            self.add_orphan(w);
+        }
         self.pending.clear();
         for w in &self.writes {
             match w.outcome {

@@ -184,18 +184,24 @@ impl State {
     }
 
     fn duplicate_cause(&self, attempts: &[u32], plain: usize) -> &'static str {
-        let resent_after_unknown = attempts.iter().any(|&a| {
-            let a = &self.writes[a as usize];
-            a.kind == WriteKind::Create
-                && a.root != a.invoke
-                && attempts.iter().any(|&b| {
-                    let b = &self.writes[b as usize];
-                    b.kind == WriteKind::Create
-                        && b.root == a.root
-                        && b.invoke < a.invoke
-                        && b.maybe()
-                })
-        });
+        // A plain create re-sent after an attempt of the same request ended unknown.
+        let mut chains: Vec<(u64, u64, bool)> = attempts
+            .iter()
+            .map(|&a| &self.writes[a as usize])
+            .filter(|a| a.kind == WriteKind::Create)
+            .map(|a| (a.root, a.invoke, a.maybe()))
+            .collect();
+        chains.sort_unstable();
+        let mut resent_after_unknown = false;
+        let mut unknown_before = false;
+        for (i, &(root, _, maybe)) in chains.iter().enumerate() {
+            if i == 0 || chains[i - 1].0 != root {
+                unknown_before = false;
+            } else if unknown_before {
+                resent_after_unknown = true;
+            }
+            unknown_before |= maybe;
+        }
         if resent_after_unknown {
             "client-caused: a plain create (POST without If-None-Exist) was re-sent after an unknown outcome and both took effect; send If-None-Exist or look up by identifier before re-sending"
         } else if plain == 0 {

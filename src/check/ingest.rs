@@ -137,6 +137,7 @@ impl State {
             if_match: NO_SYM,
             next_ident: NIL,
             next_res: NIL,
+            next_orphan: NIL,
             status: 0,
             kind,
             outcome: Status::Pending,
@@ -221,7 +222,11 @@ impl State {
         write.status = c.status.unwrap_or(0);
         write.error = c.error;
         write.version = version;
-        if write.kind == WriteKind::Update || reported == NO_SYM {
+        if write.kind == WriteKind::Update {
+            return;
+        }
+        if reported == NO_SYM {
+            self.add_orphan(w);
             return;
         }
         write.id = reported;

@@ -53,6 +53,8 @@ pub(crate) struct Write {
     pub if_match: Sym,
     pub next_ident: u32,
     pub next_res: u32,
+    /// Intrusive list of an identifier's creates that reported no id and did not fail.
+    pub next_orphan: u32,
     pub status: u16,
     pub kind: WriteKind,
     pub outcome: Status,
@@ -128,6 +130,9 @@ pub(crate) struct Ident {
     pub identifier: Sym,
     /// Newest create attempt first.
     pub first_write: u32,
+    /// Creates that reported no id and did not fail: any resource carrying the
+    /// identifier may be theirs.
+    pub first_orphan: u32,
     pub seen: Option<SeenId>,
     /// More ids seen carrying it: an index into `State::seen_more`.
     pub seen_more: u32,
@@ -219,6 +224,8 @@ pub(crate) struct State {
     pub res: Vec<Res>,
     pub res_of: FxHashMap<(Sym, Sym), u32>,
     pub seen_more: Vec<Vec<SeenId>>,
+    /// Where an id sits in `seen_more`, by (identifier, id).
+    pub seen_at: FxHashMap<(u32, Sym), u32>,
     pub histories: Vec<History>,
     pub pending: FxHashMap<u64, Pending>,
     pub reads: VecDeque<LoadRead>,
@@ -254,6 +261,7 @@ impl State {
             res: Vec::new(),
             res_of: FxHashMap::default(),
             seen_more: Vec::new(),
+            seen_at: FxHashMap::default(),
             histories: Vec::new(),
             pending: FxHashMap::default(),
             reads: VecDeque::new(),
@@ -286,6 +294,7 @@ impl State {
                 rtype,
                 identifier,
                 first_write: NIL,
+                first_orphan: NIL,
                 seen: None,
                 seen_more: NIL,
                 first_seen_us: NEVER,
@@ -350,13 +359,28 @@ impl State {
             out.push(w);
             w = self.writes[w as usize].next_res;
         }
-        if r.ident != NIL {
-            out.extend(self.attempts(r.ident).into_iter().filter(|&a| {
-                let a = &self.writes[a as usize];
-                a.id == NO_SYM && a.outcome != Status::Fail
-            }));
+        let mut w = self
+            .idents
+            .get(r.ident as usize)
+            .map_or(NIL, |i| i.first_orphan);
+        while w != NIL {
+            out.push(w);
+            w = self.writes[w as usize].next_orphan;
         }
         out
+    }
+
+    /// Adds a create that reported no id (and did not fail) to its identifier's orphans.
+    pub(crate) fn add_orphan(&mut self, w: u32) {
+        let wr = &self.writes[w as usize];
+        if wr.kind == WriteKind::Update || wr.id != NO_SYM || wr.outcome == Status::Fail {
+            return;
+        }
+        let Some(&i) = self.ident_of.get(&(wr.rtype, wr.identifier)) else {
+            return;
+        };
+        let head = std::mem::replace(&mut self.idents[i as usize].first_orphan, w);
+        self.writes[w as usize].next_orphan = head;
     }
 
     /// Every distinct id seen carrying an identifier.
@@ -382,9 +406,12 @@ impl State {
                     self.seen_more.push(Vec::new());
                 }
                 let more = &mut self.seen_more[i.seen_more as usize];
-                match more.iter_mut().find(|s| s.id == id) {
-                    Some(s) => s.readback |= readback,
-                    None => more.push(fresh),
+                match self.seen_at.get(&(ident, id)) {
+                    Some(&pos) => more[pos as usize].readback |= readback,
+                    None => {
+                        self.seen_at.insert((ident, id), more.len() as u32);
+                        more.push(fresh);
+                    }
                 }
             }
         }
