@@ -1,0 +1,281 @@
+//! Judging one harness identifier once the history has ended: were its acknowledged
+//! creates found at read-back (else `lost_write`), did more resources come to carry it
+//! than the harness wrote (`duplicate_write`), did a create that ended `fail` or `info`
+//! take effect anyway (`committed_despite_error`)? Also each acknowledged create's
+//! visibility lag.
+
+use super::Kind;
+use super::detail::secs;
+use super::intern::NO_SYM;
+use super::state::{NEVER, Probe, SeenId, State, WriteKind};
+
+/// What the read-back said of one acknowledged create.
+enum Verdict {
+    Present,
+    Lost,
+    Unverified,
+}
+
+impl State {
+    pub(crate) fn judge_ident(&mut self, i: u32) {
+        let attempts = self.attempts(i);
+        if attempts.is_empty() {
+            return;
+        }
+        self.stats.identifiers += 1;
+        let created: Vec<u32> = attempts
+            .iter()
+            .copied()
+            .filter(|&w| self.writes[w as usize].acked())
+            .collect();
+        self.record_lag(i, &created);
+        let seen = self.seen_ids(i);
+        if self.ident_touched(i, &attempts, &seen) {
+            self.stats.withheld_for_bundles += 1;
+            return;
+        }
+        let duplicate = self.judge_duplicate(i, &attempts, &seen);
+        let present: Vec<SeenId> = seen.into_iter().filter(|s| s.readback).collect();
+        let mut unverified = false;
+        for &c in &created {
+            match self.verdict(i, c, &present) {
+                Verdict::Present => {}
+                Verdict::Lost => self.lost_create(i, c),
+                Verdict::Unverified => unverified = true,
+            }
+        }
+        if created.is_empty() && !duplicate && !present.is_empty() {
+            self.committed_create(i, &attempts, &present);
+        }
+        let searched = self.idents[i as usize].search.probe == Probe::Present;
+        if unverified || (created.is_empty() && !searched && present.is_empty()) {
+            self.stats.identifiers_unverified += 1;
+        } else {
+            self.stats.identifiers_verified += 1;
+        }
+    }
+
+    fn ident_touched(&self, i: u32, attempts: &[u32], seen: &[SeenId]) -> bool {
+        let identifier = self.idents[i as usize].identifier;
+        self.bundle_touched(NO_SYM, identifier)
+            || attempts
+                .iter()
+                .any(|&w| self.bundle_touched(self.writes[w as usize].id, NO_SYM))
+            || seen.iter().any(|s| self.bundle_touched(s.id, NO_SYM))
+    }
+
+    fn verdict(&self, i: u32, c: u32, present: &[SeenId]) -> Verdict {
+        let ident = &self.idents[i as usize];
+        let id = self.writes[c as usize].id;
+        let read = self
+            .res_of
+            .get(&(ident.rtype, id))
+            .map(|&r| self.res[r as usize].read.probe);
+        if !present.is_empty() || read == Some(Probe::Present) {
+            return Verdict::Present;
+        }
+        let id_absent = id == NO_SYM || read == Some(Probe::Absent);
+        if ident.search.probe == Probe::Present && id_absent {
+            Verdict::Lost
+        } else {
+            Verdict::Unverified
+        }
+    }
+
+    fn lost_create(&mut self, i: u32, c: u32) {
+        let ident = &self.idents[i as usize];
+        let (rtype, identifier) = (ident.rtype, ident.identifier);
+        let search = ident.search;
+        let wr = &self.writes[c as usize];
+        let id = wr.id;
+        let mut evidence = self.write_evidence(c).to_vec();
+        evidence.extend([search.invoke, search.done]);
+        let mut by_id = String::from("no id had been reported");
+        let mut updates = Vec::new();
+        if let Some(&r) = self.res_of.get(&(rtype, id)) {
+            let read = self.res[r as usize].read;
+            by_id = format!("404 by id at {}", secs(read.done_us));
+            evidence.extend([read.invoke, read.done]);
+            updates = self
+                .writes_of(r)
+                .into_iter()
+                .filter(|&w| {
+                    let w = &self.writes[w as usize];
+                    w.kind == WriteKind::Update && w.acked()
+                })
+                .collect();
+        }
+        for &u in &updates {
+            evidence.extend(self.write_evidence(u));
+        }
+        let also = match updates.len() {
+            0 => String::new(),
+            n => format!("; {n} acknowledged update(s) of it are gone with it"),
+        };
+        let detail = format!(
+            "{}; read-back: {by_id}, and 0 matches searching by identifier at {}{also}",
+            self.describe(c),
+            secs(search.done_us),
+        );
+        let subject = super::detail::Subject {
+            rtype,
+            id,
+            identifier,
+        };
+        let f = self.finding(Kind::LostWrite, subject, detail, evidence);
+        self.findings.push(f);
+    }
+
+    /// More distinct resources carry the identifier than the harness's creates could
+    /// have made: one per plain-create request, one for any number of conditional ones.
+    fn judge_duplicate(&mut self, i: u32, attempts: &[u32], seen: &[SeenId]) -> bool {
+        if seen.len() < 2 {
+            return false;
+        }
+        let roots = |kind: WriteKind| {
+            let mut r: Vec<u64> = attempts
+                .iter()
+                .map(|&w| &self.writes[w as usize])
+                .filter(|w| w.kind == kind)
+                .map(|w| w.root)
+                .collect();
+            r.sort_unstable();
+            r.dedup();
+            r.len()
+        };
+        let plain = roots(WriteKind::Create);
+        let allowed = plain + roots(WriteKind::Conditional).min(1);
+        if seen.len() <= allowed {
+            return false;
+        }
+        let cause = self.duplicate_cause(attempts, plain);
+        let ident = &self.idents[i as usize];
+        let ids: Vec<&str> = seen.iter().map(|s| self.strings.resolve(s.id)).collect();
+        let detail = format!(
+            "{} resources carry the identifier (ids {}), written by {} create request(s): the {}; {cause}",
+            seen.len(),
+            ids.join(", "),
+            allowed.max(1),
+            self.describe_all(attempts, "; the "),
+        );
+        let mut evidence: Vec<u64> = attempts
+            .iter()
+            .flat_map(|&w| self.write_evidence(w))
+            .collect();
+        evidence.extend(seen.iter().map(|s| s.at));
+        evidence.extend([ident.search.invoke, ident.search.done]);
+        let extra = seen
+            .iter()
+            .find(|s| {
+                !attempts.iter().any(|&w| {
+                    let w = &self.writes[w as usize];
+                    w.acked() && w.id == s.id
+                })
+            })
+            .map_or(NO_SYM, |s| s.id);
+        let subject = super::detail::Subject {
+            rtype: ident.rtype,
+            id: extra,
+            identifier: ident.identifier,
+        };
+        let f = self.finding(Kind::DuplicateWrite, subject, detail, evidence);
+        self.findings.push(f);
+        true
+    }
+
+    fn duplicate_cause(&self, attempts: &[u32], plain: usize) -> &'static str {
+        // A plain create re-sent after an attempt of the same request ended unknown.
+        let mut chains: Vec<(u64, u64, bool)> = attempts
+            .iter()
+            .map(|&a| &self.writes[a as usize])
+            .filter(|a| a.kind == WriteKind::Create)
+            .map(|a| (a.root, a.invoke, a.maybe()))
+            .collect();
+        chains.sort_unstable();
+        let mut resent_after_unknown = false;
+        let mut unknown_before = false;
+        for (i, &(root, _, maybe)) in chains.iter().enumerate() {
+            if i == 0 || chains[i - 1].0 != root {
+                unknown_before = false;
+            } else if unknown_before {
+                resent_after_unknown = true;
+            }
+            unknown_before |= maybe;
+        }
+        if resent_after_unknown {
+            "client-caused: a plain create (POST without If-None-Exist) was re-sent after an unknown outcome and both took effect; send If-None-Exist or look up by identifier before re-sending"
+        } else if plain == 0 {
+            "server-caused: only conditional creates (If-None-Exist) were involved, and the server did not serialize them"
+        } else {
+            "server-caused: no create was re-sent after an unknown outcome, yet the server made more resources than requests"
+        }
+    }
+
+    /// No acknowledged attempt created anything, yet the identifier is there.
+    fn committed_create(&mut self, i: u32, attempts: &[u32], present: &[SeenId]) {
+        let failed: Vec<u32> = attempts
+            .iter()
+            .copied()
+            .filter(|&w| self.writes[w as usize].outcome != super::state::Status::Ok)
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        let existing: Vec<u32> = attempts
+            .iter()
+            .copied()
+            .filter(|&w| self.writes[w as usize].existing())
+            .collect();
+        let ident = &self.idents[i as usize];
+        let ids: Vec<&str> = present.iter().map(|s| self.strings.resolve(s.id)).collect();
+        let retry = if existing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the retry, a {}, shows the earlier attempt had committed",
+                self.describe_all(&existing, ", then a ")
+            )
+        };
+        let when = match ident.search.probe {
+            Probe::Present => format!(" at {}", secs(ident.search.done_us)),
+            _ => String::new(),
+        };
+        let detail = format!(
+            "the {} took effect: read-back{when} found id {} carrying the identifier{retry}",
+            self.describe_all(&failed, " or the "),
+            ids.join(", "),
+        );
+        let mut evidence: Vec<u64> = failed
+            .iter()
+            .chain(&existing)
+            .flat_map(|&w| self.write_evidence(w))
+            .collect();
+        evidence.extend(present.iter().map(|s| s.at));
+        evidence.extend([ident.search.invoke, ident.search.done]);
+        let subject = super::detail::Subject {
+            rtype: ident.rtype,
+            id: present[0].id,
+            identifier: ident.identifier,
+        };
+        let f = self.finding(Kind::CommittedDespiteError, subject, detail, evidence);
+        self.findings.push(f);
+    }
+
+    /// Lag from each acknowledged create to the first search that showed it.
+    fn record_lag(&mut self, i: u32, created: &[u32]) {
+        let ident = &self.idents[i as usize];
+        for &c in created {
+            let w = &self.writes[c as usize];
+            let by_id = self
+                .res_of
+                .get(&(ident.rtype, w.id))
+                .map_or(NEVER, |&r| self.res[r as usize].first_seen_us);
+            let first = ident.first_seen_us.min(by_id);
+            if first == NEVER {
+                self.never_seen += 1;
+            } else {
+                self.lag_us.push(first.saturating_sub(w.done_us));
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Judging one resource once the history has ended, by what the read-back showed of it:
+//! reverted to an older write (`lost_write` when `_history` lacks the acknowledged
+//! version, else `stale_read`), holding an update that ended `fail` or `info`
+//! (`committed_despite_error`), or holding none of what was written
+//! (`corrupted_write`). Also two acknowledged `If-Match` updates of one version
+//! (`lost_update`).
+
+use super::content::{Diff, View, differences, holds};
+use super::detail::secs;
+use super::intern::NO_SYM;
+use super::stale::{Observation, Regression};
+use super::state::{NIL, Obs, Probe, State, UNKNOWN_VERSION, WriteKind};
+use super::{Finding, Kind};
+
+/// What the read-back found of a resource, and how.
+struct Found<'a> {
+    r: u32,
+    obs: &'a Obs,
+    how: &'static str,
+}
+
+/// How a resource's judgment counts.
+enum Tally {
+    /// Nothing of ours to judge.
+    Skip,
+    Judged,
+    Unverified,
+    Withheld,
+}
+
+impl State {
+    pub(crate) fn judge_resource(&mut self, r: u32) {
+        let (tally, finding) = self.resource_verdict(r);
+        match tally {
+            Tally::Skip => {}
+            Tally::Judged => self.stats.resources_read_back += 1,
+            Tally::Unverified => self.stats.resources_unverified += 1,
+            Tally::Withheld => self.stats.withheld_for_bundles += 1,
+        }
+        self.findings.extend(finding);
+    }
+
+    fn resource_verdict(&self, r: u32) -> (Tally, Option<Finding>) {
+        let res = &self.res[r as usize];
+        let writes = self.writes_of(r);
+        let acked = writes.iter().any(|&w| self.writes[w as usize].acked());
+        let (obs, by_read) = match (res.read.probe, res.found.probe) {
+            (Probe::Present, _) => (res.read, true),
+            (Probe::Absent, _) => return (Tally::Skip, None),
+            (_, Probe::Present) => (res.found, false),
+            _ if acked => return (Tally::Unverified, None),
+            _ => return (Tally::Skip, None),
+        };
+        if writes.is_empty() {
+            return (Tally::Skip, None);
+        }
+        let s = self.subject(r);
+        if self.bundle_touched(s.id, s.identifier) {
+            return (Tally::Withheld, None);
+        }
+        let observation = Observation {
+            version: obs.version,
+            content: self.contents.view(obs.content),
+            invoke_us: obs.invoke_us,
+            done_us: obs.done_us,
+        };
+        if by_read && let Some(reg) = self.regression(r, &observation, true) {
+            return (Tally::Judged, self.reverted(r, &reg, &observation, &obs));
+        }
+        (Tally::Judged, self.held(r, &writes, &obs, by_read))
+    }
+
+    /// The read-back read showed an older state than an acknowledged write.
+    fn reverted(
+        &self,
+        r: u32,
+        reg: &Regression,
+        observation: &Observation<'_>,
+        read: &Obs,
+    ) -> Option<Finding> {
+        match self.history_lacks(r, reg.newer) {
+            Some((true, history_done)) => {
+                let newer = &self.writes[reg.newer as usize];
+                let what = match newer.version {
+                    NO_SYM => "its content".to_owned(),
+                    v => format!("version {}", self.strings.resolve(v)),
+                };
+                let shown = match read.version {
+                    NO_SYM | UNKNOWN_VERSION => "the content".to_owned(),
+                    v => format!("version {}", self.strings.resolve(v)),
+                };
+                let detail = format!(
+                    "{}; read-back read at {} shows {shown} of the {}, and _history lacks {what}",
+                    self.describe(reg.newer),
+                    secs(read.done_us),
+                    self.describe_all(&reg.older, " or the "),
+                );
+                let mut evidence = vec![read.invoke, read.done, history_done];
+                for &w in reg.older.iter().chain([&reg.newer]) {
+                    evidence.extend(self.write_evidence(w));
+                }
+                Some(self.finding(Kind::LostWrite, self.subject(r), detail, evidence))
+            }
+            _ if read.version != NO_SYM && !reg.by_version => None,
+            _ => Some(self.stale_finding(r, reg, observation, [read.invoke, read.done])),
+        }
+    }
+
+    /// Whether the read-back `_history` lacks what a write made (its version, or its
+    /// content when it reported none), with the history's completion index; `None`
+    /// when no `_history` was read.
+    fn history_lacks(&self, r: u32, w: u32) -> Option<(bool, u64)> {
+        let h = self.histories.get(self.res[r as usize].history as usize)?;
+        let wr = &self.writes[w as usize];
+        let has = if wr.version != NO_SYM {
+            h.entries.iter().any(|&(v, _)| v == wr.version)
+        } else {
+            let sent = self.sent(w)?;
+            let ignore = self.ignored(wr.rtype);
+            h.entries.iter().any(|&(_, c)| {
+                self.contents
+                    .view(c)
+                    .is_some_and(|seen| holds(sent, seen, ignore))
+            })
+        };
+        Some((!has, h.done))
+    }
+
+    /// What the read-back found is not older than the acknowledged writes: does it hold
+    /// the last acknowledged one, one whose outcome was unknown or that failed (an update
+    /// that took effect), or none of them (corrupted)?
+    fn held(&self, r: u32, writes: &[u32], obs: &Obs, by_read: bool) -> Option<Finding> {
+        let found = Found {
+            r,
+            obs,
+            how: if by_read {
+                "read-back read"
+            } else {
+                "read-back search"
+            },
+        };
+        let ignore = self.ignored(self.res[r as usize].rtype);
+        let Some(seen) = self.contents.view(obs.content) else {
+            if !by_read {
+                return None;
+            }
+            return self.without_identifier(&found, writes);
+        };
+        let matching: Vec<u32> = writes
+            .iter()
+            .copied()
+            .filter(|&w| !self.writes[w as usize].existing())
+            .filter(|&w| self.sent(w).is_some_and(|s| holds(s, seen, ignore)))
+            .collect();
+        let last = self.last_acked(writes);
+        if matching.iter().any(|w| last.contains(w)) {
+            return None;
+        }
+        let acked_matches = matching.iter().any(|&w| self.writes[w as usize].acked());
+        let unacked: Vec<u32> = matching
+            .into_iter()
+            .filter(|&w| !self.writes[w as usize].acked())
+            .collect();
+        if unacked.is_empty() {
+            return self.corrupted(&found, writes, seen);
+        }
+        // A write whose outcome was unknown, or that failed, made it.
+        let updates: Vec<u32> = unacked
+            .into_iter()
+            .filter(|&w| self.writes[w as usize].kind == WriteKind::Update)
+            .collect();
+        if updates.is_empty() || acked_matches {
+            return None; // a create is judged with its identifier
+        }
+        let mut evidence = vec![obs.invoke, obs.done];
+        for &u in &updates {
+            evidence.extend(self.write_evidence(u));
+        }
+        let detail = format!(
+            "the {} took effect: {} at {} shows what it sent{}",
+            self.describe_all(&updates, " or the "),
+            found.how,
+            secs(obs.done_us),
+            self.shown_version(obs)
+        );
+        let kind = Kind::CommittedDespiteError;
+        Some(self.finding(kind, self.subject(r), detail, evidence))
+    }
+
+    /// The read-back read shows the resource without the harness identifier.
+    fn without_identifier(&self, found: &Found<'_>, writes: &[u32]) -> Option<Finding> {
+        let latest = self.latest(writes)?;
+        let ignore = self.ignored(self.res[found.r as usize].rtype);
+        let name = self.strings.get("identifier");
+        if name.is_some_and(|n| ignore.binary_search(&n).is_ok()) {
+            return None;
+        }
+        let mut evidence = vec![found.obs.invoke, found.obs.done];
+        evidence.extend(self.write_evidence(latest));
+        let detail = format!(
+            "{}; {} at {} shows the resource without the harness identifier (`identifier` missing or changed)",
+            self.describe(latest),
+            found.how,
+            secs(found.obs.done_us),
+        );
+        Some(self.finding(
+            Kind::CorruptedWrite,
+            self.subject(found.r),
+            detail,
+            evidence,
+        ))
+    }
+
+    /// The resource holds none of what was written: name what differs from the last
+    /// acknowledged write (or the last whose outcome was unknown).
+    fn corrupted(&self, found: &Found<'_>, writes: &[u32], seen: View<'_>) -> Option<Finding> {
+        let reference = self.latest(writes)?;
+        let sent = self.sent(reference)?;
+        let ignore = self.ignored(self.res[found.r as usize].rtype);
+        let diffs: Vec<String> = differences(sent, seen, ignore)
+            .map(|d| match d {
+                Diff::Missing(k) => format!("`{}` missing", self.strings.resolve(k)),
+                Diff::Changed(k) => format!("`{}` changed", self.strings.resolve(k)),
+            })
+            .collect();
+        let diffs = if diffs.is_empty() {
+            "content differs".to_owned()
+        } else {
+            diffs.join(", ")
+        };
+        let mut evidence = vec![found.obs.invoke, found.obs.done];
+        evidence.extend(self.write_evidence(reference));
+        let detail = format!(
+            "{}; {} at {}{}: {diffs}",
+            self.describe(reference),
+            found.how,
+            secs(found.obs.done_us),
+            self.shown_version(found.obs)
+        );
+        Some(self.finding(
+            Kind::CorruptedWrite,
+            self.subject(found.r),
+            detail,
+            evidence,
+        ))
+    }
+
+    fn shown_version(&self, obs: &Obs) -> String {
+        match obs.version {
+            NO_SYM | UNKNOWN_VERSION => String::new(),
+            v => format!(" (version {})", self.strings.resolve(v)),
+        }
+    }
+
+    /// The acknowledged writes no other acknowledged write began after: what the
+    /// resource may show (with any write whose outcome is unknown).
+    fn last_acked(&self, writes: &[u32]) -> Vec<u32> {
+        let acked: Vec<u32> = writes
+            .iter()
+            .copied()
+            .filter(|&w| self.writes[w as usize].acked())
+            .collect();
+        let mut top = [(0u64, NIL), (0u64, NIL)];
+        for &w in &acked {
+            let t = self.writes[w as usize].invoke_us;
+            if t >= top[0].0 {
+                top = [(t, w), top[0]];
+            } else if t >= top[1].0 {
+                top[1] = (t, w);
+            }
+        }
+        acked
+            .into_iter()
+            .filter(|&w| {
+                let later = if top[0].1 == w { top[1] } else { top[0] };
+                later.1 == NIL || later.0 <= self.writes[w as usize].done_us
+            })
+            .collect()
+    }
+
+    /// The write a resource should show: the last acknowledged one, or failing any, the
+    /// last whose outcome is unknown.
+    fn latest(&self, writes: &[u32]) -> Option<u32> {
+        let last_acked = writes
+            .iter()
+            .copied()
+            .filter(|&w| self.writes[w as usize].acked())
+            .max_by_key(|&w| self.writes[w as usize].done_us);
+        last_acked.or_else(|| {
+            writes
+                .iter()
+                .copied()
+                .filter(|&w| self.writes[w as usize].maybe())
+                .max_by_key(|&w| self.writes[w as usize].invoke_us)
+        })
+    }
+
+    /// Two or more `If-Match` updates of the same version, with different content, all
+    /// acknowledged: at most one may succeed.
+    pub(crate) fn judge_lost_updates(&mut self, r: u32) {
+        let mut ups: Vec<u32> = Vec::new();
+        let mut w = self.res[r as usize].first_write;
+        while w != NIL {
+            let wr = &self.writes[w as usize];
+            if wr.kind == WriteKind::Update
+                && wr.acked()
+                && wr.if_match != NO_SYM
+                && wr.version != wr.if_match
+            {
+                ups.push(w);
+            }
+            w = wr.next_res;
+        }
+        if ups.len() < 2 {
+            return;
+        }
+        ups.sort_by_key(|&w| {
+            (
+                self.writes[w as usize].if_match,
+                self.writes[w as usize].invoke,
+            )
+        });
+        for group in ups
+            .chunk_by(|&a, &b| self.writes[a as usize].if_match == self.writes[b as usize].if_match)
+        {
+            let mut digests: Vec<Option<u64>> = group
+                .iter()
+                .map(|&w| self.contents.digest(self.writes[w as usize].content))
+                .collect();
+            digests.sort_unstable();
+            digests.dedup();
+            if digests.len() < 2 {
+                continue;
+            }
+            let version = self
+                .strings
+                .resolve(self.writes[group[0] as usize].if_match);
+            let detail = format!(
+                "{} updates sent with If-Match W/\"{version}\" were all acknowledged: the {}; at most one can apply to version {version}, the others must be refused (412 or 409), so one overwrote the other",
+                group.len(),
+                self.describe_all(group, ", and the "),
+            );
+            let evidence = group.iter().flat_map(|&w| self.write_evidence(w)).collect();
+            let f = self.finding(Kind::LostUpdate, self.subject(r), detail, evidence);
+            self.findings.push(f);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! What a naive checker gets wrong: histories with nothing to report (or something else
+//! than the obvious), where a finding would be a false alarm.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::history::Phase::{Load, Readback};
+use crate::history::{Reader, Writer};
+
+use super::{Hist, kinds, obs, only, options, seen};
+use crate::check::{Kind, check};
+
+fn assert_clean(h: &Hist) -> crate::check::Outcome {
+    let out = h.check();
+    assert!(out.findings.is_empty(), "{:#?}", out.findings);
+    out
+}
+
+#[test]
+fn an_info_create_absent_at_read_back_is_not_lost() {
+    let mut h = Hist::default();
+    let c = h.create(1000, &obs("o-1", "final", 72.0), false);
+    h.info(6000, c);
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    let out = assert_clean(&h);
+    assert_eq!(out.stats.writes_info, 1);
+}
+
+#[test]
+fn an_info_create_present_is_committed_not_lost() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.info(6000, c);
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("x", Some("1"), &body)],
+        Readback,
+    );
+    assert_eq!(kinds(&h.check()), vec![Kind::CommittedDespiteError]);
+}
+
+#[test]
+fn a_failed_read_back_cannot_judge() {
+    let mut h = Hist::default();
+    let c = h.create(1000, &obs("o-1", "final", 72.0), false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.read_failed(30_020, 30_030, "abc", Readback);
+    let out = assert_clean(&h);
+    assert_eq!(out.stats.identifiers_unverified, 1);
+    assert_eq!(out.stats.resources_unverified, 1);
+}
+
+#[test]
+fn no_read_back_at_all_cannot_judge() {
+    let mut h = Hist::default();
+    let c = h.create(1000, &obs("o-1", "final", 72.0), false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let out = assert_clean(&h);
+    assert_eq!(out.stats.identifiers_unverified, 1);
+}
+
+#[test]
+fn present_by_id_though_the_search_missed_it_is_not_lost() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &body)),
+        Readback,
+    );
+    assert_clean(&h);
+}
+
+#[test]
+fn a_conditional_retry_answered_200_is_no_duplicate() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let a = h.create(1000, &body, true);
+    h.info(6000, a);
+    let b = h.retry(6100, a);
+    h.ok(6200, b, 200, Some("x9"), Some("1"));
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("x9", Some("1"), &body)],
+        Readback,
+    );
+    let out = h.check();
+    assert!(!kinds(&out).contains(&Kind::DuplicateWrite));
+}
+
+#[test]
+fn two_logical_plain_creates_of_one_identifier_may_make_two() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let a = h.create(1000, &body, false);
+    h.ok(1100, a, 201, Some("a1"), Some("1"));
+    let b = h.create(2000, &body, false);
+    h.ok(2100, b, 201, Some("b2"), Some("1"));
+    let shown = vec![seen("a1", Some("1"), &body), seen("b2", Some("1"), &body)];
+    h.search(30_000, 30_010, Some("o-1"), shown, Readback);
+    assert_clean(&h);
+}
+
+#[test]
+fn an_acknowledged_update_shown_at_read_back_is_fine() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.read(2200, 2300, "abc", Some(seen("abc", Some("2"), &v2)), Load);
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("2"), &v2)],
+        Readback,
+    );
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("2"), &v2)),
+        Readback,
+    );
+    let both = vec![seen("abc", Some("1"), &v1), seen("abc", Some("2"), &v2)];
+    h.history(30_040, 30_050, "abc", both);
+    let out = assert_clean(&h);
+    assert_eq!(out.stats.resources_read_back, 1);
+    assert_eq!(out.stats.identifiers_verified, 1);
+}
+
+#[test]
+fn an_info_update_not_applied_is_not_lost() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &obs("o-1", "final", 72.0), "abc", Some("1"));
+    h.info(7000, u);
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("1"), &v1)],
+        Readback,
+    );
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &v1)),
+        Readback,
+    );
+    h.history(30_040, 30_050, "abc", vec![seen("abc", Some("1"), &v1)]);
+    assert_clean(&h);
+}
+
+#[test]
+fn a_read_concurrent_with_the_update_may_return_the_old_version() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.read(2050, 2300, "abc", Some(seen("abc", Some("1"), &v1)), Load);
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    assert_clean(&h);
+}
+
+#[test]
+fn an_unknown_version_string_is_not_judged_stale() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("W1"));
+    let u = h.update(2000, &v2, "abc", Some("W1"));
+    h.ok(2100, u, 200, Some("abc"), Some("W2"));
+    h.read(
+        2200,
+        2300,
+        "abc",
+        Some(seen("abc", Some("zz-9"), &v1)),
+        Load,
+    );
+    assert_clean(&h);
+}
+
+#[test]
+fn an_expected_change_is_not_corruption() {
+    let mut h = Hist::default();
+    let sent = obs("o-1", "final", 72.0);
+    let mut stored = sent.clone();
+    stored["code"] = json!({"text": "HR", "coding": [{"code": "8867-4"}]});
+    let c = h.create(1000, &sent, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("1"), &stored)],
+        Readback,
+    );
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &stored)),
+        Readback,
+    );
+    assert_eq!(kinds(&h.check()), vec![Kind::CorruptedWrite]);
+    let mut opts = options();
+    opts.expected_changes
+        .insert("Observation".into(), vec!["code".into()]);
+    let out = h.check_with(&opts);
+    assert!(out.findings.is_empty(), "{:#?}", out.findings);
+}
+
+#[test]
+fn server_added_elements_are_not_corruption() {
+    let mut h = Hist::default();
+    let sent = obs("o-1", "final", 72.0);
+    let mut stored = sent.clone();
+    stored["issued"] = json!("2026-01-01T00:00:00Z");
+    let c = h.create(1000, &sent, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &stored)),
+        Readback,
+    );
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("1"), &stored)],
+        Readback,
+    );
+    assert_clean(&h);
+}
+
+#[test]
+fn an_if_match_update_retried_after_info_is_no_lost_update() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.info(7000, u);
+    let r = h.retry(7100, u);
+    h.ok(7200, r, 200, Some("abc"), Some("2"));
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("2"), &v2)),
+        Readback,
+    );
+    assert_clean(&h);
+}
+
+#[test]
+fn a_404_read_after_the_create_is_counted_not_reported() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.read(1200, 1300, "abc", None, Load);
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("1"), &body)],
+        Readback,
+    );
+    let out = assert_clean(&h);
+    assert_eq!(out.stats.reads_absent_after_create, 1);
+}
+
+/// A transaction (not modelled) interleaved with the rest is ignored without a false
+/// alarm; one that failed changes nothing, so a lost write is still found.
+#[test]
+fn transactions_are_ignored_safely() {
+    let lost = |transaction_failed: bool| {
+        let mut h = Hist::default();
+        let c = h.create(1000, &obs("o-1", "final", 72.0), false);
+        h.transaction(1050, 1150, transaction_failed);
+        h.ok(1100, c, 201, Some("abc"), Some("1"));
+        h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+        h.read(30_020, 30_030, "abc", None, Readback);
+        h.check()
+    };
+    let out = lost(false);
+    assert!(out.findings.is_empty(), "{:#?}", out.findings);
+    assert_eq!(out.stats.bundles, 1);
+    assert!(out.stats.withheld_for_bundles > 0);
+    assert_eq!(kinds(&lost(true)), vec![Kind::LostWrite]);
+}
+
+#[test]
+fn a_truncated_history_gives_the_findings_of_its_prefix() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let c2 = h.create(1000, &obs("o-2", "final", 80.0), false);
+    h.info(6000, c2);
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.read(30_020, 30_030, "abc", None, Readback);
+    h.search(
+        30_040,
+        30_050,
+        Some("o-2"),
+        vec![seen("q", None, &obs("o-2", "final", 80.0))],
+        Readback,
+    );
+    let mut bytes = Vec::new();
+    let mut w = Writer::new(&mut bytes);
+    for r in &h.records {
+        w.write(r).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let lines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    for cut in (0..bytes.len()).step_by(37).chain([bytes.len()]) {
+        let complete = lines.iter().filter(|&&end| end <= cut).count();
+        let read: Vec<_> = Reader::new(&bytes[..cut], Path::new("h.jsonl"))
+            .map_while(Result::ok)
+            .collect();
+        assert_eq!(read.len(), complete);
+        let prefix = check(h.records[..complete].to_vec(), &options());
+        assert_eq!(check(read, &options()), prefix, "cut at byte {cut}");
+    }
+    let full = h.check();
+    assert_eq!(
+        kinds(&full),
+        vec![Kind::LostWrite, Kind::CommittedDespiteError]
+    );
+    let f = only(&check(h.records[..8].to_vec(), &options())).clone();
+    assert_eq!(f.kind, Kind::LostWrite);
+}
+
+#[test]
+fn an_old_version_label_on_new_content_is_not_stale() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.read(2200, 2300, "abc", Some(seen("abc", Some("1"), &v2)), Load);
+    assert_clean(&h);
+}
