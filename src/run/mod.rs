@@ -123,6 +123,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     )
     .await;
     let load_s = load_start.elapsed().as_secs_f64();
+    progress.abort();
     if let Some(e) = &driven.goose_error {
         tracing::warn!("load phase: {e}");
     }
@@ -136,7 +137,6 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
     readback::read_back(&client, targets, scenario.readback.concurrency, first).await;
-    progress.abort();
     recorder.finish().await;
     let collected = collector
         .await
@@ -157,7 +157,9 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .write_ledger(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
     let report = assemble(scenario, &profile, &stack, &history_path, collected, phases)?;
-    report.write_all(&dir).map_err(|e| Error::Io(e.to_string()))?;
+    report
+        .write_all(&dir)
+        .map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
 }
 

@@ -121,7 +121,7 @@ impl Visit<'_> {
                 true
             }
             Step::ReadBack => {
-                self.read_back().await;
+                self.read_back(enc).await;
                 true
             }
         }
@@ -224,9 +224,38 @@ impl Visit<'_> {
         }
     }
 
-    async fn read_back(&mut self) {
-        for (rt, id) in self.written.clone() {
-            let reply = self.flow.client.read(self.ctx, &rt, &id).await;
+    /// Reads back what this encounter wrote the way a clinician's screen would: the
+    /// encounter by id (the one resource it updated, where a stale read shows), and
+    /// every other type it wrote by searching the patient's records, following `next`
+    /// links as given. Searches are what prove new data is visible.
+    async fn read_back(&mut self, enc: &Encounter) {
+        if let Some(reference) = self.ids.get(&enc.encounter.key).cloned()
+            && let Some((rt, id)) = reference.split_once('/')
+        {
+            let reply = self.flow.client.read(self.ctx, rt, id).await;
+            self.after(&reply);
+        }
+        let Some(patient) = self.ids.get(&enc.patient.key).cloned() else {
+            return;
+        };
+        let mut types: Vec<String> = self.written.iter().map(|(rt, _)| rt.clone()).collect();
+        types.sort();
+        types.dedup();
+        for rt in types.iter().filter(|rt| rt.as_str() != "Patient") {
+            self.search_all(rt, &[("patient", patient.as_str()), ("_count", "50")])
+                .await;
+        }
+    }
+
+    /// A search and its `next` pages (at most [`MAX_PAGES`]).
+    async fn search_all(&mut self, rt: &str, params: &[(&str, &str)]) {
+        let mut reply = self.flow.client.search(self.ctx, rt, params, None).await;
+        self.after(&reply);
+        for _ in 1..MAX_PAGES {
+            let Some(next) = reply.next.take().filter(|_| reply.is_ok()) else {
+                return;
+            };
+            reply = self.flow.client.next_page(self.ctx, rt, &next).await;
             self.after(&reply);
         }
     }
@@ -238,6 +267,9 @@ impl Visit<'_> {
         }
     }
 }
+
+/// Most pages one search follows.
+const MAX_PAGES: usize = 20;
 
 /// The vitals recorded at triage: all but the last, which the AI writes back.
 fn triage_vitals(enc: &Encounter) -> &[Resource] {
