@@ -71,7 +71,9 @@ impl Stack {
                 ca_cert: None,
             };
             let p = proxy::Proxy::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
-            let url = spawn(shutdown, |l, s| proxy::serve(l, p.clone(), s)).await?;
+            let mut url = spawn(shutdown, |l, s| proxy::serve(l, p.clone(), s)).await?;
+            // The proxy forwards paths unchanged: address it under the target's base path.
+            url.set_path(target.path());
             (url, Some(p))
         };
         Ok(Stack {

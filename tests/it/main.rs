@@ -8,6 +8,7 @@ mod client;
 mod mock;
 mod profile;
 mod proxy;
+mod real_server;
 mod report;
 mod run;
 mod synth;
