@@ -48,6 +48,12 @@ enum Command {
         /// Load-phase length, e.g. 30s, 5m.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// A previous run's report.json: exit 1 when this run regressed beyond the margins.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Allowed regression against --baseline.
+        #[arg(long, default_value = "p99=10%,throughput=5%")]
+        max_regression: Margins,
     },
     /// Serve the built-in mock EHR.
     ServeMock {
@@ -150,6 +156,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             seed,
             users,
             duration,
+            baseline,
+            max_regression,
         } => {
             let mut s = Scenario::load(&scenario).map_err(bad_input)?;
             let overrides = Overrides {
@@ -160,7 +168,13 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 duration,
             };
             s.apply(&overrides).map_err(bad_input)?;
-            run_scenario(&s, out).await
+            // A bad baseline is bad input: found before any load is driven.
+            let baseline = match baseline {
+                Some(path) => Some(Report::read(&path).map_err(bad_input)?),
+                None => None,
+            };
+            let gate = baseline.map(|b| (b, max_regression));
+            run_scenario(&s, out, gate).await
         }
         Command::ServeMock {
             listen,
@@ -212,7 +226,11 @@ fn rerender(dir: &std::path::Path) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_scenario(scenario: &Scenario, out: PathBuf) -> Result<ExitCode, Failure> {
+async fn run_scenario(
+    scenario: &Scenario,
+    out: PathBuf,
+    baseline: Option<(Report, Margins)>,
+) -> Result<ExitCode, Failure> {
     let outcome = run::execute(scenario, &run::Options { out })
         .await
         .map_err(|e| match e {
@@ -228,8 +246,23 @@ async fn run_scenario(scenario: &Scenario, out: PathBuf) -> Result<ExitCode, Fai
         })?;
     print!("{}", outcome.report.table());
     println!("\nreport: {}", outcome.dir.join("report.json").display());
+    let regressed = match &baseline {
+        Some((base, margins)) => {
+            let comparison = report::compare(base, &outcome.report, margins);
+            println!("\nagainst the baseline:\n{}", comparison.table());
+            comparison.regressed()
+        }
+        None => false,
+    };
+    if regressed {
+        eprintln!("error: regression against the baseline beyond the allowed margins");
+    }
     if outcome.passed() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if regressed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let failed: Vec<&str> = outcome
         .report

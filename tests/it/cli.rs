@@ -55,3 +55,67 @@ fn an_unreachable_target_exits_3_quickly_with_the_url() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&url), "{stderr}");
 }
+
+/// Runs the smoke scenario for a short while under `out`, with extra flags.
+fn smoke(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    fhirsurge()
+        .args([
+            "run",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml"),
+            "--duration",
+            "2s",
+            "--users",
+            "2",
+            "--out",
+        ])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_with_a_baseline_fails_on_a_regression_and_refuses_a_bad_baseline_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = smoke(&dir.path().join("a"), &[]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let run_dir = std::fs::read_dir(dir.path().join("a"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    // A baseline ten times faster on every operation: this run must count as a regression.
+    for op in report["operations"].as_array_mut().unwrap() {
+        let p99 = op["latency_ms"]["p99"].as_f64().unwrap();
+        op["latency_ms"]["p99"] = serde_json::json!(p99 / 10.0);
+    }
+    let p99 = report["summary"]["all"]["latency_ms"]["p99"]
+        .as_f64()
+        .unwrap();
+    report["summary"]["all"]["latency_ms"]["p99"] = serde_json::json!(p99 / 10.0);
+    let baseline = dir.path().join("baseline.json");
+    std::fs::write(&baseline, serde_json::to_vec(&report).unwrap()).unwrap();
+    let second = smoke(
+        &dir.path().join("b"),
+        &["--baseline", baseline.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(second.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("against the baseline"), "{stdout}");
+
+    std::fs::write(&baseline, "{\"schema\": \"something-else\"}").unwrap();
+    let bad = smoke(
+        &dir.path().join("c"),
+        &["--baseline", baseline.to_str().unwrap()],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!dir.path().join("c").exists(), "nothing ran");
+}
