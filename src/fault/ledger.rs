@@ -89,6 +89,19 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// How many faults were injected so far.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A copy of every entry so far, in the order recorded.
     pub fn entries(&self) -> Vec<Entry> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

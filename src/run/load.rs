@@ -55,7 +55,13 @@ pub struct Driven {
 }
 
 /// Runs the load phase to its planned end (or Ctrl-C, or `max_encounters`).
-pub async fn drive(flow: Arc<Workflow>, load: &Load, host: &str, max_encounters: u64) -> Driven {
+pub async fn drive(
+    flow: Arc<Workflow>,
+    load: &Load,
+    host: &str,
+    max_encounters: u64,
+    active: Arc<AtomicU64>,
+) -> Driven {
     let deadline = Instant::now() + load.duration() + Duration::from_secs(1);
     let pacer = match load {
         Load::Open { rate, duration, .. } => Some(Arc::new(Pacer::new(*rate, *duration))),
@@ -67,6 +73,7 @@ pub async fn drive(flow: Arc<Workflow>, load: &Load, host: &str, max_encounters:
         let flow = f.clone();
         let pacer = pacer.clone();
         let counter = counter.clone();
+        let active = active.clone();
         Box::pin(async move {
             let intended = match &pacer {
                 Some(p) => match p.slot().await {
@@ -80,6 +87,7 @@ pub async fn drive(flow: Arc<Workflow>, load: &Load, host: &str, max_encounters:
                 return idle(deadline).await;
             }
             flow.started.fetch_add(1, Ordering::Relaxed);
+            let _busy = Busy::new(&active);
             flow.encounter(n, intended).await;
             Ok(())
         })
@@ -92,6 +100,22 @@ pub async fn drive(flow: Arc<Workflow>, load: &Load, host: &str, max_encounters:
         encounters: flow.started.load(Ordering::Relaxed),
         goose_error,
         interrupted: goose::is_killswitch_triggered(),
+    }
+}
+
+/// Counts a user as busy with an encounter while it lives.
+struct Busy<'a>(&'a AtomicU64);
+
+impl<'a> Busy<'a> {
+    fn new(active: &'a AtomicU64) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Busy(active)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

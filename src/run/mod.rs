@@ -113,13 +113,20 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let flow = workflow::Workflow::new(client.clone(), population, scenario.workflow.clone());
 
     stack.mark_faults(&recorder, true).await;
-    let progress = progress::spawn(live.clone(), scenario.load.duration());
+    let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = progress::spawn(progress::Gauges {
+        live: live.clone(),
+        active: active.clone(),
+        ledgers: stack.ledgers(),
+        planned: scenario.load.duration(),
+    });
     let load_start = Instant::now();
     let driven = load::drive(
         flow.clone(),
         &scenario.load,
         stack.base.as_str(),
         scenario.max_encounters,
+        active,
     )
     .await;
     let load_s = load_start.elapsed().as_secs_f64();

@@ -158,6 +158,13 @@ impl Stack {
         }
     }
 
+    /// The injectors' ledgers (shared handles), for live counts.
+    pub fn ledgers(&self) -> Vec<Ledger> {
+        let mut all = vec![self.proxy_ledger.clone()];
+        all.extend(self.mock.as_ref().map(|m| m.ledger().clone()));
+        all
+    }
+
     /// Every injection of both injectors.
     pub fn ledger_entries(&self) -> Vec<fault::Entry> {
         let mut all = self.proxy_ledger.entries();
