@@ -220,8 +220,13 @@ fn mock_smart(scenario: &Scenario) -> Result<Option<mock::smart::Config>, Error>
         Alg::Rs384 => mock::smart::Algorithm::RS384,
         Alg::Es384 => mock::smart::Algorithm::ES384,
     };
-    let jwk = mock::smart::public_jwk(pem.expose(), alg, &smart.kid)
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let jwk = mock::smart::public_jwk(pem.expose(), alg, &smart.kid).map_err(|e| match e {
+        mock::smart::Error::Key { problem, .. } => Error::BadInput(format!(
+            "auth.private_key: the {} is {problem} (alg = \"{}\")",
+            smart.private_key, smart.alg
+        )),
+        e => Error::BadInput(e.to_string()),
+    })?;
     Ok(Some(mock::smart::Config {
         clients: vec![client_id.expose().to_owned()],
         keys: mock::smart::Jwks { keys: vec![jwk] },

@@ -232,7 +232,8 @@ mod tests {
         let clients: HashSet<String> = ["c1".to_owned()].into();
         let ok = check(claims(), expect(&clients)).unwrap();
         assert_eq!((ok.client_id.as_str(), ok.exp), ("c1", NOW + 240));
-        let cases: [(&str, fn(&mut Claims)); 8] = [
+        type Spoil = fn(&mut Claims);
+        let cases: [(&str, Spoil); 8] = [
             ("`sub` must both", |c| c.sub = Some("c2".into())),
             ("not registered", |c| {
                 c.iss = Some("c9".into());

@@ -88,12 +88,8 @@ impl Trust {
         let refused =
             || Rejection::client("client_assertion: `jku` is not a registered JWK Set URL");
         let url = Url::parse(jku).map_err(|_| refused())?;
-        let registered = self.jku_allow.iter().chain(self.jwks_url.iter());
-        registered
-            .into_iter()
-            .find(|u| **u == url)
-            .cloned()
-            .ok_or_else(refused)
+        let mut registered = self.jku_allow.iter().chain(self.jwks_url.iter());
+        registered.find(|u| **u == url).cloned().ok_or_else(refused)
     }
 
     fn cached(&self, url: &Url) -> Option<(Arc<JwkSet>, Instant)> {
