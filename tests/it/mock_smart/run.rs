@@ -261,3 +261,38 @@ async fn after_an_authenticated_run_no_file_and_no_log_line_holds_a_secret() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_probe_checks_certificates_as_the_client_does() {
+    let (ca_pem, chain, key) = crate::auth::tls::certificates();
+    let port = crate::auth::tls::serve(chain, key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_cert = write(dir.path(), "ca.pem", &ca_pem);
+    let text = format!(
+        "name = \"probe\"\n[target]\nurl = \"https://localhost:{port}/\"\n\
+         [load]\nmodel = \"closed\"\nusers = 1\nduration = \"1s\"\n"
+    );
+    let s = Scenario::from_str(&text, Path::new("probe.toml")).unwrap();
+    let start = std::time::Instant::now();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let ledger = fhirsurge::fault::Ledger::new(start);
+    let stack = run::Stack::start(&s, &ledger, start, &shutdown)
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(5);
+    let refused = stack.probe(timeout, &Tls::default()).await.unwrap_err();
+    assert!(
+        matches!(refused, run::Error::Unreachable { .. }),
+        "{refused}"
+    );
+    let with_ca = Tls::Verify {
+        ca_cert: Some(ca_cert),
+    };
+    stack.probe(timeout, &with_ca).await.unwrap();
+    stack.probe(timeout, &Tls::Insecure).await.unwrap();
+    let missing = Tls::Verify {
+        ca_cert: Some(dir.path().join("missing.pem")),
+    };
+    let bad = stack.probe(timeout, &missing).await.unwrap_err();
+    assert_eq!(bad.exit_code(), 2, "{bad}");
+}
