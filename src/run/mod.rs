@@ -107,12 +107,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     stack.probe(scenario.timeout, &scenario.tls).await?;
 
     let (recorder, rx) = Recorder::new(start, 1 << 16);
-    let settings = stack.client_settings(scenario, &profile);
-    let client =
-        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
-    // A refused client stops here, before any load and before the run folder exists;
-    // the token request waits in the recorder's channel for the collector.
-    client.authenticate().await?;
+    let client = authenticated_client(&stack, scenario, &profile, &recorder).await?;
 
     let dir = options.out.join(&run_id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
@@ -180,6 +175,22 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
+}
+
+/// The run's client, authenticated once: a refused client stops the run before any load
+/// and before the run folder exists (the token request waits in the recorder's channel
+/// for the collector).
+async fn authenticated_client(
+    stack: &Stack,
+    scenario: &Scenario,
+    profile: &Profile,
+    recorder: &Recorder,
+) -> Result<Client, Error> {
+    let settings = stack.client_settings(scenario, profile);
+    let client =
+        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
+    client.authenticate().await?;
+    Ok(client)
 }
 
 /// Checks the history and builds the report.

@@ -39,7 +39,7 @@ use scope::Scopes;
 /// The token lifetime when none is given: SMART's recommended 300 s.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// How many issued tokens (and received assertions) [`Authority`] keeps for tests.
-pub const KEPT: usize = 100_000;
+pub const KEPT: usize = 10_000;
 
 /// How the mock's authorization server is set up.
 #[derive(Clone, Debug)]
