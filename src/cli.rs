@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::fault::{self, Ledger, proxy};
+use crate::fhir::Tls;
 use crate::report::{self, Margins, Report};
 use crate::scenario::{Overrides, Scenario};
 use crate::{check, history, mock, run};
@@ -52,8 +53,14 @@ enum Command {
         #[arg(long)]
         baseline: Option<PathBuf>,
         /// Allowed regression against --baseline.
-        #[arg(long, default_value = "p99=10%,throughput=5%")]
+        #[arg(long, default_value = "p99=10%,throughput=5%", value_parser = parse_margins)]
         max_regression: Margins,
+        /// Do not verify TLS certificates (overrides [tls]; the report says so).
+        #[arg(long, conflicts_with = "ca_cert")]
+        insecure: bool,
+        /// Also trust the CA certificates in this PEM file (overrides [tls]).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
     },
     /// Serve the built-in mock EHR.
     ServeMock {
@@ -64,6 +71,8 @@ enum Command {
         faults: Vec<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        auth: MockAuth,
     },
     /// Put the fault proxy in front of a FHIR server.
     Proxy {
@@ -97,6 +106,70 @@ enum Command {
         /// A run folder holding report.json.
         run_dir: PathBuf,
     },
+}
+
+/// `serve-mock` authentication flags.
+#[derive(clap::Args, Debug)]
+struct MockAuth {
+    /// `smart`: SMART Backend Services (discovery, /auth/token, bearer tokens required).
+    #[arg(long, value_enum, default_value_t = AuthKind::None)]
+    auth: AuthKind,
+    /// A registered client id (repeatable); none = any client whose key is trusted.
+    #[arg(long = "client-id", value_name = "ID")]
+    client_ids: Vec<String>,
+    /// Trusted public keys: a JWK Set file.
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// Trusted public keys: a JWK Set URL, fetched and cached.
+    #[arg(long, value_name = "URL")]
+    jwks_url: Option<url::Url>,
+    /// A `jku` header value to honour (repeatable); its JWK Set is fetched and cached.
+    #[arg(long = "jku-allow", value_name = "URL")]
+    jku_allow: Vec<url::Url>,
+    /// Scopes clients may be granted, e.g. "system/Patient.rs system/Observation.cruds"
+    /// (repeatable; default all).
+    #[arg(long, value_name = "SCOPES")]
+    scopes: Vec<String>,
+    /// Access token lifetime.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+    token_lifetime: Duration,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum AuthKind {
+    None,
+    Smart,
+}
+
+impl MockAuth {
+    /// The mock's SMART settings; SMART flags without `--auth smart` are bad input.
+    fn config(self) -> Result<Option<mock::smart::Config>, Failure> {
+        if self.auth == AuthKind::None {
+            let stray = !self.client_ids.is_empty()
+                || self.jwks.is_some()
+                || self.jwks_url.is_some()
+                || !self.jku_allow.is_empty()
+                || !self.scopes.is_empty();
+            if stray {
+                return Err(bad_input(
+                    "--client-id, --jwks, --jwks-url, --jku-allow and --scopes need --auth smart",
+                ));
+            }
+            return Ok(None);
+        }
+        let keys = match &self.jwks {
+            Some(path) => mock::smart::read_jwks(path).map_err(bad_input)?,
+            None => mock::smart::Jwks::default(),
+        };
+        Ok(Some(mock::smart::Config {
+            clients: self.client_ids,
+            keys,
+            jwks_url: self.jwks_url,
+            jku_allow: self.jku_allow,
+            scopes: self.scopes,
+            token_lifetime: self.token_lifetime,
+        }))
+    }
 }
 
 fn parse_margins(s: &str) -> Result<Margins, String> {
@@ -158,14 +231,24 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             duration,
             baseline,
             max_regression,
+            insecure,
+            ca_cert,
         } => {
             let mut s = Scenario::load(&scenario).map_err(bad_input)?;
+            let tls = match (insecure, ca_cert) {
+                (true, _) => Some(Tls::Insecure),
+                (false, Some(path)) => Some(Tls::Verify {
+                    ca_cert: Some(path),
+                }),
+                (false, None) => None,
+            };
             let overrides = Overrides {
                 target,
                 profile,
                 seed,
                 users,
                 duration,
+                tls,
             };
             s.apply(&overrides).map_err(bad_input)?;
             // A bad baseline is bad input: found before any load is driven.
@@ -180,7 +263,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             listen,
             faults,
             seed,
-        } => serve_mock(listen, &faults, seed).await,
+            auth,
+        } => serve_mock(listen, &faults, seed, auth.config()?).await,
         Command::Proxy {
             listen,
             upstream,
@@ -233,16 +317,9 @@ async fn run_scenario(
 ) -> Result<ExitCode, Failure> {
     let outcome = run::execute(scenario, &run::Options { out })
         .await
-        .map_err(|e| match e {
-            run::Error::BadInput(m) => bad_input(m),
-            e @ run::Error::Unreachable { .. } => Failure {
-                code: 3,
-                message: e.to_string(),
-            },
-            run::Error::Io(m) => Failure {
-                code: 3,
-                message: m,
-            },
+        .map_err(|e| Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
         })?;
     print!("{}", outcome.report.table());
     println!("\nreport: {}", outcome.dir.join("report.json").display());
@@ -287,20 +364,31 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
         .collect()
 }
 
-async fn serve_mock(listen: SocketAddr, faults: &[String], seed: u64) -> Result<ExitCode, Failure> {
+async fn serve_mock(
+    listen: SocketAddr,
+    faults: &[String],
+    seed: u64,
+    smart: Option<mock::smart::Config>,
+) -> Result<ExitCode, Failure> {
     let faults = parse_faults(faults)?;
     for (_, spec) in &faults {
         mock::validate_fault(spec).map_err(bad_input)?;
     }
+    let auth = if smart.is_some() {
+        ", SMART Backend Services at /.well-known/smart-configuration"
+    } else {
+        ""
+    };
     let config = mock::Config {
         seed,
         faults,
+        smart,
         ..mock::Config::default()
     };
     let ehr = mock::Ehr::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
     eprintln!(
-        "mock EHR: FHIR base http://{}/ (Ctrl-C stops)",
+        "mock EHR: FHIR base http://{}/{auth} (Ctrl-C stops)",
         local(&listener)
     );
     let shutdown = ctrl_c_token();

@@ -17,6 +17,8 @@
 //! time a stale version is served, not when armed. After `set_faults_enabled(false)`
 //! nothing fires and open `delayed_visibility` / `stale_read` windows end.
 //!
+//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API.
+//!
 //! Uses `fault` (specs and the ledger) only; no other module of the crate.
 
 mod bundle;
@@ -28,6 +30,7 @@ mod outcome;
 mod render;
 mod search;
 mod silent;
+pub mod smart;
 mod store;
 mod transaction;
 mod write;
@@ -57,6 +60,8 @@ pub struct Config {
     pub shards: usize,
     /// `_count` when a search gives none (at most [`MAX_PAGE`]).
     pub page_size: usize,
+    /// SMART Backend Services in front of the FHIR API (`None`: no auth).
+    pub smart: Option<smart::Config>,
 }
 
 /// The largest page a search returns.
@@ -71,6 +76,7 @@ impl Default for Config {
             harness_system_prefix: "urn:fhirsurge:".into(),
             shards: 16,
             page_size: 20,
+            smart: None,
         }
     }
 }
@@ -84,6 +90,8 @@ pub enum Error {
     Shards,
     #[error("mock: `page_size` must be between 1 and {MAX_PAGE}, got {0}")]
     PageSize(usize),
+    #[error(transparent)]
+    Smart(#[from] smart::Error),
 }
 
 /// A running mock EHR. Cloning shares it.
@@ -104,6 +112,7 @@ struct Shared {
     faults_on: AtomicBool,
     ledger: Ledger,
     capability: Bytes,
+    smart: Option<smart::Authority>,
 }
 
 impl Shared {
@@ -140,6 +149,7 @@ impl Ehr {
             faults_on: AtomicBool::new(true),
             ledger: Ledger::new(config.start),
             capability: capability::statement(),
+            smart: config.smart.map(smart::Authority::new).transpose()?,
         };
         Ok(Ehr {
             shared: Arc::new(shared),
@@ -159,7 +169,16 @@ impl Ehr {
     /// The HTTP routes. Served without [`serve`], `commit_then_reset` cannot reset and
     /// does not fire.
     pub fn router(&self) -> axum::Router {
-        http::router(self.clone())
+        let router = http::router(self.clone());
+        match &self.shared.smart {
+            Some(authority) => smart::wrap(router, authority.clone()),
+            None => router,
+        }
+    }
+
+    /// The SMART authorization server, when on (issued tokens, the clock).
+    pub fn smart(&self) -> Option<&smart::Authority> {
+        self.shared.smart.as_ref()
     }
 }
 

@@ -73,6 +73,9 @@ pub struct RunInfo {
     pub namespace: String,
     /// True when the run was stopped early (Ctrl-C): the report is partial.
     pub interrupted: bool,
+    /// True when TLS certificate verification was off (`[tls] insecure`, `--insecure`).
+    #[serde(default)]
+    pub tls_insecure: bool,
 }
 
 /// The load shape that was asked for.

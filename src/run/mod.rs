@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check;
 use crate::fault::Ledger;
-use crate::fhir::{Client, Recorder};
+use crate::fhir::{Client, Recorder, auth};
 use crate::history;
 use crate::profile::Profile;
 use crate::report::{self, Report};
@@ -46,6 +46,21 @@ pub enum Error {
     Unreachable { url: String, reason: String },
     #[error("{0}")]
     Io(String),
+    /// Authenticating before the load failed: exit `e.exit_code()` (3 for a refusal,
+    /// with the OAuth error; 2 for a key, algorithm or discovery problem).
+    #[error(transparent)]
+    Auth(#[from] auth::Error),
+}
+
+impl Error {
+    /// The process exit code: 2 bad input, 3 the run could not execute.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::BadInput(_) => 2,
+            Error::Unreachable { .. } | Error::Io(_) => 3,
+            Error::Auth(e) => e.exit_code(),
+        }
+    }
 }
 
 /// The run's result.
@@ -89,12 +104,14 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let _stop_servers = shutdown.clone().drop_guard();
     let ledger = Ledger::new(start);
     let stack = Stack::start(scenario, &ledger, start, &shutdown).await?;
-    stack.probe(scenario.timeout).await?;
+    stack.probe(scenario.timeout, &scenario.tls).await?;
+
+    let (recorder, rx) = Recorder::new(start, 1 << 16);
+    let client = authenticated_client(&stack, scenario, &profile, &recorder).await?;
 
     let dir = options.out.join(&run_id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
     let history_path = dir.join("history.jsonl");
-    let (recorder, rx) = Recorder::new(start, 1 << 16);
     let live = collector::Live::default();
     let sinks = collector::Sinks {
         dir: dir.clone(),
@@ -102,9 +119,6 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         wall_start: std::time::SystemTime::now() - start.elapsed(),
     };
     let collector = tokio::spawn(collector::collect(rx, sinks, live.clone()));
-    let settings = stack.client_settings(scenario, &profile);
-    let client =
-        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
     let namespace = scenario
         .namespace
         .clone()
@@ -168,6 +182,22 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
+}
+
+/// The run's client, authenticated once: a refused client stops the run before any load
+/// and before the run folder exists (the token request waits in the recorder's channel
+/// for the collector).
+async fn authenticated_client(
+    stack: &Stack,
+    scenario: &Scenario,
+    profile: &Profile,
+    recorder: &Recorder,
+) -> Result<Client, Error> {
+    let settings = stack.client_settings(scenario, profile);
+    let client =
+        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
+    client.authenticate().await?;
+    Ok(client)
 }
 
 /// Checks the history and builds the report.
@@ -259,5 +289,6 @@ fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -
             .unwrap_or_default(),
         namespace: p.namespace.clone(),
         interrupted: p.interrupted,
+        tls_insecure: scenario.tls.is_insecure(),
     }
 }

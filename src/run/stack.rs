@@ -12,7 +12,8 @@ use url::Url;
 
 use super::Error;
 use crate::fault::{self, Ledger, Spec, proxy};
-use crate::fhir::{Recorder, Retry, Settings};
+use crate::fhir::auth::{self, Alg};
+use crate::fhir::{Recorder, Retry, Settings, Tls, tls};
 use crate::history::{Event, FaultMark};
 use crate::mock;
 use crate::profile::Profile;
@@ -47,6 +48,7 @@ impl Stack {
                     start,
                     faults: silent,
                     harness_system_prefix: super::HARNESS_PREFIX.to_owned(),
+                    smart: mock_smart(scenario)?,
                     ..mock::Config::default()
                 };
                 let ehr = mock::Ehr::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -86,8 +88,9 @@ impl Stack {
         })
     }
 
-    /// Fails with exit-3 material when the target does not answer within 5 s.
-    pub async fn probe(&self, timeout: Duration) -> Result<(), Error> {
+    /// Fails with exit-3 material when the target does not answer within 5 s. Checks
+    /// certificates as the client will (`tls`).
+    pub async fn probe(&self, timeout: Duration, tls: &Tls) -> Result<(), Error> {
         let url = self
             .target
             .join("metadata")
@@ -96,8 +99,9 @@ impl Stack {
             url: self.target.to_string(),
             reason,
         };
-        let client = reqwest::Client::builder()
-            .timeout(timeout.min(Duration::from_secs(5)))
+        let builder = reqwest::Client::builder().timeout(timeout.min(Duration::from_secs(5)));
+        let client = tls::configure(builder, tls)
+            .map_err(|e| Error::BadInput(e.to_string()))?
             .build()
             .map_err(|e| unreachable(e.to_string()))?;
         match client
@@ -209,6 +213,38 @@ impl Stack {
             .collect();
         Faults { injected, windows }
     }
+}
+
+/// SMART for the in-process mock when the scenario authenticates with SMART: it trusts
+/// the public half of the scenario's own key (under its `kid`, and its `jku` if any)
+/// and registers the scenario's client id. No message carries the key.
+fn mock_smart(scenario: &Scenario) -> Result<Option<mock::smart::Config>, Error> {
+    let auth::Config::Smart(smart) = &scenario.auth else {
+        return Ok(None);
+    };
+    let bad = |e: auth::Error| Error::BadInput(e.to_string());
+    let client_id = smart.client_id.load("auth.client_id").map_err(bad)?;
+    let pem = smart.private_key.load("auth.private_key").map_err(bad)?;
+    let alg = match smart.alg {
+        Alg::Rs384 => mock::smart::Algorithm::RS384,
+        Alg::Es384 => mock::smart::Algorithm::ES384,
+    };
+    let jwk = mock::smart::public_jwk(pem.expose(), alg, &smart.kid).map_err(|e| match e {
+        mock::smart::Error::Key { problem, .. } => Error::BadInput(format!(
+            "auth.private_key: the {} is {problem} (alg = \"{}\")",
+            smart.private_key, smart.alg
+        )),
+        e => Error::BadInput(e.to_string()),
+    })?;
+    Ok(Some(mock::smart::Config {
+        clients: vec![client_id.expose().to_owned()],
+        keys: mock::smart::Jwks { keys: vec![jwk] },
+        jku_allow: smart.jku.iter().cloned().collect(),
+        token_lifetime: scenario
+            .token_lifetime
+            .unwrap_or(mock::smart::DEFAULT_LIFETIME),
+        ..mock::smart::Config::default()
+    }))
 }
 
 /// Fault specs with their position in the scenario.

@@ -54,6 +54,9 @@ struct TargetFile {
     url: Spanned<String>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     timeout: Duration,
+    /// The built-in mock's SMART token lifetime (mock target, SMART auth only).
+    #[serde(default, with = "humantime_serde")]
+    token_lifetime: Option<Duration>,
 }
 
 fn default_timeout() -> Duration {
@@ -216,6 +219,21 @@ impl File {
         if let Some(ns) = &self.namespace {
             check_namespace(ns, &at)?;
         }
+        let auth = auth::validate_auth(self.auth, &at)?;
+        if let Some(lifetime) = self.target.token_lifetime {
+            let smart = matches!(auth, crate::fhir::auth::Config::Smart(_));
+            let problem = if target != Target::Mock || !smart {
+                "only the built-in mock (url = \"mock\") with [auth] kind = \"smart_backend\" issues tokens"
+            } else if lifetime < Duration::from_secs(1) {
+                "must be at least 1s"
+            } else {
+                ""
+            };
+            if !problem.is_empty() {
+                let span = self.target.url.span();
+                return Err(at.error(span, format!("target.token_lifetime: {problem}")));
+            }
+        }
         Ok(Scenario {
             name: self.name,
             path: path.to_owned(),
@@ -223,6 +241,7 @@ impl File {
             namespace: self.namespace.map(Spanned::into_inner),
             target,
             timeout: self.target.timeout,
+            token_lifetime: self.target.token_lifetime,
             profile: self.profile,
             load,
             max_encounters: self.max_encounters.unwrap_or(u64::MAX),
@@ -234,7 +253,7 @@ impl File {
             faults,
             workflow,
             slo: Slo::validate(self.slo, &at)?,
-            auth: auth::validate_auth(self.auth, &at)?,
+            auth,
             tls: auth::validate_tls(self.tls, &at)?,
         })
     }

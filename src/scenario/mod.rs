@@ -37,6 +37,9 @@ pub struct Scenario {
     pub target: Target,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// How long the built-in mock's SMART tokens live (`[target] token_lifetime`; only
+    /// with the mock as target and `[auth] kind = "smart_backend"`); `None`: 300 s.
+    pub token_lifetime: Option<Duration>,
     /// EHR profile name or path; `None` = the US Core baseline.
     pub profile: Option<String>,
     pub load: Load,
@@ -195,6 +198,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     pub users: Option<usize>,
     pub duration: Option<Duration>,
+    /// `--insecure` / `--ca-cert`: replaces `[tls]`.
+    pub tls: Option<crate::fhir::Tls>,
 }
 
 /// A scenario that cannot be used.
@@ -233,6 +238,9 @@ impl Scenario {
         }
         if let Some(seed) = o.seed {
             self.seed = seed;
+        }
+        if let Some(tls) = &o.tls {
+            self.tls = tls.clone();
         }
         if let Some(users) = o.users {
             let users = NonZeroUsize::new(users).ok_or(Error::Flag {

@@ -139,3 +139,34 @@ fn every_shipped_scenario_is_valid() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn a_token_lifetime_needs_the_mock_and_smart_auth() {
+    let smart = "[auth]\nkind = \"smart_backend\"\nclient_id_env = \"A\"\n\
+                 private_key_env = \"B\"\nkid = \"k\"\n";
+    let with = |url: &str, extra: &str, auth: &str| {
+        let text = SMOKE.replace("url = \"mock\"", &format!("url = \"{url}\"\n{extra}"));
+        parse(&format!("{text}\n{auth}"))
+    };
+    let ok = with("mock", "token_lifetime = \"3s\"", smart).unwrap();
+    assert_eq!(ok.token_lifetime, Some(Duration::from_secs(3)));
+    for (url, extra, auth) in [
+        ("https://ehr.test/fhir/", "token_lifetime = \"3s\"", smart),
+        ("mock", "token_lifetime = \"3s\"", ""),
+        ("mock", "token_lifetime = \"500ms\"", smart),
+    ] {
+        let err = with(url, extra, auth).unwrap_err().to_string();
+        assert!(err.contains("target.token_lifetime"), "{err}");
+    }
+}
+
+#[test]
+fn insecure_or_a_ca_from_the_command_line_replaces_the_tls_section() {
+    let mut s = parse(&format!("{SMOKE}\n[tls]\nca_cert = \"/etc/ca.pem\"\n")).unwrap();
+    s.apply(&Overrides {
+        tls: Some(crate::fhir::Tls::Insecure),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert!(s.tls.is_insecure());
+}

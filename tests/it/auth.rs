@@ -7,7 +7,7 @@
 mod ehr;
 mod errors;
 mod smart;
-mod tls;
+pub(crate) mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

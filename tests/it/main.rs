@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod client;
 mod mock;
+mod mock_smart;
 mod profile;
 mod proxy;
 mod real_server;

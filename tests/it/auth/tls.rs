@@ -18,7 +18,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A CA and a server certificate for `localhost` it signed: (CA PEM, chain, key).
-fn certificates() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+pub(crate) fn certificates() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -39,7 +39,7 @@ fn certificates() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'stati
 }
 
 /// Serves `GET /metadata` over TLS on 127.0.0.1:0, one request per connection.
-async fn serve(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> u16 {
+pub(crate) async fn serve(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> u16 {
     let config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)

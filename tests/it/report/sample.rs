@@ -384,5 +384,6 @@ fn run_info() -> RunInfo {
         retry_policy: "idempotent-only".to_owned(),
         namespace: "urn:fhirsurge:monday-surge-20250106T080000.000Z".to_owned(),
         interrupted: false,
+        tls_insecure: false,
     }
 }
