@@ -1,0 +1,240 @@
+//! The runner's own cost per request, next to a bare goose transaction doing the same
+//! request: goose virtual users read one Patient from the built-in mock EHR over
+//! loopback, (a) with `GooseUser::get` (goose's own request path and metrics), and (b)
+//! through fhirsurge's `fhir::Client` (three-valued history streamed to disk with content
+//! digests, HdrHistogram per operation, the collector task). The CPU of the client side
+//! is read per thread from procfs (the mock runs in its own runtime, on threads named
+//! apart), so the figures hold on a busy machine.
+//!
+//! Reproduce: `cargo bench --bench runner_overhead`
+//! Knobs: `FHIRSURGE_BENCH_SECS` (per mode, default 8), `FHIRSURGE_BENCH_USERS` (default 8).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fhirsurge::fhir::{Client, Ctx, Recorder, Settings};
+use fhirsurge::mock::{self, Config, Ehr};
+use fhirsurge::run::collector::{self, Live, Sinks};
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// User + system CPU seconds of this process's threads whose name starts with `prefix`.
+fn cpu_seconds(prefix: &str) -> f64 {
+    let mut ticks = 0.0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head
+            .split_once('(')
+            .is_some_and(|(_, name)| name.starts_with(prefix))
+        {
+            continue;
+        }
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        ticks += field(11) + field(12);
+    }
+    ticks / 100.0 // USER_HZ
+}
+
+/// One measured mode: requests made and client CPU seconds.
+struct Measured {
+    requests: u64,
+    cpu: f64,
+    wall: f64,
+}
+
+fn attack(
+    transaction: TransactionFunction,
+    base: &str,
+    users: usize,
+    secs: u64,
+) -> Box<GooseAttack> {
+    let scenario = goose::prelude::Scenario::new("bench")
+        .register_transaction(Transaction::new(transaction).set_name("read"));
+    GooseAttack::initialize_with_config(GooseConfiguration::default())
+        .unwrap()
+        .register_scenario(scenario)
+        .set_default(GooseDefault::Host, base)
+        .unwrap()
+        .set_default(GooseDefault::Users, users)
+        .unwrap()
+        .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())
+        .unwrap()
+        .set_default(GooseDefault::RunTime, secs as usize)
+        .unwrap()
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .unwrap()
+        .set_default(GooseDefault::NoTelnet, true)
+        .unwrap()
+        .set_default(GooseDefault::NoErrorSummary, true)
+        .unwrap()
+        .set_default(GooseDefault::Quiet, 1)
+        .unwrap()
+}
+
+fn bare_goose(base: &str, path: &str, users: usize, secs: u64) -> Measured {
+    let rt = runtime("bench-goose");
+    let count = Arc::new(AtomicU64::new(0));
+    let (c, path) = (count.clone(), path.to_owned());
+    let transaction: TransactionFunction = Arc::new(move |user| {
+        let (c, path) = (c.clone(), path.clone());
+        Box::pin(async move {
+            let _ = user.get(&path).await?;
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+    });
+    let before = cpu_seconds("bench-goose");
+    let started = Instant::now();
+    rt.block_on(attack(transaction, base, users, secs).execute())
+        .unwrap();
+    let m = Measured {
+        requests: count.load(Ordering::Relaxed),
+        cpu: cpu_seconds("bench-goose") - before,
+        wall: started.elapsed().as_secs_f64(),
+    };
+    drop(rt);
+    m
+}
+
+fn fhirsurge_client(base: &str, id: &str, users: usize, secs: u64) -> Measured {
+    let rt = runtime("bench-fhirsurge");
+    let dir = tempfile::tempdir().unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let before = cpu_seconds("bench-fhirsurge");
+    let started = Instant::now();
+    rt.block_on(async {
+        let start = Instant::now();
+        let (recorder, rx) = Recorder::new(start, 1 << 16);
+        let sinks = Sinks {
+            dir: dir.path().to_owned(),
+            start,
+            wall_start: std::time::SystemTime::now(),
+        };
+        let collector = tokio::spawn(collector::collect(rx, sinks, Live::default()));
+        let settings = Settings {
+            base: url::Url::parse(base).unwrap(),
+            timeout: Duration::from_secs(10),
+            retry: Default::default(),
+            harness_prefix: "urn:fhirsurge:".into(),
+            prefer: None,
+            ledger: None,
+            auth: Default::default(),
+            tls: Default::default(),
+        };
+        let client = Client::new(settings, recorder.clone()).unwrap();
+        let (c, id) = (count.clone(), id.to_owned());
+        let transaction: TransactionFunction = Arc::new(move |_user| {
+            let (c, id, client) = (c.clone(), id.clone(), client.clone());
+            Box::pin(async move {
+                let reply = client.read(Ctx::default(), "Patient", &id).await;
+                assert!(reply.is_ok());
+                c.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+        });
+        attack(transaction, base, users, secs)
+            .execute()
+            .await
+            .unwrap();
+        recorder.finish().await;
+        collector.await.unwrap().unwrap();
+    });
+    let m = Measured {
+        requests: count.load(Ordering::Relaxed),
+        cpu: cpu_seconds("bench-fhirsurge") - before,
+        wall: started.elapsed().as_secs_f64(),
+    };
+    drop(rt);
+    m
+}
+
+fn main() {
+    let secs = env("FHIRSURGE_BENCH_SECS", 8);
+    let users = env("FHIRSURGE_BENCH_USERS", 8) as usize;
+    let server = runtime("mock-server");
+    let shutdown = CancellationToken::new();
+    let (base, id) = server.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        let ehr = Ehr::new(Config::default()).unwrap();
+        tokio::spawn(mock::serve(listener, ehr, shutdown.clone()));
+        let patient = json!({"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01",
+            "name": [{"family": "Bench", "given": ["Ada"]}],
+            "identifier": [{"system": "urn:fhirsurge:bench", "value": "p1"}]});
+        let created = reqwest::Client::new()
+            .post(format!("{base}Patient"))
+            .header("content-type", "application/fhir+json")
+            .json(&patient)
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = created.json().await.unwrap();
+        (base, body["id"].as_str().unwrap().to_owned())
+    });
+    let path = format!("Patient/{id}");
+    let a = bare_goose(&base, &path, users, secs);
+    let b = fhirsurge_client(&base, &id, users, secs);
+    shutdown.cancel();
+    let per = |m: &Measured| m.cpu * 1e6 / m.requests.max(1) as f64;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "runner_overhead: {users} goose users, {secs} s per mode, read Patient from the built-in mock over loopback; load average {}",
+        load.split_whitespace().next().unwrap_or("?")
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>16}",
+        "mode", "requests", "req/s", "client CPU µs/req"
+    );
+    for (name, m) in [
+        ("bare goose (GooseUser::get)", &a),
+        ("fhirsurge fhir::Client + history", &b),
+    ] {
+        println!(
+            "{name:<34} {:>10} {:>10.0} {:>16.1}",
+            m.requests,
+            m.requests as f64 / m.wall,
+            per(m)
+        );
+    }
+    let ratio = per(&b) / per(&a);
+    println!(
+        "fhirsurge / bare goose: {ratio:.2}× ({:+.0} %); goal ≤ 1.25×: {}",
+        (ratio - 1.0) * 100.0,
+        if ratio <= 1.25 { "met" } else { "NOT met" }
+    );
+}
