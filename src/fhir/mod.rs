@@ -120,6 +120,10 @@ pub struct Reply {
     pub attempts: u32,
     /// The server's `Retry-After`, in seconds form.
     pub retry_after: Option<Duration>,
+    /// The `Location` (or `Content-Location`) header as sent, absolute or relative.
+    pub location: Option<String>,
+    /// The `ETag` header as sent.
+    pub etag: Option<String>,
 }
 
 impl Reply {
@@ -499,8 +503,10 @@ impl Client {
             header(header::LOCATION).or_else(|| header(header::CONTENT_LOCATION))
         {
             (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
+            reply.location = Some(location);
         }
-        if let Some(v) = header(header::ETAG).and_then(|e| response::parse_etag(&e)) {
+        reply.etag = header(header::ETAG);
+        if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
             reply.version = Some(v);
         }
         reply.retry_after = header(header::RETRY_AFTER)
@@ -520,11 +526,17 @@ impl Client {
     }
 
     fn read_body(&self, op: &Op, bytes: &[u8], reply: &mut Reply) {
-        if bytes.is_empty()
-            || reply.outcome != Some(Outcome::Ok)
-            || reply.status == Some(404)
-            || reply.status == Some(410)
-        {
+        if bytes.is_empty() {
+            return;
+        }
+        if reply.outcome != Some(Outcome::Ok) {
+            // An OperationOutcome says which error it is (a vendor code): keep it.
+            reply.body = serde_json::from_slice::<Value>(bytes).ok().filter(|b| {
+                b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
+            });
+            return;
+        }
+        if reply.status == Some(404) || reply.status == Some(410) {
             return;
         }
         let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
