@@ -224,6 +224,7 @@ impl File {
             target,
             timeout: self.target.timeout,
             profile: self.profile,
+            profile_overlay: None,
             load,
             max_encounters: self.max_encounters.unwrap_or(u64::MAX),
             retry,

@@ -62,7 +62,7 @@ impl fmt::Display for Quirk {
             Self::RateLimited { retry_after: true } => f.write_str("429 with Retry-After"),
             Self::RateLimited { retry_after: false } => f.write_str("429 without Retry-After"),
             Self::PagingSessionExpired => {
-                f.write_str("paging session expired: the search was re-issued")
+                f.write_str("paging session expired (the search was re-issued)")
             }
             Self::DuplicatesAcrossPages => {
                 f.write_str("the same resource on two pages of a search")
