@@ -194,7 +194,7 @@ fn allowed(rules: &WriteRules, out: &mut Mapped) {
         for old in seen {
             out.changes.push(format!(
                 "{path}: {old} → {} (the only values accepted: {})",
-                shown(&[first.clone()]),
+                shown(std::slice::from_ref(first)),
                 shown(&rule.values)
             ));
         }

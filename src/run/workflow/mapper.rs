@@ -156,7 +156,7 @@ impl Mapper {
                 count: *n,
             })
             .collect();
-        decisions.sort_by(|a, b| b.count.cmp(&a.count));
+        decisions.sort_by_key(|d| std::cmp::Reverse(d.count));
         let mut adjustments: Vec<mapping::Adjustment> = t
             .adjustments
             .iter()
@@ -167,7 +167,7 @@ impl Mapper {
                 count: *n,
             })
             .collect();
-        adjustments.sort_by(|a, b| b.count.cmp(&a.count));
+        adjustments.sort_by_key(|a| std::cmp::Reverse(a.count));
         let mut quirks = t.quirks.clone();
         for q in dialect::declared(&self.profile) {
             quirks.entry(q).or_insert(0);
