@@ -3,9 +3,10 @@
 //! latency sample, retries as the scenario's policy allows, and returns what the caller
 //! needs (id, version, body) as data — a 503, a reset or a timeout is an outcome, not an
 //! `Err`. Ids, versionIds and ETags stay opaque; `Location`s may be absolute or relative;
-//! a 201 need not carry a body. Authentication (`auth`) adds the `Authorization` header
-//! and re-authenticates once on a 401; `tls` sets certificate verification. Uses
-//! `history` and `metrics`, nothing above them.
+//! a 201 need not carry a body; the `Location` and `ETag` seen, and the OperationOutcome
+//! of a failure (which says which vendor error it is), are returned too. Authentication
+//! (`auth`) adds the `Authorization` header and re-authenticates once on a 401; `tls`
+//! sets certificate verification. Uses `history` and `metrics`, nothing above them.
 
 pub mod auth;
 pub mod recorder;

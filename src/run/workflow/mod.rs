@@ -59,6 +59,16 @@ enum Slot {
     Absent,
 }
 
+/// How a create is to be made.
+enum Plan {
+    Create {
+        conditional: bool,
+    },
+    UseExisting,
+    /// Not at all (counted).
+    Nothing,
+}
+
 /// The state of one encounter in flight.
 struct Visit<'a> {
     flow: &'a Workflow,
@@ -195,32 +205,10 @@ impl Visit<'_> {
             return None;
         }
         let rt = r.resource_type.as_str();
-        let wanted = if self.flow.conditional() {
-            Verb::ConditionalCreate
-        } else {
-            Verb::Create
-        };
-        let conditional = match self.mapper().decide(rt, wanted) {
-            Decision::Do => wanted == Verb::ConditionalCreate,
-            Decision::Replace(Replacement::PlainCreate) => {
-                let reason = format!(
-                    "If-None-Exist {}",
-                    dialect::unsupported(self.mapper().profile())
-                );
-                let outcome = "plain create (a retried create may file twice)";
-                self.mapper()
-                    .decided(rt, "conditional_create", Action::Replaced, &reason, outcome);
-                false
-            }
-            Decision::Replace(Replacement::UseExisting) => return self.use_existing(r, enc).await,
-            Decision::Skip(reason) => {
-                self.mapper()
-                    .decided(rt, "create", Action::Skipped, &reason, "skipped");
-                if rt == "Encounter" {
-                    self.encounter = Slot::Absent;
-                }
-                return None;
-            }
+        let conditional = match self.plan_create(rt) {
+            Plan::Create { conditional } => conditional,
+            Plan::UseExisting => return self.use_existing(r, enc).await,
+            Plan::Nothing => return None,
         };
         let mut body = r.body.clone();
         synth::resolve(&mut body, &self.ids);
@@ -247,6 +235,37 @@ impl Visit<'_> {
             self.encounter = Slot::Own { open: true };
         }
         Some(reply)
+    }
+
+    /// How to create a resource of `rt` in this EHR (a fallback or a skip is counted).
+    fn plan_create(&mut self, rt: &str) -> Plan {
+        let wanted = if self.flow.conditional() {
+            Verb::ConditionalCreate
+        } else {
+            Verb::Create
+        };
+        match self.mapper().decide(rt, wanted) {
+            Decision::Do => Plan::Create {
+                conditional: wanted == Verb::ConditionalCreate,
+            },
+            Decision::Replace(Replacement::PlainCreate) => {
+                let profile = self.mapper().profile();
+                let reason = format!("If-None-Exist {}", dialect::unsupported(profile));
+                let outcome = "plain create (a retried create may file twice)";
+                self.mapper()
+                    .decided(rt, "conditional_create", Action::Replaced, &reason, outcome);
+                Plan::Create { conditional: false }
+            }
+            Decision::Replace(Replacement::UseExisting) => Plan::UseExisting,
+            Decision::Skip(reason) => {
+                self.mapper()
+                    .decided(rt, "create", Action::Skipped, &reason, "skipped");
+                if rt == "Encounter" {
+                    self.encounter = Slot::Absent;
+                }
+                Plan::Nothing
+            }
+        }
     }
 
     /// `body` in the EHR's dialect, its changes counted; `None` (counted as a skip of
@@ -286,27 +305,7 @@ impl Visit<'_> {
     async fn use_existing(&mut self, r: &Resource, enc: &Encounter) -> Option<Reply> {
         let rt = r.resource_type.as_str();
         let what = rt.to_lowercase();
-        let key = match rt {
-            "Patient" => Some(("identifier", self.mrn_query(enc))),
-            _ => self
-                .ids
-                .get(&enc.patient.key)
-                .map(|p| ("patient", p.clone())),
-        };
-        let outcome = format!("no search could find an existing {what}");
-        let params = key.and_then(|(k, v)| self.mapper().search(rt, &[(k, &v)], &[], &outcome));
-        let reply = match params {
-            Some(params) => {
-                let reply = self
-                    .flow
-                    .client
-                    .search(self.ctx, rt, &pairs(&params), None)
-                    .await;
-                self.after(&reply);
-                Some(reply)
-            }
-            None => None,
-        };
+        let reply = self.find_existing(rt, enc).await;
         let found = reply
             .as_ref()
             .filter(|r| r.is_ok())
@@ -333,6 +332,24 @@ impl Visit<'_> {
             self.encounter = Slot::Borrowed { open };
         }
         reply
+    }
+
+    /// Searches the patient by MRN, or the patient's encounters; `None` when the EHR
+    /// would refuse any such search (counted).
+    async fn find_existing(&mut self, rt: &str, enc: &Encounter) -> Option<Reply> {
+        let (key, value) = match rt {
+            "Patient" => ("identifier", self.mrn_query(enc)),
+            _ => ("patient", self.ids.get(&enc.patient.key)?.clone()),
+        };
+        let outcome = format!("no search could find an existing {}", rt.to_lowercase());
+        let params = self.mapper().search(rt, &[(key, &value)], &[], &outcome)?;
+        let reply = self
+            .flow
+            .client
+            .search(self.ctx, rt, &pairs(&params), None)
+            .await;
+        self.after(&reply);
+        Some(reply)
     }
 
     /// `system|value` of the patient's MRN, under the EHR's MRN system.
