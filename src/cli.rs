@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fault::{self, Ledger, proxy};
 use crate::fhir::Tls;
+use crate::profile::Profile;
 use crate::report::{self, Margins, Report};
 use crate::scenario::{Overrides, Scenario};
 use crate::{check, history, mock, run};
@@ -39,6 +40,9 @@ enum Command {
         /// Profile name or path; overrides the scenario.
         #[arg(long)]
         profile: Option<String>,
+        /// A tenant overlay merged over the profile (see profiles/README.md).
+        #[arg(long)]
+        profile_overlay: Option<PathBuf>,
         /// Folder under which the run directory is created.
         #[arg(long, default_value = "reports")]
         out: PathBuf,
@@ -106,6 +110,39 @@ enum Command {
         /// A run folder holding report.json.
         run_dir: PathBuf,
     },
+    /// Compare a live server's CapabilityStatement and SMART configuration with a
+    /// profile; exit 0 if they agree, 1 if they disagree.
+    Probe {
+        /// The FHIR base URL.
+        #[arg(long)]
+        target: String,
+        /// Profile name or path.
+        #[arg(long, default_value = "us-core")]
+        profile: String,
+        /// A tenant overlay merged over the profile.
+        #[arg(long)]
+        profile_overlay: Option<PathBuf>,
+        /// Accept any TLS certificate.
+        #[arg(long)]
+        insecure: bool,
+        /// Also trust the CA certificates in this PEM file.
+        #[arg(long, conflicts_with = "insecure")]
+        ca_cert: Option<PathBuf>,
+        /// Per-request timeout.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// EHR profiles.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProfileCommand {
+    /// Validate a profile or a tenant overlay (one with `base = "…"`).
+    Check { file: PathBuf },
 }
 
 /// `serve-mock` authentication flags.
@@ -225,6 +262,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             scenario,
             target,
             profile,
+            profile_overlay,
             out,
             seed,
             users,
@@ -245,6 +283,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             let overrides = Overrides {
                 target,
                 profile,
+                profile_overlay,
                 seed,
                 users,
                 duration,
@@ -279,7 +318,69 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             max_regression,
         } => compare(&baseline, &current, &max_regression),
         Command::Report { run_dir } => rerender(&run_dir),
+        Command::Probe {
+            target,
+            profile,
+            profile_overlay,
+            insecure,
+            ca_cert,
+            timeout,
+        } => {
+            let tls = if insecure {
+                crate::fhir::Tls::Insecure
+            } else {
+                crate::fhir::Tls::Verify { ca_cert }
+            };
+            probe(&target, &profile, profile_overlay.as_deref(), &tls, timeout).await
+        }
+        Command::Profile {
+            command: ProfileCommand::Check { file },
+        } => check_profile(&file),
     }
+}
+
+async fn probe(
+    target: &str,
+    profile: &str,
+    overlay: Option<&std::path::Path>,
+    tls: &crate::fhir::Tls,
+    timeout: Duration,
+) -> Result<ExitCode, Failure> {
+    let base = match crate::scenario::Target::parse(target) {
+        Ok(crate::scenario::Target::Url(url)) => url,
+        Ok(crate::scenario::Target::Mock) => {
+            return Err(bad_input(
+                "--target: a FHIR base URL (start one with `serve-mock`)",
+            ));
+        }
+        Err(e) => return Err(bad_input(format!("--target: {e}"))),
+    };
+    let profile = Profile::load_with_overlay(profile, overlay).map_err(bad_input)?;
+    let findings = crate::probe::probe(&base, &profile, tls, timeout)
+        .await
+        .map_err(|e| Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        })?;
+    print!("{}", findings.render());
+    Ok(if findings.agree() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check_profile(file: &std::path::Path) -> Result<ExitCode, Failure> {
+    let p = crate::profile::check_file(file).map_err(bad_input)?;
+    let errors = p.errors.codes.len();
+    println!(
+        "{}: profile `{}` is valid ({} resource types with their own rules, {errors} error codes, {} sources)",
+        file.display(),
+        p.name,
+        p.resources.len(),
+        p.sources.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn compare(

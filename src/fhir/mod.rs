@@ -3,9 +3,10 @@
 //! latency sample, retries as the scenario's policy allows, and returns what the caller
 //! needs (id, version, body) as data — a 503, a reset or a timeout is an outcome, not an
 //! `Err`. Ids, versionIds and ETags stay opaque; `Location`s may be absolute or relative;
-//! a 201 need not carry a body. Authentication (`auth`) adds the `Authorization` header
-//! and re-authenticates once on a 401; `tls` sets certificate verification. Uses
-//! `history` and `metrics`, nothing above them.
+//! a 201 need not carry a body; the `Location` and `ETag` seen, and the OperationOutcome
+//! of a failure (which says which vendor error it is), are returned too. Authentication
+//! (`auth`) adds the `Authorization` header and re-authenticates once on a 401; `tls`
+//! sets certificate verification. Uses `history` and `metrics`, nothing above them.
 
 pub mod auth;
 pub mod recorder;
@@ -120,6 +121,10 @@ pub struct Reply {
     pub attempts: u32,
     /// The server's `Retry-After`, in seconds form.
     pub retry_after: Option<Duration>,
+    /// The `Location` (or `Content-Location`) header as sent, absolute or relative.
+    pub location: Option<String>,
+    /// The `ETag` header as sent.
+    pub etag: Option<String>,
 }
 
 impl Reply {
@@ -499,8 +504,10 @@ impl Client {
             header(header::LOCATION).or_else(|| header(header::CONTENT_LOCATION))
         {
             (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
+            reply.location = Some(location);
         }
-        if let Some(v) = header(header::ETAG).and_then(|e| response::parse_etag(&e)) {
+        reply.etag = header(header::ETAG);
+        if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
             reply.version = Some(v);
         }
         reply.retry_after = header(header::RETRY_AFTER)
@@ -520,11 +527,17 @@ impl Client {
     }
 
     fn read_body(&self, op: &Op, bytes: &[u8], reply: &mut Reply) {
-        if bytes.is_empty()
-            || reply.outcome != Some(Outcome::Ok)
-            || reply.status == Some(404)
-            || reply.status == Some(410)
-        {
+        if bytes.is_empty() {
+            return;
+        }
+        if reply.outcome != Some(Outcome::Ok) {
+            // An OperationOutcome says which error it is (a vendor code): keep it.
+            reply.body = serde_json::from_slice::<Value>(bytes).ok().filter(|b| {
+                b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
+            });
+            return;
+        }
+        if reply.status == Some(404) || reply.status == Some(410) {
             return;
         }
         let Ok(body) = serde_json::from_slice::<Value>(bytes) else {

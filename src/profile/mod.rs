@@ -13,12 +13,14 @@
 //! top-level `base = "epic"` (a shipped name, or a path relative to the overlay).
 //!
 //! Raw file structs (`*File`, serde `deny_unknown_fields`) are converted once into the
-//! validated types re-exported here. Depends on `source` (locations) and `history`
+//! validated types re-exported here. `dialect` holds the runner's pure mapping from a
+//! canonical interaction to this EHR's. Depends on `source` (locations) and `history`
 //! (the [`Interaction`] kinds) only.
 
 mod access;
 mod catalogue;
 mod cite;
+pub mod dialect;
 mod file;
 mod identifiers;
 mod layers;

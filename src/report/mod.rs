@@ -17,10 +17,12 @@ pub mod compare;
 pub mod figures;
 pub mod html;
 pub mod junit;
+pub mod mapping;
 pub mod markdown;
 pub mod scorecard;
 pub mod slo;
 pub use compare::{Comparison, Margins, compare};
+pub use mapping::Mapping;
 pub use scorecard::{Question, Verdict};
 pub use slo::SloResult;
 
@@ -48,6 +50,9 @@ pub struct Report {
     /// Per operation and `all`: `[percentile, ms]` pairs of the whole load phase.
     pub distribution: BTreeMap<String, Vec<(f64, f64)>>,
     pub faults: Faults,
+    /// How the run spoke the EHR's dialect (absent from reports of older versions).
+    #[serde(default)]
+    pub mapping: Mapping,
     pub findings: Vec<Finding>,
     pub finding_counts: BTreeMap<Kind, u64>,
     pub visibility_lag: Lag,
@@ -283,9 +288,27 @@ impl Report {
                 .collect();
             let _ = writeln!(out, "\nfaults injected: {}", list.join(", "));
         }
+        self.mapping_table(&mut out);
         self.findings_table(&mut out);
         self.slo_table(&mut out);
         out
+    }
+
+    fn mapping_table(&self, out: &mut String) {
+        let m = &self.mapping;
+        if !m.is_empty() {
+            let _ = writeln!(out, "\nEHR mapping (profile {}):", self.run.profile);
+            for d in &m.decisions {
+                let _ = writeln!(out, "  {}", d.line());
+            }
+            for a in &m.adjustments {
+                let _ = writeln!(out, "  adjusted: {}", a.line());
+            }
+        }
+        if !m.quirks_observed.is_empty() {
+            let quirks: Vec<String> = m.quirks_observed.iter().map(|q| q.line()).collect();
+            let _ = writeln!(out, "\nEHR quirks: {}", quirks.join("; "));
+        }
     }
 
     fn slo_table(&self, out: &mut String) {

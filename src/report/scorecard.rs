@@ -201,6 +201,22 @@ fn ehr_mapping(r: &Report) -> Question {
         "profile {} against {}",
         r.run.profile, r.run.target
     )];
+    let m = &r.mapping;
+    evidence.extend(m.decisions.iter().map(|d| d.line()));
+    let adjusted: u64 = m.adjustments.iter().map(|a| a.count).sum();
+    if adjusted > 0 {
+        evidence.push(format!(
+            "{} changes made to what was sent so the EHR accepts it ({} kinds)",
+            super::mapping::thousands(adjusted),
+            m.adjustments.len()
+        ));
+    }
+    evidence.extend(
+        m.quirks_observed
+            .iter()
+            .filter(|q| q.count > 0)
+            .map(|q| q.line()),
+    );
     if r.summary.skipped_writes > 0 {
         evidence.push(format!(
             "{} writes skipped (a resource they reference was never created)",

@@ -12,6 +12,7 @@ pub mod stack;
 pub mod workflow;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -86,12 +87,15 @@ struct Phases {
     abandoned: u64,
     skipped: u64,
     interrupted: bool,
+    /// How the EHR's dialect was spoken.
+    mapping: report::Mapping,
 }
 
 /// Executes the scenario.
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
     let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
-    let profile = Profile::load(profile_name).map_err(|e| Error::BadInput(e.to_string()))?;
+    let profile = Profile::load_with_overlay(profile_name, scenario.profile_overlay.as_deref())
+        .map_err(|e| Error::BadInput(e.to_string()))?;
     let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
     let start = Instant::now();
     let started_at = chrono::Utc::now();
@@ -124,7 +128,16 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .clone()
         .unwrap_or_else(|| format!("{HARNESS_PREFIX}{run_id}"));
     let population = Population::new(scenario.seed, &namespace, tables);
-    let flow = workflow::Workflow::new(client.clone(), population, scenario.workflow.clone());
+    let mapper = Arc::new(workflow::Mapper::new(
+        profile.clone(),
+        stack.capabilities(scenario).await,
+    ));
+    let flow = workflow::Workflow::new(
+        client.clone(),
+        population,
+        scenario.workflow.clone(),
+        mapper.clone(),
+    );
 
     stack.mark_faults(&recorder, true).await;
     let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -157,7 +170,14 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     recorder.flush().await;
     let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
-    readback::read_back(&client, targets, scenario.readback.concurrency, first).await;
+    readback::read_back(
+        &client,
+        targets,
+        scenario.readback.concurrency,
+        first,
+        &mapper,
+    )
+    .await;
     recorder.finish().await;
     let collected = collector
         .await
@@ -173,6 +193,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         abandoned: flow.abandoned.load(Ordering::Relaxed),
         skipped: flow.skipped.load(Ordering::Relaxed),
         interrupted: driven.interrupted || goose::is_killswitch_triggered(),
+        mapping: mapper.report(),
     };
     stack
         .write_ledger(&dir)
@@ -262,6 +283,7 @@ fn assemble(
             .collect(),
         distribution: metrics.distributions(),
         faults: stack.faults_summary(),
+        mapping: p.mapping,
         findings: checked.findings,
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,

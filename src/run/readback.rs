@@ -1,15 +1,20 @@
 //! The final read-back: after the faults heal and the settle time passes, read back
 //! everything the load phase wrote — by id, by business identifier, and `_history` for
 //! what was updated. These reads are interactions like any other, recorded in the same
-//! history, so the checker stays a pure function of it.
+//! history, so the checker stays a pure function of it. Reads the EHR does not take
+//! (an identifier search without the parameters it requires, `_history` where it has
+//! none) are skipped and counted for the report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use futures::StreamExt;
 
+use super::workflow::Mapper;
 use crate::fhir::{Client, Ctx};
 use crate::history::{self, Event, Interaction, Phase};
+use crate::profile::Verb;
+use crate::profile::dialect::Decision;
 
 /// One written resource, as the load phase left it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -69,6 +74,7 @@ pub async fn read_back(
     targets: Vec<Target>,
     concurrency: usize,
     first_process: u64,
+    mapper: &Mapper,
 ) -> u64 {
     let reads = futures::stream::iter(targets.into_iter().enumerate())
         .map(|(i, t)| {
@@ -78,28 +84,39 @@ pub async fn read_back(
                 step: Some("read_back_all"),
                 intended: None,
             };
-            async move { one(client, ctx, &t).await }
+            async move { one(client, ctx, &t, mapper).await }
         })
         .buffer_unordered(concurrency.max(1));
     reads.fold(0u64, |acc, n| async move { acc + n }).await
 }
 
-async fn one(client: &Client, ctx: Ctx, t: &Target) -> u64 {
-    let mut n = 1;
-    client
-        .search(
-            ctx,
-            &t.resource_type,
-            &[("identifier", t.identifier.as_str())],
-            Some(&t.identifier),
-        )
-        .await;
-    for id in &t.ids {
-        client.read(ctx, &t.resource_type, id).await;
+async fn one(client: &Client, ctx: Ctx, t: &Target, mapper: &Mapper) -> u64 {
+    let mut n = 0;
+    let rt = t.resource_type.as_str();
+    let by_identifier = [("identifier", t.identifier.as_str())];
+    let outcome = "identifier search at read-back skipped";
+    if let Some(params) = mapper.search(rt, &by_identifier, &[], outcome) {
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        client.search(ctx, rt, &params, Some(&t.identifier)).await;
         n += 1;
-        if t.updated {
-            client.history(ctx, &t.resource_type, id).await;
+    }
+    let read = mapper.decide(rt, Verb::Read) == Decision::Do;
+    let history = t.updated && mapper.decide(rt, Verb::History) == Decision::Do;
+    for id in &t.ids {
+        if !read {
+            mapper.unsupported(rt, "read", "read-back by id skipped");
+            continue;
+        }
+        client.read(ctx, rt, id).await;
+        n += 1;
+        if history {
+            client.history(ctx, rt, id).await;
             n += 1;
+        } else if t.updated {
+            mapper.unsupported(rt, "history", "read-back of _history skipped");
         }
     }
     n

@@ -117,6 +117,20 @@ impl Stack {
         }
     }
 
+    /// What the target says it supports (its CapabilityStatement), read directly (not
+    /// through the fault proxy); `None` when it cannot be read.
+    pub async fn capabilities(&self, scenario: &Scenario) -> Option<crate::probe::Capabilities> {
+        let timeout = scenario.timeout.min(Duration::from_secs(5));
+        let http = crate::probe::client(&scenario.tls, timeout).ok()?;
+        match crate::probe::capabilities(&http, &self.target).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("no CapabilityStatement: {e}");
+                None
+            }
+        }
+    }
+
     pub fn client_settings(&self, scenario: &Scenario, profile: &Profile) -> Settings {
         Settings {
             base: self.base.clone(),

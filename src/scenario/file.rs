@@ -243,6 +243,7 @@ impl File {
             timeout: self.target.timeout,
             token_lifetime: self.target.token_lifetime,
             profile: self.profile,
+            profile_overlay: None,
             load,
             max_encounters: self.max_encounters.unwrap_or(u64::MAX),
             retry,

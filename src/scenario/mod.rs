@@ -42,6 +42,8 @@ pub struct Scenario {
     pub token_lifetime: Option<Duration>,
     /// EHR profile name or path; `None` = the US Core baseline.
     pub profile: Option<String>,
+    /// A tenant overlay merged over the profile (`--profile-overlay`).
+    pub profile_overlay: Option<PathBuf>,
     pub load: Load,
     /// Upper bound on encounters started, whatever the load shape.
     pub max_encounters: u64,
@@ -195,6 +197,8 @@ impl Step {
 pub struct Overrides {
     pub target: Option<String>,
     pub profile: Option<String>,
+    /// A tenant overlay file merged over the profile.
+    pub profile_overlay: Option<PathBuf>,
     pub seed: Option<u64>,
     pub users: Option<usize>,
     pub duration: Option<Duration>,
@@ -235,6 +239,9 @@ impl Scenario {
         }
         if let Some(p) = &o.profile {
             self.profile = Some(p.clone());
+        }
+        if let Some(p) = &o.profile_overlay {
+            self.profile_overlay = Some(p.clone());
         }
         if let Some(seed) = o.seed {
             self.seed = seed;

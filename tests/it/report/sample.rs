@@ -270,6 +270,7 @@ pub fn sample() -> Report {
         operations,
         series,
         faults: faults(),
+        mapping: Default::default(),
         findings,
         finding_counts: counts,
         visibility_lag: lag,
