@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::fault::{self, Ledger, proxy};
+use crate::profile::Profile;
 use crate::report::{self, Margins, Report};
 use crate::scenario::{Overrides, Scenario};
 use crate::{check, history, mock, run};
@@ -58,6 +59,12 @@ enum Command {
         faults: Vec<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Emulate this EHR: a shipped profile name (epic, oracle-health, …) or a path.
+        #[arg(long)]
+        profile: Option<String>,
+        /// A tenant overlay merged over `--profile`.
+        #[arg(long, requires = "profile")]
+        profile_overlay: Option<PathBuf>,
     },
     /// Put the fault proxy in front of a FHIR server.
     Proxy {
@@ -166,7 +173,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             listen,
             faults,
             seed,
-        } => serve_mock(listen, &faults, seed).await,
+            profile,
+            profile_overlay,
+        } => {
+            let profile = match profile {
+                Some(p) => Some(
+                    Profile::load_with_overlay(&p, profile_overlay.as_deref())
+                        .map_err(bad_input)?,
+                ),
+                None => None,
+            };
+            serve_mock(listen, &faults, seed, profile).await
+        }
         Command::Proxy {
             listen,
             upstream,
@@ -254,20 +272,30 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
         .collect()
 }
 
-async fn serve_mock(listen: SocketAddr, faults: &[String], seed: u64) -> Result<ExitCode, Failure> {
+async fn serve_mock(
+    listen: SocketAddr,
+    faults: &[String],
+    seed: u64,
+    profile: Option<Profile>,
+) -> Result<ExitCode, Failure> {
     let faults = parse_faults(faults)?;
     for (_, spec) in &faults {
         mock::validate_fault(spec).map_err(bad_input)?;
     }
+    let emulated = profile.as_ref().map(|p| p.name.clone());
     let config = mock::Config {
         seed,
         faults,
+        profile: profile.map(std::sync::Arc::new),
         ..mock::Config::default()
     };
     let ehr = mock::Ehr::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
     eprintln!(
-        "mock EHR: FHIR base http://{}/ (Ctrl-C stops)",
+        "mock EHR{}: FHIR base http://{}/ (Ctrl-C stops)",
+        emulated
+            .map(|n| format!(" emulating `{n}`"))
+            .unwrap_or_default(),
         local(&listener)
     );
     let shutdown = ctrl_c_token();

@@ -17,11 +17,16 @@
 //! time a stale version is served, not when armed. After `set_faults_enabled(false)`
 //! nothing fires and open `delayed_visibility` / `stale_read` windows end.
 //!
-//! Uses `fault` (specs and the ledger) only; no other module of the crate.
+//! With an EHR profile (`Config::profile`) the mock also behaves like that EHR, driven
+//! only by the profile's data: see `emulate`. Without one it is the us-core baseline.
+//!
+//! Uses `fault` (specs and the ledger) and `profile` (the emulated EHR's behaviour, and
+//! `history`'s interaction kinds through it); no other module of the crate.
 
 mod bundle;
 mod capability;
 mod conn;
+mod emulate;
 mod http;
 mod index;
 mod outcome;
@@ -39,6 +44,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::fault::{Ledger, Spec, SpecError};
+use crate::profile::Profile;
 pub use conn::serve;
 use index::Index;
 use store::Store;
@@ -55,8 +61,11 @@ pub struct Config {
     pub harness_system_prefix: String,
     /// Lock shards of the store and of the indexes.
     pub shards: usize,
-    /// `_count` when a search gives none (at most [`MAX_PAGE`]).
+    /// `_count` when a search gives none (at most [`MAX_PAGE`]), unless the profile
+    /// says otherwise.
     pub page_size: usize,
+    /// The EHR to emulate; `None` = the us-core baseline (a spec-following server).
+    pub profile: Option<Arc<Profile>>,
 }
 
 /// The largest page a search returns.
@@ -71,6 +80,7 @@ impl Default for Config {
             harness_system_prefix: "urn:fhirsurge:".into(),
             shards: 16,
             page_size: 20,
+            profile: None,
         }
     }
 }
@@ -104,6 +114,8 @@ struct Shared {
     faults_on: AtomicBool,
     ledger: Ledger,
     capability: Bytes,
+    /// The EHR profile emulated, if any.
+    emulation: Option<emulate::Emulation>,
 }
 
 impl Shared {
@@ -140,6 +152,9 @@ impl Ehr {
             faults_on: AtomicBool::new(true),
             ledger: Ledger::new(config.start),
             capability: capability::statement(),
+            emulation: config
+                .profile
+                .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
         };
         Ok(Ehr {
             shared: Arc::new(shared),
@@ -171,6 +186,10 @@ impl std::fmt::Debug for Ehr {
             .field("seed", &s.seed)
             .field("faults", &faults)
             .field("faults_on", &s.faults_on())
+            .field(
+                "profile",
+                &s.emulation.as_ref().map(|e| e.profile.name.as_str()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -77,6 +77,7 @@ struct Phases {
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
     let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
     let profile = Profile::load(profile_name).map_err(|e| Error::BadInput(e.to_string()))?;
+    let profile = std::sync::Arc::new(profile);
     let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
     let start = Instant::now();
     let started_at = chrono::Utc::now();
@@ -88,7 +89,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let shutdown = CancellationToken::new();
     let _stop_servers = shutdown.clone().drop_guard();
     let ledger = Ledger::new(start);
-    let stack = Stack::start(scenario, &ledger, start, &shutdown).await?;
+    let stack = Stack::start(scenario, &profile, &ledger, start, &shutdown).await?;
     stack.probe(scenario.timeout).await?;
 
     let dir = options.out.join(&run_id);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ impl Stack {
     /// Starts what the scenario needs, on loopback ports chosen by the OS.
     pub async fn start(
         scenario: &Scenario,
+        profile: &Arc<Profile>,
         ledger: &Ledger,
         start: Instant,
         shutdown: &CancellationToken,
@@ -47,6 +49,7 @@ impl Stack {
                     start,
                     faults: silent,
                     harness_system_prefix: super::HARNESS_PREFIX.to_owned(),
+                    profile: Some(profile.clone()),
                     ..mock::Config::default()
                 };
                 let ehr = mock::Ehr::new(config).map_err(|e| Error::BadInput(e.to_string()))?;

@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod client;
 mod mock;
+mod mock_profile;
 mod profile;
 mod proxy;
 mod report;
