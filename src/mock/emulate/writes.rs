@@ -276,13 +276,25 @@ fn written(
     } else {
         StatusCode::OK
     };
+    let mut r = body(emu, w, status, p.write.response_body(prefer(headers)));
+    if let Some(l) = location(p.write.location, &base(headers), w)
+        && let Ok(l) = HeaderValue::from_str(&l)
+    {
+        r.headers_mut().insert(header::LOCATION, l);
+    }
+    version_headers(&mut r, p.write.etag, &w.version);
+    r
+}
+
+/// The body of a write's answer, of the kind the profile answers.
+fn body(emu: &Emulation, w: &Written, status: StatusCode, kind: Answer) -> Response {
     let v = &w.version;
-    let mut r = match p.write.response_body(prefer(headers)) {
+    match kind {
         Answer::Representation => fhir(status, v.body.clone()),
         Answer::Empty => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = status;
-            if let Some(ct) = &p.write.empty_body_content_type
+            if let Some(ct) = &emu.profile.write.empty_body_content_type
                 && let Ok(ct) = HeaderValue::from_str(ct)
             {
                 r.headers_mut().insert(header::CONTENT_TYPE, ct);
@@ -296,14 +308,7 @@ fn written(
                 .unwrap_or_default();
             fhir(status, Bytes::from(body))
         }
-    };
-    if let Some(l) = location(p.write.location, &base(headers), w)
-        && let Ok(l) = HeaderValue::from_str(&l)
-    {
-        r.headers_mut().insert(header::LOCATION, l);
     }
-    version_headers(&mut r, p.write.etag, v);
-    r
 }
 
 fn location(style: LocationStyle, base: &str, w: &Written) -> Option<String> {

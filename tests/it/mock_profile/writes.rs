@@ -40,6 +40,18 @@ async fn epic_creates_answer_201_with_no_body_a_relative_location_and_no_etag() 
     assert!(!asked.location.unwrap().starts_with("http"));
     let read = m.get(&format!("Condition/{id}")).await;
     assert_eq!((read.status, read.etag), (StatusCode::OK, None));
+    let note = json!({"resourceType": "Procedure", "status": "completed", "code": {"text": "x"},
+                      "subject": {"reference": "Patient/p1"}});
+    let created = m.post("Procedure", &note).await;
+    let mut again = note.clone();
+    again["id"] = json!(created.id());
+    let path = format!("Procedure/{}", created.id());
+    let blind = m.put(&path, &again, Some("W/\"99\"")).await;
+    assert_eq!(
+        blind.status,
+        StatusCode::OK,
+        "If-Match is not supported: last writer wins"
+    );
 }
 
 #[tokio::test]

@@ -194,3 +194,52 @@ fn latency_and_disconnect_throttles() {
     assert_eq!(emu.decide(&meta), Decision::Pass);
     assert_eq!(emu.decide(&meta), Decision::Drop);
 }
+
+fn in_maintenance(effect: Effect) -> Emulation {
+    use chrono::Timelike;
+    let mut p = Profile::load("us-core").unwrap();
+    let now = chrono::Utc::now();
+    let start = chrono::NaiveTime::from_hms_opt(now.hour(), 0, 0).unwrap();
+    p.maintenance = vec![crate::profile::Maintenance {
+        name: "nightly".into(),
+        days: vec![
+            chrono::Weekday::Mon,
+            chrono::Weekday::Tue,
+            chrono::Weekday::Wed,
+            chrono::Weekday::Thu,
+            chrono::Weekday::Fri,
+            chrono::Weekday::Sat,
+            chrono::Weekday::Sun,
+        ],
+        start,
+        utc_offset: chrono::FixedOffset::east_opt(0).unwrap(),
+        effect,
+        source: vec![],
+    }];
+    emulation(p)
+}
+
+#[test]
+fn maintenance_windows_refuse_everything_or_only_writes() {
+    let two_hours = Duration::from_secs(7200);
+    let down = in_maintenance(Effect::Down {
+        duration: two_hours,
+        error: "unprocessable".into(),
+    });
+    let read = call(&down, Method::GET, "/Patient/x", None);
+    let r = refused(down.decide(&read));
+    assert_eq!(r.detail.as_deref(), Some("maintenance: nightly"));
+    let read_only = in_maintenance(Effect::ReadOnly {
+        duration: two_hours,
+        error: "unprocessable".into(),
+    });
+    assert_eq!(read_only.decide(&read), Decision::Pass);
+    let write = call(&read_only, Method::POST, "/Patient", None);
+    assert_eq!(refused(read_only.decide(&write)).status, 422);
+    let wipe = in_maintenance(Effect::Wipe);
+    assert_eq!(
+        wipe.decide(&write),
+        Decision::Pass,
+        "wipes are not emulated"
+    );
+}
