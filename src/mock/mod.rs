@@ -20,8 +20,8 @@
 //! With an EHR profile (`Config::profile`) the mock also behaves like that EHR, driven
 //! only by the profile's data: see `emulate`. Without one it is the us-core baseline.
 //!
-//! Uses `fault` (specs and the ledger) and `profile` (the emulated EHR's behaviour, and
-//! `history`'s interaction kinds through it); no other module of the crate.
+//! Uses `fault` (specs and the ledger), `profile` (the emulated EHR's behaviour) and
+//! `history` (its interaction kinds); no other module of the crate.
 
 mod bundle;
 mod capability;
