@@ -77,6 +77,12 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         auth: MockAuth,
+        /// Emulate this EHR: a shipped profile name (epic, oracle-health, …) or a path.
+        #[arg(long)]
+        profile: Option<String>,
+        /// A tenant overlay merged over `--profile`.
+        #[arg(long, requires = "profile")]
+        profile_overlay: Option<PathBuf>,
     },
     /// Put the fault proxy in front of a FHIR server.
     Proxy {
@@ -303,7 +309,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             faults,
             seed,
             auth,
-        } => serve_mock(listen, &faults, seed, auth.config()?).await,
+            profile,
+            profile_overlay,
+        } => {
+            let profile = match profile {
+                Some(p) => Some(
+                    Profile::load_with_overlay(&p, profile_overlay.as_deref())
+                        .map_err(bad_input)?,
+                ),
+                None => None,
+            };
+            serve_mock(listen, &faults, seed, auth.config()?, profile).await
+        }
         Command::Proxy {
             listen,
             upstream,
@@ -470,6 +487,7 @@ async fn serve_mock(
     faults: &[String],
     seed: u64,
     smart: Option<mock::smart::Config>,
+    profile: Option<Profile>,
 ) -> Result<ExitCode, Failure> {
     let faults = parse_faults(faults)?;
     for (_, spec) in &faults {
@@ -480,16 +498,21 @@ async fn serve_mock(
     } else {
         ""
     };
+    let emulated = profile.as_ref().map(|p| p.name.clone());
     let config = mock::Config {
         seed,
         faults,
         smart,
+        profile: profile.map(std::sync::Arc::new),
         ..mock::Config::default()
     };
     let ehr = mock::Ehr::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
     eprintln!(
-        "mock EHR: FHIR base http://{}/{auth} (Ctrl-C stops)",
+        "mock EHR{}: FHIR base http://{}/{auth} (Ctrl-C stops)",
+        emulated
+            .map(|n| format!(" emulating `{n}`"))
+            .unwrap_or_default(),
         local(&listener)
     );
     let shutdown = ctrl_c_token();

@@ -16,13 +16,13 @@ use super::outcome::{Problem, outcome};
 use super::silent::is_type_name;
 use super::store::Version;
 use super::write::{After, Ctx, Written};
-use super::{Ehr, MAX_PAGE, render, search};
+use super::{Ehr, MAX_PAGE, emulate, render, search};
 use crate::fault::REQUEST_HEADER;
 
 const FHIR_JSON: &str = "application/fhir+json";
 
 pub fn router(ehr: Ehr) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/metadata", get(metadata))
         .route("/", post(bundle))
         .route("/__fhirsurge/ledger", get(ledger))
@@ -30,7 +30,9 @@ pub fn router(ehr: Ehr) -> Router {
         .route("/{rt}", get(search).post(create))
         .route("/{rt}/{id}", get(read).put(update))
         .route("/{rt}/{id}/_history", get(history))
-        .route("/{rt}/{id}/_history/{vid}", get(vread))
+        .route("/{rt}/{id}/_history/{vid}", get(vread));
+    // An emulated EHR profile gates every route (rate limits, unsupported interactions).
+    emulate::layer(routes, &ehr)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(ehr)
@@ -97,7 +99,7 @@ impl IntoResponse for Problem {
     }
 }
 
-fn fhir(status: StatusCode, body: Bytes) -> Response {
+pub fn fhir(status: StatusCode, body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut()
@@ -180,12 +182,16 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
+        return emulate::create(&ehr.shared, emu, &rt, conn.as_deref(), &headers, &body);
+    }
     let result = known_type(&rt).and_then(|()| {
         let resource = parse_body(&body)?;
         let ctx = Ctx {
             request: request_id(&headers),
             faults: true,
             can_reset: conn.is_some(),
+            hold: None,
         };
         match headers.get("if-none-exist").map(|v| v.to_str()) {
             Some(Ok(q)) => ehr.shared.conditional_create(&rt, resource, q, ctx),
@@ -206,12 +212,17 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
+        let conn = conn.as_deref();
+        return emulate::update(&ehr.shared, emu, (&rt, &id), conn, &headers, &body);
+    }
     let result = known_type(&rt).and_then(|()| {
         let resource = parse_body(&body)?;
         let ctx = Ctx {
             request: request_id(&headers),
             faults: true,
             can_reset: conn.is_some(),
+            hold: None,
         };
         let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
         ehr.shared.update(&rt, &id, resource, if_match, ctx)
@@ -227,6 +238,9 @@ async fn read(
     Path((rt, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
+        return emulate::read(&ehr.shared, emu, &rt, &id, &headers);
+    }
     match known_type(&rt).and_then(|()| ehr.shared.read(&rt, &id, request_id(&headers))) {
         Ok(v) => version(&v),
         Err(p) => p.into_response(),
@@ -263,6 +277,9 @@ async fn search(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
+        return emulate::search(&ehr.shared, emu, &rt, query.as_deref(), &headers);
+    }
     let result = known_type(&rt).and_then(|()| {
         let s = &ehr.shared;
         let q = search::parse(&rt, query.as_deref().unwrap_or(""), s.page_size, MAX_PAGE)
@@ -283,6 +300,7 @@ async fn bundle(State(ehr): State<Ehr>, headers: HeaderMap, body: Bytes) -> Resp
         request: request_id(&headers),
         faults: true,
         can_reset: false,
+        hold: None,
     };
     let result = parse_body(&body)
         .and_then(|b| ehr.shared.bundle(b, &base(&headers), prefer(&headers), ctx));

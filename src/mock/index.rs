@@ -28,6 +28,8 @@ pub enum Field {
     /// `encounter.reference`, `context.encounter.reference`.
     Encounter,
     Code,
+    /// `category` codings, or category codes (AllergyIntolerance).
+    Category,
 }
 
 impl Field {
@@ -38,6 +40,7 @@ impl Field {
             Self::Subject => "r",
             Self::Encounter => "e",
             Self::Code => "c",
+            Self::Category => "k",
         }
     }
 }
@@ -122,6 +125,17 @@ pub fn keys_of(resource_type: &str, resource: &Value) -> Vec<String> {
         if let Some(code) = coding.get("code").and_then(Value::as_str) {
             let system = coding.get("system").and_then(Value::as_str).unwrap_or("");
             token_keys(&mut out, Field::Code, resource_type, system, code);
+        }
+    }
+    for category in array(resource.get("category")) {
+        if let Some(code) = category.as_str() {
+            token_keys(&mut out, Field::Category, resource_type, "", code);
+        }
+        for coding in array(category.get("coding")) {
+            if let Some(code) = coding.get("code").and_then(Value::as_str) {
+                let system = coding.get("system").and_then(Value::as_str).unwrap_or("");
+                token_keys(&mut out, Field::Category, resource_type, system, code);
+            }
         }
     }
     out.sort();

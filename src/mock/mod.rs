@@ -17,13 +17,17 @@
 //! time a stale version is served, not when armed. After `set_faults_enabled(false)`
 //! nothing fires and open `delayed_visibility` / `stale_read` windows end.
 //!
-//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API.
+//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. With an EHR
+//! profile (`Config::profile`) the mock also behaves like that EHR, driven only by the
+//! profile's data: see `emulate`. Without one it is the us-core baseline.
 //!
-//! Uses `fault` (specs and the ledger) only; no other module of the crate.
+//! Uses `fault` (specs and the ledger), `profile` (the emulated EHR's behaviour) and
+//! `history` (its interaction kinds); no other module of the crate.
 
 mod bundle;
 mod capability;
 mod conn;
+mod emulate;
 mod http;
 mod index;
 mod outcome;
@@ -42,6 +46,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::fault::{Ledger, Spec, SpecError};
+use crate::profile::Profile;
 pub use conn::serve;
 use index::Index;
 use store::Store;
@@ -58,10 +63,13 @@ pub struct Config {
     pub harness_system_prefix: String,
     /// Lock shards of the store and of the indexes.
     pub shards: usize,
-    /// `_count` when a search gives none (at most [`MAX_PAGE`]).
+    /// `_count` when a search gives none (at most [`MAX_PAGE`]), unless the profile
+    /// says otherwise.
     pub page_size: usize,
     /// SMART Backend Services in front of the FHIR API (`None`: no auth).
     pub smart: Option<smart::Config>,
+    /// The EHR to emulate; `None` = the us-core baseline (a spec-following server).
+    pub profile: Option<Arc<Profile>>,
 }
 
 /// The largest page a search returns.
@@ -77,6 +85,7 @@ impl Default for Config {
             shards: 16,
             page_size: 20,
             smart: None,
+            profile: None,
         }
     }
 }
@@ -113,6 +122,8 @@ struct Shared {
     ledger: Ledger,
     capability: Bytes,
     smart: Option<smart::Authority>,
+    /// The EHR profile emulated, if any.
+    emulation: Option<emulate::Emulation>,
 }
 
 impl Shared {
@@ -150,6 +161,9 @@ impl Ehr {
             ledger: Ledger::new(config.start),
             capability: capability::statement(),
             smart: config.smart.map(smart::Authority::new).transpose()?,
+            emulation: config
+                .profile
+                .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
         };
         Ok(Ehr {
             shared: Arc::new(shared),
@@ -190,6 +204,10 @@ impl std::fmt::Debug for Ehr {
             .field("seed", &s.seed)
             .field("faults", &faults)
             .field("faults_on", &s.faults_on())
+            .field(
+                "profile",
+                &s.emulation.as_ref().map(|e| e.profile.name.as_str()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -7,27 +7,52 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::search::{self, Page, Query};
+use super::search::{self, Hit, Page, Query};
 use super::store::Version;
 
 /// The `searchset` Bundle of one page.
 pub fn searchset(base: &str, rt: &str, q: &Query, page: &Page) -> Bytes {
-    let size: usize = page.hits.iter().map(|h| h.version.body.len() + 160).sum();
+    let next = page.next.map(|n| link(base, rt, q, Some(n)));
+    let links = Links {
+        self_url: &link(base, rt, q, q.after),
+        next: next.as_deref(),
+    };
+    searchset_with(base, rt, page.total, &links, &page.hits, None)
+}
+
+/// The `self` and `next` links of a searchset.
+#[derive(Clone, Copy, Debug)]
+pub struct Links<'a> {
+    pub self_url: &'a str,
+    pub next: Option<&'a str>,
+}
+
+/// A `searchset` Bundle with the links given and, when given, an OperationOutcome entry
+/// (`search.mode = outcome`) after the matches.
+pub fn searchset_with(
+    base: &str,
+    rt: &str,
+    total: usize,
+    links: &Links,
+    hits: &[Hit],
+    outcome: Option<&[u8]>,
+) -> Bytes {
+    let size: usize = hits.iter().map(|h| h.version.body.len() + 160).sum();
     let mut out = Vec::with_capacity(512 + size);
     out.extend_from_slice(br#"{"resourceType":"Bundle","type":"searchset","total":"#);
-    let _ = write!(out, "{}", page.total);
+    let _ = write!(out, "{total}");
     out.extend_from_slice(br#","link":[{"relation":"self","url":"#);
-    string(&mut out, &link(base, rt, q, q.after));
+    string(&mut out, links.self_url);
     out.push(b'}');
-    if let Some(next) = page.next {
+    if let Some(next) = links.next {
         out.extend_from_slice(br#",{"relation":"next","url":"#);
-        string(&mut out, &link(base, rt, q, Some(next)));
+        string(&mut out, next);
         out.push(b'}');
     }
     out.push(b']');
-    if !page.hits.is_empty() {
+    if !hits.is_empty() || outcome.is_some() {
         out.extend_from_slice(br#","entry":["#);
-        for (i, hit) in page.hits.iter().enumerate() {
+        for (i, hit) in hits.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -36,6 +61,14 @@ pub fn searchset(base: &str, rt: &str, q: &Query, page: &Page) -> Bytes {
             out.extend_from_slice(br#","resource":"#);
             out.extend_from_slice(&hit.version.body);
             out.extend_from_slice(br#","search":{"mode":"match"}}"#);
+        }
+        if let Some(o) = outcome {
+            if !hits.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"resource":"#);
+            out.extend_from_slice(o);
+            out.extend_from_slice(br#","search":{"mode":"outcome"}}"#);
         }
         out.push(b']');
     }
@@ -120,6 +153,7 @@ mod tests {
             total: 7,
             hits: Vec::new(),
             next: Some((0, 42)),
+            ..Page::default()
         };
         let v: Value =
             serde_json::from_slice(&searchset("http://h:1/", "Patient", &q, &page)).unwrap();

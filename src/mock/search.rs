@@ -25,6 +25,11 @@ pub const PARAMS: &[(&str, &str, &str)] = &[
         "encounter.reference, or context.encounter for DocumentReference",
     ),
     ("code", "token", "code.coding: system|code or code"),
+    (
+        "category",
+        "token",
+        "category.coding (or a category code): system|code or code",
+    ),
 ];
 
 /// One AND-ed condition; its values are OR-ed.
@@ -58,6 +63,9 @@ pub struct Query {
     pub sort: Sort,
     /// Only results after this key (the next page).
     pub after: Option<SortKey>,
+    /// Without `after`: skip this many results (offset and page-number links of an
+    /// emulated EHR profile).
+    pub offset: usize,
     /// The parameters as given, without `_cursor`, to repeat in links.
     pub echo: Vec<(String, String)>,
 }
@@ -66,7 +74,7 @@ pub struct Query {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     #[error(
-        "unknown search parameter `{0}` (supported: _id, identifier, patient, subject, encounter, code, _count, _summary=count, _sort=[-]_lastUpdated)"
+        "unknown search parameter `{0}` (supported: _id, identifier, patient, subject, encounter, code, category, _count, _summary=count, _sort=[-]_lastUpdated)"
     )]
     Unknown(String),
     #[error("search parameter `{param}`: {reason}")]
@@ -100,6 +108,7 @@ pub fn parse(
             "_id" => Criterion::Ids(values().map(str::to_owned).collect()),
             "identifier" => token(Field::Identifier, resource_type, values()),
             "code" => token(Field::Code, resource_type, values()),
+            "category" => token(Field::Category, resource_type, values()),
             "patient" | "subject" => reference(Field::Subject, resource_type, values(), "Patient"),
             "encounter" => reference(Field::Encounter, resource_type, values(), "Encounter"),
             "_count" => {
@@ -245,6 +254,8 @@ impl Condition {
 pub struct Hit {
     pub resource: Arc<Resource>,
     pub version: Arc<Version>,
+    /// Its position in the result order.
+    pub key: SortKey,
 }
 
 /// One page of results.
@@ -252,6 +263,8 @@ pub struct Hit {
 pub struct Page {
     /// Matches in all pages.
     pub total: usize,
+    /// How many matches come before this page's first hit.
+    pub start: usize,
     pub hits: Vec<Hit>,
     /// The cursor of the next page, when there is one.
     pub next: Option<SortKey>,
@@ -274,9 +287,14 @@ pub fn run(
                 visible(&state).then_some(v)?
             };
             matches(&q.criteria, &resource, &version).then(|| {
+                let key = sort_key(q.sort, &resource, &version);
                 (
-                    sort_key(q.sort, &resource, &version),
-                    Hit { resource, version },
+                    key,
+                    Hit {
+                        resource,
+                        version,
+                        key,
+                    },
                 )
             })
         })
@@ -289,9 +307,9 @@ pub fn run(
             ..Page::default()
         };
     }
-    let start = q
-        .after
-        .map_or(0, |after| found.partition_point(|(k, _)| *k <= after));
+    let start = q.after.map_or(q.offset.min(total), |after| {
+        found.partition_point(|(k, _)| *k <= after)
+    });
     let rest = found.len() - start;
     let take = q.count.min(rest);
     let mut hits: Vec<(SortKey, Hit)> = found.into_iter().skip(start).take(take).collect();
@@ -300,6 +318,7 @@ pub fn run(
         .flatten();
     Page {
         total,
+        start,
         hits: hits.drain(..).map(|(_, h)| h).collect(),
         next,
     }

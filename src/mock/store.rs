@@ -47,6 +47,26 @@ pub struct State {
     /// Absent from searches until then (`delayed_visibility`).
     pub hidden_until: Option<Instant>,
     pub stale: Option<Stale>,
+    /// Kept out of searches by the emulated EHR's workflow (a holding area): declared
+    /// behaviour, not a fault, so healing does not end it.
+    pub held: Option<Holding>,
+}
+
+/// Until when a resource in a holding area stays out of searches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    Until(Instant),
+    /// Until a clinician reconciles it: never, in the mock.
+    Unreconciled,
+}
+
+impl Holding {
+    pub fn released(self, now: Instant) -> bool {
+        match self {
+            Self::Until(t) => now >= t,
+            Self::Unreconciled => false,
+        }
+    }
 }
 
 impl State {
@@ -179,7 +199,7 @@ pub fn opaque_id(key: u64, seq: u64) -> String {
 }
 
 /// The SplitMix64 finaliser: a bijection on u64.
-fn mix(mut z: u64) -> u64 {
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -14,7 +14,7 @@ use super::index;
 use super::outcome::Problem;
 use super::search::Condition;
 use super::silent::{self, Fault, Kind, Plan, Write};
-use super::store::{Resource, Stale, Version};
+use super::store::{Holding, Resource, Stale, Version};
 use crate::fault::Entry;
 
 /// Who asked, for the faults and the ledger.
@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     pub faults: bool,
     /// The transport can reset the connection (`commit_then_reset`).
     pub can_reset: bool,
+    /// A created resource lands in a holding area (an emulated EHR profile).
+    pub hold: Option<Holding>,
 }
 
 /// What happens after a committed write.
@@ -123,6 +125,7 @@ impl Shared {
             if let Some((_, d)) = plan.hide {
                 state.hidden_until = Some(Instant::now() + d);
             }
+            state.held = ctx.hold;
         }
         let after = self.record_committed(&plan, edits, rt, &r.id, &version, ctx);
         (written(true, rt, r.id.clone(), version, after), Some(r))

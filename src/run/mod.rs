@@ -96,6 +96,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
     let profile = Profile::load_with_overlay(profile_name, scenario.profile_overlay.as_deref())
         .map_err(|e| Error::BadInput(e.to_string()))?;
+    let profile = std::sync::Arc::new(profile);
     let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
     let start = Instant::now();
     let started_at = chrono::Utc::now();
@@ -107,7 +108,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let shutdown = CancellationToken::new();
     let _stop_servers = shutdown.clone().drop_guard();
     let ledger = Ledger::new(start);
-    let stack = Stack::start(scenario, &ledger, start, &shutdown).await?;
+    let stack = Stack::start(scenario, &profile, &ledger, start, &shutdown).await?;
     stack.probe(scenario.timeout, &scenario.tls).await?;
 
     let (recorder, rx) = Recorder::new(start, 1 << 16);
@@ -129,7 +130,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .unwrap_or_else(|| format!("{HARNESS_PREFIX}{run_id}"));
     let population = Population::new(scenario.seed, &namespace, tables);
     let mapper = Arc::new(workflow::Mapper::new(
-        profile.clone(),
+        (*profile).clone(),
         stack.capabilities(scenario).await,
     ));
     let flow = workflow::Workflow::new(

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -35,6 +36,7 @@ impl Stack {
     /// Starts what the scenario needs, on loopback ports chosen by the OS.
     pub async fn start(
         scenario: &Scenario,
+        profile: &Arc<Profile>,
         ledger: &Ledger,
         start: Instant,
         shutdown: &CancellationToken,
@@ -49,6 +51,7 @@ impl Stack {
                     faults: silent,
                     harness_system_prefix: super::HARNESS_PREFIX.to_owned(),
                     smart: mock_smart(scenario)?,
+                    profile: Some(profile.clone()),
                     ..mock::Config::default()
                 };
                 let ehr = mock::Ehr::new(config).map_err(|e| Error::BadInput(e.to_string()))?;

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod mapping;
 mod mock;
+mod mock_profile;
 mod mock_smart;
 mod probe;
 mod profile;

@@ -499,7 +499,7 @@ fn inconsistent_profiles_are_refused_with_the_key() {
         ),
         // A session without an expiry.
         (
-            "style = \"offset\"",
+            "style = \"cursor\"",
             "style = \"session\"",
             "needs `expired_error`",
         ),

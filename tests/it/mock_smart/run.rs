@@ -276,7 +276,8 @@ async fn the_probe_checks_certificates_as_the_client_does() {
     let start = std::time::Instant::now();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let ledger = fhirsurge::fault::Ledger::new(start);
-    let stack = run::Stack::start(&s, &ledger, start, &shutdown)
+    let profile = std::sync::Arc::new(fhirsurge::profile::Profile::load("us-core").unwrap());
+    let stack = run::Stack::start(&s, &profile, &ledger, start, &shutdown)
         .await
         .unwrap();
     let timeout = Duration::from_secs(5);
