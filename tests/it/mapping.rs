@@ -310,7 +310,7 @@ fn every_declared_transformation_reaches_the_checker() {
     assert_eq!(epic["Condition"], ["note"]);
 }
 
-/// A short run against the plain built-in mock.
+/// A short run against the built-in mock, which emulates the run's profile.
 fn scenario(profile: &str, overlay: Option<&std::path::Path>) -> fhirsurge::scenario::Scenario {
     let mut s = super::run::scenario("");
     s.profile = Some(profile.to_owned());
@@ -324,17 +324,17 @@ fn scenario(profile: &str, overlay: Option<&std::path::Path>) -> fhirsurge::scen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_shipped_profile_runs_clean_against_the_plain_mock() {
+async fn every_shipped_profile_runs_against_its_emulating_mock_with_no_findings() {
     for name in profile::shipped() {
         let outcome = super::run::run(&scenario(name, None)).await;
         let r = &outcome.report;
+        // Declared quirks are not findings; what the EHR refuses (its rate limits, the
+        // interactions it lacks) ends `fail`, never `info`, against a healthy mock.
         assert!(r.findings.is_empty(), "{name}: {:#?}", r.findings);
-        assert_eq!(
-            r.summary.fail + r.summary.info,
-            0,
-            "{name}: {:?}",
-            r.summary
-        );
+        assert_eq!(r.summary.info, 0, "{name}: {:?}", r.summary);
+        if *name == "us-core" {
+            assert_eq!(r.summary.fail, 0, "{name}: {:?}", r.summary);
+        }
         assert!(r.summary.interactions > 0, "{name}");
         super::run::assert_valid_report(&outcome.dir.join("report.json"));
         let m = &r.mapping;

@@ -60,7 +60,7 @@ async fn the_mock_agrees_with_us_core_and_disagrees_with_epic() {
         epic.render()
     );
     assert!(
-        disagrees("Observation", "search `category`"),
+        !disagrees("Observation", "search `category`"),
         "{}",
         epic.render()
     );

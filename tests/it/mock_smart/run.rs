@@ -40,17 +40,20 @@ impl Write for Capture {
     }
 }
 
-/// Sends every `tracing` event (and `log` record), debug and up, to [`LOGS`].
+/// Sends every `tracing` event, debug and up, to [`LOGS`].
 fn capture_logs() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::new("debug,goose=info,h2=info");
-        tracing_subscriber::fmt()
+        let subscriber = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(false)
             .with_writer(|| Capture)
-            .try_init()
-            .expect("no other test sets a global subscriber");
+            .finish();
+        // Only the `tracing` dispatcher: goose installs its own `log` logger when an
+        // attack starts, so bridging `log` here would race with it.
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test sets a global tracing subscriber");
     });
 }
 
