@@ -123,6 +123,9 @@ impl State {
             identifier,
         };
         let f = self.finding(Kind::LostWrite, subject, detail, evidence);
+        for w in std::iter::once(c).chain(updates) {
+            self.lost.insert(w, self.findings.len());
+        }
         self.findings.push(f);
     }
 

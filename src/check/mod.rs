@@ -22,6 +22,7 @@ mod stale;
 mod state;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 use std::collections::BTreeMap;
 

@@ -2,12 +2,13 @@
 //! reverted to an older write (`lost_write` when `_history` lacks the acknowledged
 //! version, else `stale_read`), holding an update that ended `fail` or `info`
 //! (`committed_despite_error`), or holding none of what was written
-//! (`corrupted_write`). Also two acknowledged `If-Match` updates of one version
-//! (`lost_update`).
+//! (`corrupted_write`); then every acknowledged version by `_history` (`versions`).
+//! Also two acknowledged `If-Match` updates of one version (`lost_update`). The writes a
+//! `lost_write` names are remembered, so that a stale read they explain is folded into it.
 
-use super::content::{Diff, View, differences, holds};
+use super::content::{View, holds};
 use super::detail::secs;
-use super::intern::NO_SYM;
+use super::intern::{NO_SYM, Sym};
 use super::stale::{Observation, Regression};
 use super::state::{NIL, Obs, Probe, State, UNKNOWN_VERSION, WriteKind};
 use super::{Finding, Kind};
@@ -28,35 +29,73 @@ enum Tally {
     Withheld,
 }
 
+/// What the judgment of a resource's read-back state gave.
+struct Verdict {
+    tally: Tally,
+    finding: Option<Finding>,
+    /// For a `lost_write`: every write it judged lost.
+    lost: Vec<u32>,
+    /// The version the read-back showed.
+    shown: Sym,
+}
+
+impl Verdict {
+    fn bare(tally: Tally) -> Verdict {
+        Verdict {
+            tally,
+            finding: None,
+            lost: Vec::new(),
+            shown: NO_SYM,
+        }
+    }
+}
+
 impl State {
     pub(crate) fn judge_resource(&mut self, r: u32) {
-        let (tally, finding) = self.resource_verdict(r);
-        match tally {
+        let verdict = self.resource_verdict(r);
+        match verdict.tally {
             Tally::Skip => {}
             Tally::Judged => self.stats.resources_read_back += 1,
             Tally::Unverified => self.stats.resources_unverified += 1,
-            Tally::Withheld => self.stats.withheld_for_bundles += 1,
+            Tally::Withheld => {
+                self.stats.withheld_for_bundles += 1;
+                return;
+            }
         }
-        self.findings.extend(finding);
+        // A version the read-back already showed corrupted is not reported twice.
+        let skip = match &verdict.finding {
+            Some(f) if f.kind == Kind::CorruptedWrite => verdict.shown,
+            _ => NO_SYM,
+        };
+        let versions = self.judge_versions(r, skip);
+        if let Some(f) = verdict.finding {
+            if f.kind == Kind::LostWrite {
+                for w in verdict.lost {
+                    self.lost.insert(w, self.findings.len());
+                }
+            }
+            self.findings.push(f);
+        }
+        self.findings.extend(versions);
     }
 
-    fn resource_verdict(&self, r: u32) -> (Tally, Option<Finding>) {
+    fn resource_verdict(&self, r: u32) -> Verdict {
         let res = &self.res[r as usize];
         let writes = self.writes_of(r);
         let acked = writes.iter().any(|&w| self.writes[w as usize].acked());
         let (obs, by_read) = match (res.read.probe, res.found.probe) {
             (Probe::Present, _) => (res.read, true),
-            (Probe::Absent, _) => return (Tally::Skip, None),
+            (Probe::Absent, _) => return Verdict::bare(Tally::Skip),
             (_, Probe::Present) => (res.found, false),
-            _ if acked => return (Tally::Unverified, None),
-            _ => return (Tally::Skip, None),
+            _ if acked => return Verdict::bare(Tally::Unverified),
+            _ => return Verdict::bare(Tally::Skip),
         };
         if writes.is_empty() {
-            return (Tally::Skip, None);
+            return Verdict::bare(Tally::Skip);
         }
         let s = self.subject(r);
         if self.bundle_touched(s.id, s.identifier) {
-            return (Tally::Withheld, None);
+            return Verdict::bare(Tally::Withheld);
         }
         let observation = Observation {
             version: obs.version,
@@ -64,20 +103,22 @@ impl State {
             invoke_us: obs.invoke_us,
             done_us: obs.done_us,
         };
+        let mut verdict = Verdict {
+            shown: obs.version,
+            ..Verdict::bare(Tally::Judged)
+        };
         if by_read && let Some(reg) = self.regression(r, &observation, true) {
-            return (Tally::Judged, self.reverted(r, &reg, &observation, &obs));
+            (verdict.finding, verdict.lost) = self.reverted(r, &reg, &obs);
+            return verdict;
         }
-        (Tally::Judged, self.held(r, &writes, &obs, by_read))
+        verdict.finding = self.held(r, &writes, &obs, by_read);
+        verdict
     }
 
-    /// The read-back read showed an older state than an acknowledged write.
-    fn reverted(
-        &self,
-        r: u32,
-        reg: &Regression,
-        observation: &Observation<'_>,
-        read: &Obs,
-    ) -> Option<Finding> {
+    /// The read-back read showed an older state than an acknowledged write: lost when
+    /// `_history` lacks what the newer write made (with every later write it lacks),
+    /// else a stale read.
+    fn reverted(&self, r: u32, reg: &Regression, read: &Obs) -> (Option<Finding>, Vec<u32>) {
         match self.history_lacks(r, reg.newer) {
             Some((true, history_done)) => {
                 let newer = &self.writes[reg.newer as usize];
@@ -99,10 +140,21 @@ impl State {
                 for &w in reg.older.iter().chain([&reg.newer]) {
                     evidence.extend(self.write_evidence(w));
                 }
-                Some(self.finding(Kind::LostWrite, self.subject(r), detail, evidence))
+                let lost = reg
+                    .later
+                    .iter()
+                    .copied()
+                    .filter(|&w| self.history_lacks(r, w).is_some_and(|(lacks, _)| lacks))
+                    .collect();
+                let f = self.finding(Kind::LostWrite, self.subject(r), detail, evidence);
+                (Some(f), lost)
             }
-            _ if read.version != NO_SYM && !reg.by_version => None,
-            _ => Some(self.stale_finding(r, reg, observation, [read.invoke, read.done])),
+            _ if read.version != NO_SYM && !reg.by_version => (None, Vec::new()),
+            _ => {
+                let read_at = [read.invoke, read.done];
+                let f = self.stale_finding(r, reg, read.version, read.invoke_us, read_at);
+                (Some(f), Vec::new())
+            }
         }
     }
 
@@ -217,17 +269,7 @@ impl State {
         let reference = self.latest(writes)?;
         let sent = self.sent(reference)?;
         let ignore = self.ignored(self.res[found.r as usize].rtype);
-        let diffs: Vec<String> = differences(sent, seen, ignore)
-            .map(|d| match d {
-                Diff::Missing(k) => format!("`{}` missing", self.strings.resolve(k)),
-                Diff::Changed(k) => format!("`{}` changed", self.strings.resolve(k)),
-            })
-            .collect();
-        let diffs = if diffs.is_empty() {
-            "content differs".to_owned()
-        } else {
-            diffs.join(", ")
-        };
+        let diffs = self.diff_words(sent, seen, ignore);
         let mut evidence = vec![found.obs.invoke, found.obs.done];
         evidence.extend(self.write_evidence(reference));
         let detail = format!(

@@ -182,7 +182,10 @@ impl Sim {
         if self.rewrites_code {
             kept["code"] = json!({"coding": [{"system": "http://loinc.org", "code": "8867-4"}]});
         }
-        if e.inject == Some(Inject::AlterContent) && last {
+        let first = e.store.events.is_empty();
+        if (e.inject == Some(Inject::AlterContent) && last)
+            || (e.inject == Some(Inject::AlterOverwritten) && first)
+        {
             kept["valueQuantity"] = json!({"value": 999.0, "unit": "/min"});
         }
         e.store
@@ -192,9 +195,12 @@ impl Sim {
 
     pub(super) fn updates(&mut self, e: &mut Entity, k: usize) {
         let forced = match e.inject {
-            Some(Inject::DropUpdate | Inject::ServeOld | Inject::DoubleAck) => {
-                self.rng.random_range(1..=2)
-            }
+            Some(
+                Inject::DropUpdate
+                | Inject::ServeOld
+                | Inject::DoubleAck
+                | Inject::AlterOverwritten,
+            ) => self.rng.random_range(1..=2),
             Some(Inject::DropCreate) => 0,
             Some(Inject::AlterContent) => self.rng.random_range(0..=2),
             _ => self.rng.random_range(0..=2),

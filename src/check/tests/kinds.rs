@@ -524,3 +524,64 @@ fn duplicate_write_seen_on_a_next_page() {
     assert!(f.evidence.contains(&page[1]), "{:?}", f.evidence);
     assert!(f.detail.contains("server-caused"), "{}", f.detail);
 }
+
+/// A create stored stripped, then overwritten by an acknowledged update: the current
+/// state is right, but `_history` shows version 1 as stored.
+#[test]
+fn corrupted_write_an_overwritten_version_as_history_lists_it() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let mut stored = v1.clone();
+    stored.as_object_mut().unwrap().remove("valueQuantity");
+    let c = h.create(1000, &v1, false);
+    let cd = h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    let current = seen("abc", Some("2"), &v2);
+    h.search(30_000, 30_010, Some("o-1"), vec![current.clone()], Readback);
+    h.read(30_020, 30_030, "abc", Some(current.clone()), Readback);
+    let versions = vec![seen("abc", Some("1"), &stored), current];
+    let hist = h.history(30_040, 30_050, "abc", versions);
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::CorruptedWrite);
+    assert_eq!(f.id.as_deref(), Some("abc"));
+    assert_eq!(f.identifier, Some(ident("o-1")));
+    assert_eq!(f.evidence, vec![c, cd, hist[0], hist[1]]);
+    for part in [
+        "create acknowledged 201 at 1.100 s (id abc, version 1)",
+        "_history at 30.050 s lists version 1 as stored: `valueQuantity` missing",
+    ] {
+        assert!(f.detail.contains(part), "{}", f.detail);
+    }
+}
+
+/// An acknowledged update dropped, and a load-phase read after it that already showed
+/// version 1: one `lost_write`, with the read as evidence, not a second `stale_read`.
+#[test]
+fn lost_write_folds_the_stale_read_it_explains() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    let r = h.read(2210, 2300, "abc", Some(seen("abc", Some("1"), &v1)), Load);
+    let old = seen("abc", Some("1"), &v1);
+    h.search(30_000, 30_010, Some("o-1"), vec![old.clone()], Readback);
+    h.read(30_020, 30_030, "abc", Some(old.clone()), Readback);
+    h.history(30_040, 30_050, "abc", vec![old]);
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::LostWrite);
+    assert!(f.evidence.contains(&r[0]) && f.evidence.contains(&r[1]));
+    assert!(
+        f.detail
+            .contains("_history lacks version 2; a read at 2.210 s already returned version 1"),
+        "{}",
+        f.detail
+    );
+    assert_eq!(out.stats.reads_checked, 1);
+}
