@@ -10,6 +10,7 @@
 //! judged when the records end. Ids and versions stay opaque: order is learned only from
 //! the history's real time. Depends on `history` alone.
 
+mod altered;
 mod content;
 mod detail;
 mod ident;

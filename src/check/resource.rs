@@ -6,19 +6,13 @@
 //! Also two acknowledged `If-Match` updates of one version (`lost_update`). The writes a
 //! `lost_write` names are remembered, so that a stale read they explain is folded into it.
 
-use super::content::{View, holds};
+use super::altered::Found;
+use super::content::holds;
 use super::detail::secs;
 use super::intern::{NO_SYM, Sym};
 use super::stale::{Observation, Regression};
 use super::state::{NIL, Obs, Probe, State, UNKNOWN_VERSION, WriteKind};
 use super::{Finding, Kind};
-
-/// What the read-back found of a resource, and how.
-struct Found<'a> {
-    r: u32,
-    obs: &'a Obs,
-    how: &'static str,
-}
 
 /// How a resource's judgment counts.
 enum Tally {
@@ -32,7 +26,7 @@ enum Tally {
 /// What the judgment of a resource's read-back state gave.
 struct Verdict {
     tally: Tally,
-    finding: Option<Finding>,
+    findings: Vec<Finding>,
     /// For a `lost_write`: every write it judged lost.
     lost: Vec<u32>,
     /// The version the read-back showed.
@@ -43,7 +37,7 @@ impl Verdict {
     fn bare(tally: Tally) -> Verdict {
         Verdict {
             tally,
-            finding: None,
+            findings: Vec::new(),
             lost: Vec::new(),
             shown: NO_SYM,
         }
@@ -63,14 +57,15 @@ impl State {
             }
         }
         // A version the read-back already showed corrupted is not reported twice.
-        let skip = match &verdict.finding {
-            Some(f) if f.kind == Kind::CorruptedWrite => verdict.shown,
-            _ => NO_SYM,
-        };
+        let corrupted = verdict
+            .findings
+            .iter()
+            .any(|f| f.kind == Kind::CorruptedWrite);
+        let skip = if corrupted { verdict.shown } else { NO_SYM };
         let versions = self.judge_versions(r, skip);
-        if let Some(f) = verdict.finding {
+        for f in verdict.findings {
             if f.kind == Kind::LostWrite {
-                for w in verdict.lost {
+                for &w in &verdict.lost {
                     self.lost.insert(w, self.findings.len());
                 }
             }
@@ -108,10 +103,12 @@ impl State {
             ..Verdict::bare(Tally::Judged)
         };
         if by_read && let Some(reg) = self.regression(r, &observation, true) {
-            (verdict.finding, verdict.lost) = self.reverted(r, &reg, &obs);
+            let (finding, lost) = self.reverted(r, &reg, &obs);
+            verdict.findings.extend(finding);
+            verdict.lost = lost;
             return verdict;
         }
-        verdict.finding = self.held(r, &writes, &obs, by_read);
+        verdict.findings = self.held(r, &writes, &obs, by_read);
         verdict
     }
 
@@ -180,8 +177,8 @@ impl State {
 
     /// What the read-back found is not older than the acknowledged writes: does it hold
     /// the last acknowledged one, one whose outcome was unknown or that failed (an update
-    /// that took effect), or none of them (corrupted)?
-    fn held(&self, r: u32, writes: &[u32], obs: &Obs, by_read: bool) -> Option<Finding> {
+    /// that took effect), or none of them (corrupted, `altered`)?
+    fn held(&self, r: u32, writes: &[u32], obs: &Obs, by_read: bool) -> Vec<Finding> {
         let found = Found {
             r,
             obs,
@@ -194,9 +191,12 @@ impl State {
         let ignore = self.ignored(self.res[r as usize].rtype);
         let Some(seen) = self.contents.view(obs.content) else {
             if !by_read {
-                return None;
+                return Vec::new();
             }
-            return self.without_identifier(&found, writes);
+            return self
+                .without_identifier(&found, writes)
+                .into_iter()
+                .collect();
         };
         let matching: Vec<u32> = writes
             .iter()
@@ -206,7 +206,10 @@ impl State {
             .collect();
         let last = self.last_acked(writes);
         if matching.iter().any(|w| last.contains(w)) {
-            return None;
+            return Vec::new();
+        }
+        if matching.is_empty() {
+            return self.altered(&found, writes, seen);
         }
         let acked_matches = matching.iter().any(|&w| self.writes[w as usize].acked());
         let unacked: Vec<u32> = matching
@@ -214,7 +217,11 @@ impl State {
             .filter(|&w| !self.writes[w as usize].acked())
             .collect();
         if unacked.is_empty() {
-            return self.corrupted(&found, writes, seen);
+            let latest = self.latest(writes);
+            return latest
+                .and_then(|l| self.corrupted(&found, &[l], &[], seen))
+                .into_iter()
+                .collect();
         }
         // A write whose outcome was unknown, or that failed, made it.
         let updates: Vec<u32> = unacked
@@ -222,7 +229,7 @@ impl State {
             .filter(|&w| self.writes[w as usize].kind == WriteKind::Update)
             .collect();
         if updates.is_empty() || acked_matches {
-            return None; // a create is judged with its identifier
+            return Vec::new(); // a create is judged with its identifier
         }
         let mut evidence = vec![obs.invoke, obs.done];
         for &u in &updates {
@@ -236,62 +243,7 @@ impl State {
             self.shown_version(obs)
         );
         let kind = Kind::CommittedDespiteError;
-        Some(self.finding(kind, self.subject(r), detail, evidence))
-    }
-
-    /// The read-back read shows the resource without the harness identifier.
-    fn without_identifier(&self, found: &Found<'_>, writes: &[u32]) -> Option<Finding> {
-        let latest = self.latest(writes)?;
-        let ignore = self.ignored(self.res[found.r as usize].rtype);
-        let name = self.strings.get("identifier");
-        if name.is_some_and(|n| ignore.binary_search(&n).is_ok()) {
-            return None;
-        }
-        let mut evidence = vec![found.obs.invoke, found.obs.done];
-        evidence.extend(self.write_evidence(latest));
-        let detail = format!(
-            "{}; {} at {} shows the resource without the harness identifier (`identifier` missing or changed)",
-            self.describe(latest),
-            found.how,
-            secs(found.obs.done_us),
-        );
-        Some(self.finding(
-            Kind::CorruptedWrite,
-            self.subject(found.r),
-            detail,
-            evidence,
-        ))
-    }
-
-    /// The resource holds none of what was written: name what differs from the last
-    /// acknowledged write (or the last whose outcome was unknown).
-    fn corrupted(&self, found: &Found<'_>, writes: &[u32], seen: View<'_>) -> Option<Finding> {
-        let reference = self.latest(writes)?;
-        let sent = self.sent(reference)?;
-        let ignore = self.ignored(self.res[found.r as usize].rtype);
-        let diffs = self.diff_words(sent, seen, ignore);
-        let mut evidence = vec![found.obs.invoke, found.obs.done];
-        evidence.extend(self.write_evidence(reference));
-        let detail = format!(
-            "{}; {} at {}{}: {diffs}",
-            self.describe(reference),
-            found.how,
-            secs(found.obs.done_us),
-            self.shown_version(found.obs)
-        );
-        Some(self.finding(
-            Kind::CorruptedWrite,
-            self.subject(found.r),
-            detail,
-            evidence,
-        ))
-    }
-
-    fn shown_version(&self, obs: &Obs) -> String {
-        match obs.version {
-            NO_SYM | UNKNOWN_VERSION => String::new(),
-            v => format!(" (version {})", self.strings.resolve(v)),
-        }
+        vec![self.finding(kind, self.subject(r), detail, evidence)]
     }
 
     /// The acknowledged writes no other acknowledged write began after: what the
@@ -322,7 +274,7 @@ impl State {
 
     /// The write a resource should show: the last acknowledged one, or failing any, the
     /// last whose outcome is unknown.
-    fn latest(&self, writes: &[u32]) -> Option<u32> {
+    pub(crate) fn latest(&self, writes: &[u32]) -> Option<u32> {
         let last_acked = writes
             .iter()
             .copied()

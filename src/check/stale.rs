@@ -7,7 +7,7 @@
 
 use super::content::{View, holds};
 use super::intern::{NO_SYM, Sym};
-use super::state::{Draft, LoadRead, State, UNKNOWN_VERSION, WriteKind};
+use super::state::{Draft, LoadRead, State, Status, UNKNOWN_VERSION, WriteKind};
 use super::{Finding, Kind};
 
 /// History time a load-phase read waits before it is judged.
@@ -90,9 +90,11 @@ impl State {
     }
 
     /// Whether `obs` shows an older state than an acknowledged write completed before it
-    /// began. The state is identified by version when the read showed one that a write
-    /// of this resource reported, else by content; a version no write of it reported
-    /// means no judgment, unless `unknown_by_content` allows falling back to content.
+    /// began. The older state must be attested by a write of it that ended `ok` (a
+    /// conditional create answered 200 attests the existing version it reported). The
+    /// state is identified by version when the read showed one that a write of this
+    /// resource reported, else by content; a version no write of it reported means no
+    /// judgment, unless `unknown_by_content` allows falling back to content.
     pub(crate) fn regression(
         &self,
         res: u32,
@@ -113,7 +115,7 @@ impl State {
             .copied()
             .filter(|&w| {
                 let wr = &self.writes[w as usize];
-                if wr.existing() || wr.invoke_us >= obs.done_us {
+                if wr.invoke_us >= obs.done_us {
                     return false;
                 }
                 if by_version {
@@ -125,7 +127,10 @@ impl State {
                 }
             })
             .collect();
-        if !older.iter().any(|&w| self.writes[w as usize].acked()) {
+        // Acknowledged, or answered 200 with an existing match: either way the server
+        // said the state existed.
+        let attested = |w: u32| self.writes[w as usize].outcome == Status::Ok;
+        if !older.iter().any(|&w| attested(w)) {
             return None;
         }
         let mut later: Vec<u32> = writes

@@ -10,4 +10,5 @@ mod profile;
 mod proxy;
 mod report;
 mod run;
+mod scoring;
 mod synth;

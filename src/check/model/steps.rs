@@ -148,7 +148,7 @@ impl Sim {
             let index = self.push(inv, done, e.process, op, outcome);
             self.ops[index].retry_of = first;
             first.get_or_insert(index);
-            e.t = done + self.rng.random_range(0..20_000);
+            e.t = done + self.rng.random_range(1..20_000);
             if end == End::Info {
                 e.process = self.new_process();
             }
@@ -267,7 +267,7 @@ impl Sim {
             let index = self.push(inv, done, e.process, op, outcome);
             self.ops[index].retry_of = first;
             first.get_or_insert(index);
-            e.t = done + self.rng.random_range(0..20_000);
+            e.t = done + self.rng.random_range(1..20_000);
             if last && conditional && end == End::Ok {
                 self.rival(e, &id, if_match.as_deref(), inv, done, eff);
             }

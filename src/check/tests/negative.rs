@@ -469,3 +469,60 @@ fn a_stale_read_not_explained_by_the_lost_write_stays() {
     );
     assert!(!lost.detail.contains("already returned"), "{}", lost.detail);
 }
+
+/// An update that ended `info`, and a state that holds none of what was sent and no
+/// value only that update sent: corrupted, but whether the update took effect is
+/// unknown, so it is named as a possible source, not reported as committed.
+#[test]
+fn an_info_update_that_may_have_made_an_altered_state_is_not_called_committed() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 80.0);
+    let mut stored = v2.clone();
+    stored["status"] = json!("amended");
+    stored.as_object_mut().unwrap().remove("valueQuantity");
+    let c = h.create(1000, &v1, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.info(7000, u);
+    let now = seen("abc", Some("2"), &stored);
+    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.read(30_020, 30_030, "abc", Some(now), Readback);
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::CorruptedWrite);
+    assert!(f.evidence.contains(&c) && f.evidence.contains(&u));
+    assert!(
+        f.detail.starts_with("create acknowledged 201 at 1.100 s")
+            && f.detail.contains("which may have made it: unknown")
+            && f.detail
+                .contains("`status` changed, `valueQuantity` missing"),
+        "{}",
+        f.detail
+    );
+}
+
+/// A conditional create answered 200 after an update began reports a version the
+/// update may have made: it says nothing about what the create stored.
+#[test]
+fn a_version_reported_by_a_late_existing_match_is_not_judged_against_the_create() {
+    let mut h = Hist::default();
+    let v1 = obs("o-1", "preliminary", 72.0);
+    let v2 = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &v1, true);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let u = h.update(2000, &v2, "abc", Some("1"));
+    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    let twin = h.create(3000, &v1, true);
+    h.ok(3100, twin, 200, Some("abc"), Some("2"));
+    let now = seen("abc", Some("2"), &v2);
+    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.read(30_020, 30_030, "abc", Some(now.clone()), Readback);
+    h.history(
+        30_040,
+        30_050,
+        "abc",
+        vec![seen("abc", Some("1"), &v1), now],
+    );
+    assert_clean(&h);
+}
