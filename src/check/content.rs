@@ -143,6 +143,11 @@ pub(crate) fn differences<'a>(
         })
 }
 
+/// The digest `view` holds for element `key`.
+pub(crate) fn element(view: View<'_>, key: Sym) -> Option<u64> {
+    view.keys.binary_search(&key).ok().map(|i| view.values[i])
+}
+
 /// A digest string as a `u64`: the history's 16-hex-digit digests exactly, anything else
 /// (hand-written fixtures) through a hash.
 pub(crate) fn digest64(s: &str) -> u64 {

@@ -4,6 +4,7 @@
 
 use crate::history::Outcome as Completion;
 
+use super::content::{Diff, View, differences};
 use super::intern::{NO_SYM, Sym};
 use super::state::{NEVER, State, Status, WriteKind};
 use super::{Finding, Kind, Lag, Outcome};
@@ -121,6 +122,22 @@ impl State {
         }
     }
 
+    /// How what came back differs from what was sent: "`period` missing, `status`
+    /// changed".
+    pub(crate) fn diff_words(&self, sent: View<'_>, seen: View<'_>, ignore: &[Sym]) -> String {
+        let diffs: Vec<String> = differences(sent, seen, ignore)
+            .map(|d| match d {
+                Diff::Missing(k) => format!("`{}` missing", self.strings.resolve(k)),
+                Diff::Changed(k) => format!("`{}` changed", self.strings.resolve(k)),
+            })
+            .collect();
+        if diffs.is_empty() {
+            "content differs".to_owned()
+        } else {
+            diffs.join(", ")
+        }
+    }
+
     /// Several writes in words, oldest first, joined with `joiner` (" or the ").
     pub(crate) fn describe_all(&self, writes: &[u32], joiner: &str) -> String {
         let mut sorted = writes.to_vec();
@@ -141,12 +158,7 @@ impl State {
             self.judge_lost_updates(r);
         }
         for draft in std::mem::take(&mut self.drafts) {
-            let s = self.subject(draft.res);
-            if self.bundle_touched(s.id, s.identifier) {
-                self.stats.withheld_for_bundles += 1;
-            } else {
-                self.findings.push(draft.finding);
-            }
+            self.settle_draft(draft);
         }
         let mut findings = std::mem::take(&mut self.findings);
         findings.sort_by(|a, b| {

@@ -40,12 +40,23 @@ impl State {
         for &c in &created {
             match self.verdict(i, c, &present) {
                 Verdict::Present => {}
-                Verdict::Lost => self.lost_create(i, c),
+                Verdict::Lost => self.lost_create(i, c, &present),
                 Verdict::Unverified => unverified = true,
             }
         }
-        if created.is_empty() && !duplicate && !present.is_empty() {
-            self.committed_create(i, &attempts, &present);
+        // Resources carrying the identifier that no acknowledged create reported: an
+        // attempt that did not end `ok` made them (unless an acknowledged create that
+        // reported no id may have).
+        let orphan_acked = created
+            .iter()
+            .any(|&c| self.writes[c as usize].id == NO_SYM);
+        let unreported: Vec<SeenId> = present
+            .iter()
+            .copied()
+            .filter(|s| !created.iter().any(|&c| self.writes[c as usize].id == s.id))
+            .collect();
+        if !duplicate && !orphan_acked && !unreported.is_empty() {
+            self.committed_create(i, &attempts, &unreported);
         }
         let searched = self.idents[i as usize].search.probe == Probe::Present;
         if unverified || (created.is_empty() && !searched && present.is_empty()) {
@@ -64,14 +75,26 @@ impl State {
             || seen.iter().any(|s| self.bundle_touched(s.id, NO_SYM))
     }
 
+    /// An acknowledged create is present when its id was read back, or seen by a
+    /// read-back search; one that reported no id, when anything carries its identifier.
+    /// One answered 201 with an id that read-back shows nowhere (404 by id, absent from
+    /// the search by identifier) is lost, whatever else carries the identifier: the
+    /// resource the server said it created does not exist.
     fn verdict(&self, i: u32, c: u32, present: &[SeenId]) -> Verdict {
         let ident = &self.idents[i as usize];
-        let id = self.writes[c as usize].id;
+        let wr = &self.writes[c as usize];
+        let id = wr.id;
         let read = self
             .res_of
             .get(&(ident.rtype, id))
             .map(|&r| self.res[r as usize].read.probe);
-        if !present.is_empty() || read == Some(Probe::Present) {
+        let created_201 = id != NO_SYM && wr.status == 201;
+        let shown = if created_201 {
+            present.iter().any(|s| s.id == id)
+        } else {
+            !present.is_empty()
+        };
+        if shown || read == Some(Probe::Present) {
             return Verdict::Present;
         }
         let id_absent = id == NO_SYM || read == Some(Probe::Absent);
@@ -82,7 +105,7 @@ impl State {
         }
     }
 
-    fn lost_create(&mut self, i: u32, c: u32) {
+    fn lost_create(&mut self, i: u32, c: u32, present: &[SeenId]) {
         let ident = &self.idents[i as usize];
         let (rtype, identifier) = (ident.rtype, ident.identifier);
         let search = ident.search;
@@ -112,8 +135,15 @@ impl State {
             0 => String::new(),
             n => format!("; {n} acknowledged update(s) of it are gone with it"),
         };
+        let matches = match present {
+            [] => "0 matches".to_owned(),
+            _ => {
+                let ids: Vec<&str> = present.iter().map(|s| self.strings.resolve(s.id)).collect();
+                format!("only id {} carrying it", ids.join(", "))
+            }
+        };
         let detail = format!(
-            "{}; read-back: {by_id}, and 0 matches searching by identifier at {}{also}",
+            "{}; read-back: {by_id}, and {matches} searching by identifier at {}{also}",
             self.describe(c),
             secs(search.done_us),
         );
@@ -123,6 +153,9 @@ impl State {
             identifier,
         };
         let f = self.finding(Kind::LostWrite, subject, detail, evidence);
+        for w in std::iter::once(c).chain(updates) {
+            self.lost.insert(w, self.findings.len());
+        }
         self.findings.push(f);
     }
 

@@ -292,7 +292,9 @@ impl State {
             entries.push((self.version_of(s.version.as_deref()), content));
         }
         let h = History {
+            invoke: at.invoke,
             done: at.index,
+            done_us: at.time_us,
             entries,
         };
         let slot = &mut self.res[res as usize].history;

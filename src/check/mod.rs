@@ -8,8 +8,13 @@
 //! once it completes, and a load-phase read is judged once the history has moved a few
 //! seconds past it. What cannot be judged until the read-back (every write's effect) is
 //! judged when the records end. Ids and versions stay opaque: order is learned only from
-//! the history's real time. Depends on `history` alone.
+//! the history's real time, and a version string only ever equals another. Every write
+//! that reported a version is also judged by that version's read-back `_history` entry,
+//! so a write later overwritten is still seen as stored. One anomaly is one finding: a
+//! stale read that a lost write explains becomes part of that `lost_write`. Depends on
+//! `history` alone.
 
+mod altered;
 mod content;
 mod detail;
 mod ident;
@@ -22,6 +27,7 @@ mod stale;
 mod state;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 use std::collections::BTreeMap;
 

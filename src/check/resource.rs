@@ -2,22 +2,17 @@
 //! reverted to an older write (`lost_write` when `_history` lacks the acknowledged
 //! version, else `stale_read`), holding an update that ended `fail` or `info`
 //! (`committed_despite_error`), or holding none of what was written
-//! (`corrupted_write`). Also two acknowledged `If-Match` updates of one version
-//! (`lost_update`).
+//! (`corrupted_write`); then every acknowledged version by `_history` (`versions`).
+//! Also two acknowledged `If-Match` updates of one version (`lost_update`). The writes a
+//! `lost_write` names are remembered, so that a stale read they explain is folded into it.
 
-use super::content::{Diff, View, differences, holds};
+use super::altered::Found;
+use super::content::holds;
 use super::detail::secs;
-use super::intern::NO_SYM;
+use super::intern::{NO_SYM, Sym};
 use super::stale::{Observation, Regression};
 use super::state::{NIL, Obs, Probe, State, UNKNOWN_VERSION, WriteKind};
 use super::{Finding, Kind};
-
-/// What the read-back found of a resource, and how.
-struct Found<'a> {
-    r: u32,
-    obs: &'a Obs,
-    how: &'static str,
-}
 
 /// How a resource's judgment counts.
 enum Tally {
@@ -28,35 +23,74 @@ enum Tally {
     Withheld,
 }
 
+/// What the judgment of a resource's read-back state gave.
+struct Verdict {
+    tally: Tally,
+    findings: Vec<Finding>,
+    /// For a `lost_write`: every write it judged lost.
+    lost: Vec<u32>,
+    /// The version the read-back showed.
+    shown: Sym,
+}
+
+impl Verdict {
+    fn bare(tally: Tally) -> Verdict {
+        Verdict {
+            tally,
+            findings: Vec::new(),
+            lost: Vec::new(),
+            shown: NO_SYM,
+        }
+    }
+}
+
 impl State {
     pub(crate) fn judge_resource(&mut self, r: u32) {
-        let (tally, finding) = self.resource_verdict(r);
-        match tally {
+        let verdict = self.resource_verdict(r);
+        match verdict.tally {
             Tally::Skip => {}
             Tally::Judged => self.stats.resources_read_back += 1,
             Tally::Unverified => self.stats.resources_unverified += 1,
-            Tally::Withheld => self.stats.withheld_for_bundles += 1,
+            Tally::Withheld => {
+                self.stats.withheld_for_bundles += 1;
+                return;
+            }
         }
-        self.findings.extend(finding);
+        // A version the read-back already showed corrupted is not reported twice.
+        let corrupted = verdict
+            .findings
+            .iter()
+            .any(|f| f.kind == Kind::CorruptedWrite);
+        let skip = if corrupted { verdict.shown } else { NO_SYM };
+        let versions = self.judge_versions(r, skip);
+        for f in verdict.findings {
+            if f.kind == Kind::LostWrite {
+                for &w in &verdict.lost {
+                    self.lost.insert(w, self.findings.len());
+                }
+            }
+            self.findings.push(f);
+        }
+        self.findings.extend(versions);
     }
 
-    fn resource_verdict(&self, r: u32) -> (Tally, Option<Finding>) {
+    fn resource_verdict(&self, r: u32) -> Verdict {
         let res = &self.res[r as usize];
         let writes = self.writes_of(r);
         let acked = writes.iter().any(|&w| self.writes[w as usize].acked());
         let (obs, by_read) = match (res.read.probe, res.found.probe) {
             (Probe::Present, _) => (res.read, true),
-            (Probe::Absent, _) => return (Tally::Skip, None),
+            (Probe::Absent, _) => return Verdict::bare(Tally::Skip),
             (_, Probe::Present) => (res.found, false),
-            _ if acked => return (Tally::Unverified, None),
-            _ => return (Tally::Skip, None),
+            _ if acked => return Verdict::bare(Tally::Unverified),
+            _ => return Verdict::bare(Tally::Skip),
         };
         if writes.is_empty() {
-            return (Tally::Skip, None);
+            return Verdict::bare(Tally::Skip);
         }
         let s = self.subject(r);
         if self.bundle_touched(s.id, s.identifier) {
-            return (Tally::Withheld, None);
+            return Verdict::bare(Tally::Withheld);
         }
         let observation = Observation {
             version: obs.version,
@@ -64,20 +98,24 @@ impl State {
             invoke_us: obs.invoke_us,
             done_us: obs.done_us,
         };
+        let mut verdict = Verdict {
+            shown: obs.version,
+            ..Verdict::bare(Tally::Judged)
+        };
         if by_read && let Some(reg) = self.regression(r, &observation, true) {
-            return (Tally::Judged, self.reverted(r, &reg, &observation, &obs));
+            let (finding, lost) = self.reverted(r, &reg, &obs);
+            verdict.findings.extend(finding);
+            verdict.lost = lost;
+            return verdict;
         }
-        (Tally::Judged, self.held(r, &writes, &obs, by_read))
+        verdict.findings = self.held(r, &writes, &obs, by_read);
+        verdict
     }
 
-    /// The read-back read showed an older state than an acknowledged write.
-    fn reverted(
-        &self,
-        r: u32,
-        reg: &Regression,
-        observation: &Observation<'_>,
-        read: &Obs,
-    ) -> Option<Finding> {
+    /// The read-back read showed an older state than an acknowledged write: lost when
+    /// `_history` lacks what the newer write made (with every later write it lacks),
+    /// else a stale read.
+    fn reverted(&self, r: u32, reg: &Regression, read: &Obs) -> (Option<Finding>, Vec<u32>) {
         match self.history_lacks(r, reg.newer) {
             Some((true, history_done)) => {
                 let newer = &self.writes[reg.newer as usize];
@@ -99,10 +137,21 @@ impl State {
                 for &w in reg.older.iter().chain([&reg.newer]) {
                     evidence.extend(self.write_evidence(w));
                 }
-                Some(self.finding(Kind::LostWrite, self.subject(r), detail, evidence))
+                let lost = reg
+                    .later
+                    .iter()
+                    .copied()
+                    .filter(|&w| self.history_lacks(r, w).is_some_and(|(lacks, _)| lacks))
+                    .collect();
+                let f = self.finding(Kind::LostWrite, self.subject(r), detail, evidence);
+                (Some(f), lost)
             }
-            _ if read.version != NO_SYM && !reg.by_version => None,
-            _ => Some(self.stale_finding(r, reg, observation, [read.invoke, read.done])),
+            _ if read.version != NO_SYM && !reg.by_version => (None, Vec::new()),
+            _ => {
+                let read_at = [read.invoke, read.done];
+                let f = self.stale_finding(r, reg, read.version, read.invoke_us, read_at);
+                (Some(f), Vec::new())
+            }
         }
     }
 
@@ -128,8 +177,8 @@ impl State {
 
     /// What the read-back found is not older than the acknowledged writes: does it hold
     /// the last acknowledged one, one whose outcome was unknown or that failed (an update
-    /// that took effect), or none of them (corrupted)?
-    fn held(&self, r: u32, writes: &[u32], obs: &Obs, by_read: bool) -> Option<Finding> {
+    /// that took effect), or none of them (corrupted, `altered`)?
+    fn held(&self, r: u32, writes: &[u32], obs: &Obs, by_read: bool) -> Vec<Finding> {
         let found = Found {
             r,
             obs,
@@ -142,9 +191,12 @@ impl State {
         let ignore = self.ignored(self.res[r as usize].rtype);
         let Some(seen) = self.contents.view(obs.content) else {
             if !by_read {
-                return None;
+                return Vec::new();
             }
-            return self.without_identifier(&found, writes);
+            return self
+                .without_identifier(&found, writes)
+                .into_iter()
+                .collect();
         };
         let matching: Vec<u32> = writes
             .iter()
@@ -154,7 +206,10 @@ impl State {
             .collect();
         let last = self.last_acked(writes);
         if matching.iter().any(|w| last.contains(w)) {
-            return None;
+            return Vec::new();
+        }
+        if matching.is_empty() {
+            return self.altered(&found, writes, seen);
         }
         let acked_matches = matching.iter().any(|&w| self.writes[w as usize].acked());
         let unacked: Vec<u32> = matching
@@ -162,7 +217,11 @@ impl State {
             .filter(|&w| !self.writes[w as usize].acked())
             .collect();
         if unacked.is_empty() {
-            return self.corrupted(&found, writes, seen);
+            let latest = self.latest(writes);
+            return latest
+                .and_then(|l| self.corrupted(&found, &[l], &[], seen))
+                .into_iter()
+                .collect();
         }
         // A write whose outcome was unknown, or that failed, made it.
         let updates: Vec<u32> = unacked
@@ -170,7 +229,7 @@ impl State {
             .filter(|&w| self.writes[w as usize].kind == WriteKind::Update)
             .collect();
         if updates.is_empty() || acked_matches {
-            return None; // a create is judged with its identifier
+            return Vec::new(); // a create is judged with its identifier
         }
         let mut evidence = vec![obs.invoke, obs.done];
         for &u in &updates {
@@ -184,72 +243,7 @@ impl State {
             self.shown_version(obs)
         );
         let kind = Kind::CommittedDespiteError;
-        Some(self.finding(kind, self.subject(r), detail, evidence))
-    }
-
-    /// The read-back read shows the resource without the harness identifier.
-    fn without_identifier(&self, found: &Found<'_>, writes: &[u32]) -> Option<Finding> {
-        let latest = self.latest(writes)?;
-        let ignore = self.ignored(self.res[found.r as usize].rtype);
-        let name = self.strings.get("identifier");
-        if name.is_some_and(|n| ignore.binary_search(&n).is_ok()) {
-            return None;
-        }
-        let mut evidence = vec![found.obs.invoke, found.obs.done];
-        evidence.extend(self.write_evidence(latest));
-        let detail = format!(
-            "{}; {} at {} shows the resource without the harness identifier (`identifier` missing or changed)",
-            self.describe(latest),
-            found.how,
-            secs(found.obs.done_us),
-        );
-        Some(self.finding(
-            Kind::CorruptedWrite,
-            self.subject(found.r),
-            detail,
-            evidence,
-        ))
-    }
-
-    /// The resource holds none of what was written: name what differs from the last
-    /// acknowledged write (or the last whose outcome was unknown).
-    fn corrupted(&self, found: &Found<'_>, writes: &[u32], seen: View<'_>) -> Option<Finding> {
-        let reference = self.latest(writes)?;
-        let sent = self.sent(reference)?;
-        let ignore = self.ignored(self.res[found.r as usize].rtype);
-        let diffs: Vec<String> = differences(sent, seen, ignore)
-            .map(|d| match d {
-                Diff::Missing(k) => format!("`{}` missing", self.strings.resolve(k)),
-                Diff::Changed(k) => format!("`{}` changed", self.strings.resolve(k)),
-            })
-            .collect();
-        let diffs = if diffs.is_empty() {
-            "content differs".to_owned()
-        } else {
-            diffs.join(", ")
-        };
-        let mut evidence = vec![found.obs.invoke, found.obs.done];
-        evidence.extend(self.write_evidence(reference));
-        let detail = format!(
-            "{}; {} at {}{}: {diffs}",
-            self.describe(reference),
-            found.how,
-            secs(found.obs.done_us),
-            self.shown_version(found.obs)
-        );
-        Some(self.finding(
-            Kind::CorruptedWrite,
-            self.subject(found.r),
-            detail,
-            evidence,
-        ))
-    }
-
-    fn shown_version(&self, obs: &Obs) -> String {
-        match obs.version {
-            NO_SYM | UNKNOWN_VERSION => String::new(),
-            v => format!(" (version {})", self.strings.resolve(v)),
-        }
+        vec![self.finding(kind, self.subject(r), detail, evidence)]
     }
 
     /// The acknowledged writes no other acknowledged write began after: what the
@@ -280,7 +274,7 @@ impl State {
 
     /// The write a resource should show: the last acknowledged one, or failing any, the
     /// last whose outcome is unknown.
-    fn latest(&self, writes: &[u32]) -> Option<u32> {
+    pub(crate) fn latest(&self, writes: &[u32]) -> Option<u32> {
         let last_acked = writes
             .iter()
             .copied()

@@ -7,7 +7,7 @@
 
 use super::content::{View, holds};
 use super::intern::{NO_SYM, Sym};
-use super::state::{Draft, LoadRead, State, UNKNOWN_VERSION, WriteKind};
+use super::state::{Draft, LoadRead, State, Status, UNKNOWN_VERSION, WriteKind};
 use super::{Finding, Kind};
 
 /// History time a load-phase read waits before it is judged.
@@ -23,9 +23,14 @@ pub(crate) struct Observation<'a> {
 
 /// What a regression is: the writes whose state the read showed, and the acknowledged
 /// write, strictly after all of them, that the read should have shown instead.
+#[derive(Clone, Debug)]
 pub(crate) struct Regression {
     pub older: Vec<u32>,
+    /// The newest of `later`.
     pub newer: u32,
+    /// Every acknowledged write strictly after `older` that the read should have shown
+    /// instead, oldest acknowledgement first.
+    pub later: Vec<u32>,
     /// Identified by a version a write of the resource reported (else by content).
     pub by_version: bool,
 }
@@ -68,10 +73,12 @@ impl State {
         let Some(reg) = self.regression(read.res, &obs, false) else {
             return;
         };
-        let finding = self.stale_finding(read.res, &reg, &obs, [read.invoke, read.done]);
         self.drafts.push(Draft {
             res: read.res,
-            finding,
+            reg,
+            shown: read.version,
+            invoke_us: read.invoke_us,
+            read: [read.invoke, read.done],
         });
     }
 
@@ -83,9 +90,11 @@ impl State {
     }
 
     /// Whether `obs` shows an older state than an acknowledged write completed before it
-    /// began. The state is identified by version when the read showed one that a write
-    /// of this resource reported, else by content; a version no write of it reported
-    /// means no judgment, unless `unknown_by_content` allows falling back to content.
+    /// began. The older state must be attested by a write of it that ended `ok` (a
+    /// conditional create answered 200 attests the existing version it reported). The
+    /// state is identified by version when the read showed one that a write of this
+    /// resource reported, else by content; a version no write of it reported means no
+    /// judgment, unless `unknown_by_content` allows falling back to content.
     pub(crate) fn regression(
         &self,
         res: u32,
@@ -106,7 +115,7 @@ impl State {
             .copied()
             .filter(|&w| {
                 let wr = &self.writes[w as usize];
-                if wr.existing() || wr.invoke_us >= obs.done_us {
+                if wr.invoke_us >= obs.done_us {
                     return false;
                 }
                 if by_version {
@@ -118,18 +127,24 @@ impl State {
                 }
             })
             .collect();
-        if !older.iter().any(|&w| self.writes[w as usize].acked()) {
+        // Acknowledged, or answered 200 with an existing match: either way the server
+        // said the state existed.
+        let attested = |w: u32| self.writes[w as usize].outcome == Status::Ok;
+        if !older.iter().any(|&w| attested(w)) {
             return None;
         }
-        let newer = writes
+        let mut later: Vec<u32> = writes
             .iter()
             .copied()
             .filter(|n| !older.contains(n))
             .filter(|&n| self.strictly_after(n, &older, obs, by_version))
-            .max_by_key(|&n| self.writes[n as usize].done_us)?;
+            .collect();
+        later.sort_by_key(|&n| (self.writes[n as usize].done_us, n));
+        let newer = *later.last()?;
         Some(Regression {
             older,
             newer,
+            later,
             by_version,
         })
     }
@@ -163,22 +178,73 @@ impl State {
         })
     }
 
-    /// A `stale_read` finding for a read that showed an older state.
+    /// Settles a stale read once every write's fate is known: withheld when a bundle may
+    /// explain it; folded into the `lost_write` when every newer write it was judged
+    /// against is itself lost (the read showed what the server kept: a symptom, not a
+    /// second anomaly); else reported against the newest of them not lost.
+    pub(crate) fn settle_draft(&mut self, mut draft: Draft) {
+        let s = self.subject(draft.res);
+        if self.bundle_touched(s.id, s.identifier) {
+            self.stats.withheld_for_bundles += 1;
+            return;
+        }
+        let live: Vec<u32> = draft
+            .reg
+            .later
+            .iter()
+            .copied()
+            .filter(|w| !self.lost.contains_key(w))
+            .collect();
+        if let Some(&newer) = live.last() {
+            draft.reg.newer = newer;
+            draft.reg.later = live;
+            let (res, shown, at) = (draft.res, draft.shown, draft.invoke_us);
+            let f = self.stale_finding(res, &draft.reg, shown, at, draft.read);
+            self.findings.push(f);
+            return;
+        }
+        let Some(&lost) = self.lost.get(&draft.reg.newer) else {
+            return;
+        };
+        let shown = match self.shown(&draft.reg, draft.shown).as_str() {
+            "content" => "the older content".to_owned(),
+            v => v.to_owned(),
+        };
+        let clause = format!(
+            "; a read at {} already returned {shown}",
+            super::detail::secs(draft.invoke_us)
+        );
+        let f = &mut self.findings[lost];
+        f.detail.push_str(&clause);
+        f.evidence.extend(draft.read);
+        f.evidence.sort_unstable();
+        f.evidence.dedup();
+    }
+
+    /// What a read showed, in words: "version 1", or "content" when it showed no
+    /// version a write reported.
+    pub(crate) fn shown(&self, reg: &Regression, version: Sym) -> String {
+        match version {
+            NO_SYM | UNKNOWN_VERSION => "content".to_owned(),
+            v if reg.by_version => format!("version {}", self.strings.resolve(v)),
+            v => format!("version {} (content)", self.strings.resolve(v)),
+        }
+    }
+
+    /// A `stale_read` finding for a read begun at `invoke_us` that showed an older state
+    /// (`version`, as the read showed it).
     pub(crate) fn stale_finding(
         &self,
         res: u32,
         reg: &Regression,
-        obs: &Observation<'_>,
+        version: Sym,
+        invoke_us: u64,
         read: [u64; 2],
     ) -> Finding {
-        let shown = match obs.version {
-            NO_SYM | UNKNOWN_VERSION => "content".to_owned(),
-            v if reg.by_version => format!("version {}", self.strings.resolve(v)),
-            v => format!("version {} (content)", self.strings.resolve(v)),
-        };
+        let shown = self.shown(reg, version);
         let detail = format!(
             "read begun at {} returned {shown}, the state left by the {}; the {} had completed before the read began",
-            super::detail::secs(obs.invoke_us),
+            super::detail::secs(invoke_us),
             self.describe_all(&reg.older, " or the "),
             self.describe(reg.newer),
         );

@@ -160,7 +160,9 @@ pub(crate) struct Res {
 
 /// A read-back `_history`: every version it listed.
 pub(crate) struct History {
+    pub invoke: u64,
     pub done: u64,
+    pub done_us: u64,
     pub entries: Vec<(Sym, ContentId)>,
 }
 
@@ -209,10 +211,15 @@ pub(crate) struct Bundles {
 }
 
 /// A stale read found while streaming, kept until the end decides whether a bundle
-/// may explain it.
+/// may explain it, or whether it is a symptom of a lost write.
 pub(crate) struct Draft {
     pub res: u32,
-    pub finding: Finding,
+    pub reg: super::stale::Regression,
+    /// The version the read showed.
+    pub shown: Sym,
+    pub invoke_us: u64,
+    /// The read's invocation and completion indexes.
+    pub read: [u64; 2],
 }
 
 pub(crate) struct State {
@@ -231,6 +238,8 @@ pub(crate) struct State {
     pub reads: VecDeque<LoadRead>,
     pub drafts: Vec<Draft>,
     pub findings: Vec<Finding>,
+    /// Writes judged lost, with the index in `findings` of the `lost_write` saying so.
+    pub lost: FxHashMap<u32, usize>,
     pub lag_us: Vec<u64>,
     pub never_seen: u64,
     pub stats: Stats,
@@ -267,6 +276,7 @@ impl State {
             reads: VecDeque::new(),
             drafts: Vec::new(),
             findings: Vec::new(),
+            lost: FxHashMap::default(),
             lag_us: Vec::new(),
             never_seen: 0,
             stats: Stats::default(),

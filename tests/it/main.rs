@@ -15,4 +15,5 @@ mod proxy;
 mod real_server;
 mod report;
 mod run;
+mod scoring;
 mod synth;

@@ -148,7 +148,7 @@ impl Sim {
             let index = self.push(inv, done, e.process, op, outcome);
             self.ops[index].retry_of = first;
             first.get_or_insert(index);
-            e.t = done + self.rng.random_range(0..20_000);
+            e.t = done + self.rng.random_range(1..20_000);
             if end == End::Info {
                 e.process = self.new_process();
             }
@@ -182,7 +182,10 @@ impl Sim {
         if self.rewrites_code {
             kept["code"] = json!({"coding": [{"system": "http://loinc.org", "code": "8867-4"}]});
         }
-        if e.inject == Some(Inject::AlterContent) && last {
+        let first = e.store.events.is_empty();
+        if (e.inject == Some(Inject::AlterContent) && last)
+            || (e.inject == Some(Inject::AlterOverwritten) && first)
+        {
             kept["valueQuantity"] = json!({"value": 999.0, "unit": "/min"});
         }
         e.store
@@ -192,9 +195,12 @@ impl Sim {
 
     pub(super) fn updates(&mut self, e: &mut Entity, k: usize) {
         let forced = match e.inject {
-            Some(Inject::DropUpdate | Inject::ServeOld | Inject::DoubleAck) => {
-                self.rng.random_range(1..=2)
-            }
+            Some(
+                Inject::DropUpdate
+                | Inject::ServeOld
+                | Inject::DoubleAck
+                | Inject::AlterOverwritten,
+            ) => self.rng.random_range(1..=2),
             Some(Inject::DropCreate) => 0,
             Some(Inject::AlterContent) => self.rng.random_range(0..=2),
             _ => self.rng.random_range(0..=2),
@@ -261,7 +267,7 @@ impl Sim {
             let index = self.push(inv, done, e.process, op, outcome);
             self.ops[index].retry_of = first;
             first.get_or_insert(index);
-            e.t = done + self.rng.random_range(0..20_000);
+            e.t = done + self.rng.random_range(1..20_000);
             if last && conditional && end == End::Ok {
                 self.rival(e, &id, if_match.as_deref(), inv, done, eff);
             }

@@ -1,7 +1,9 @@
 //! Unit tests of the checker: a small builder for hand-written histories, one test per
-//! finding kind (`kinds`), the cases a naive checker gets wrong (`negative`), and property
-//! tests against a simulated server (`props`).
+//! finding kind (`kinds`), anomalies that combine or hide behind a correct final state
+//! (`combined`), the cases a naive checker gets wrong (`negative`), and property tests
+//! against a simulated server (`props`).
 
+mod combined;
 mod kinds;
 mod negative;
 mod props;
