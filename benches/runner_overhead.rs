@@ -1,6 +1,7 @@
 //! The runner's own cost per request, next to a bare goose transaction doing the same
 //! request: goose virtual users read one Patient from the built-in mock EHR over
-//! loopback, (a) with `GooseUser::get` (goose's own request path and metrics), and (b)
+//! loopback, (a) with `GooseUser::get` (goose's own request path and metrics, the body
+//! received), and (b)
 //! through fhirsurge's `fhir::Client` (three-valued history streamed to disk with content
 //! digests, HdrHistogram per operation, the collector task). The CPU of the client side
 //! is read per thread from procfs (the mock runs in its own runtime, on threads named
@@ -113,7 +114,11 @@ fn bare_goose(base: &str, path: &str, users: usize, secs: u64) -> Measured {
     let transaction: TransactionFunction = Arc::new(move |user| {
         let (c, path) = (c.clone(), path.clone());
         Box::pin(async move {
-            let _ = user.get(&path).await?;
+            // Receive the answer, as any integration must (and as fhirsurge does).
+            let goose = user.get(&path).await?;
+            if let Ok(response) = goose.response {
+                let _ = response.bytes().await;
+            }
             c.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })
@@ -221,7 +226,7 @@ fn main() {
         "mode", "requests", "req/s", "client CPU µs/req"
     );
     for (name, m) in [
-        ("bare goose (GooseUser::get)", &a),
+        ("bare goose (GooseUser::get + body)", &a),
         ("fhirsurge fhir::Client + history", &b),
     ] {
         println!(

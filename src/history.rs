@@ -388,8 +388,15 @@ fn feed(h: &mut blake3::Hasher, value: &Value) {
     }
 }
 
+/// The first 8 bytes in lowercase hex (16 characters).
 fn short_hex(bytes: &[u8]) -> String {
-    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for b in &bytes[..8] {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Errors reading or writing a history file.

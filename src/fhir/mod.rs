@@ -487,12 +487,13 @@ impl Client {
     async fn interpret(&self, op: &Op, resp: reqwest::Response) -> Reply {
         let status = resp.status().as_u16();
         let (outcome, error) = response::classify_status(op.f, status);
-        let headers = resp.headers().clone();
-        let header = |name: header::HeaderName| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+        let (location, etag, retry_after) = {
+            let h = resp.headers();
+            let get = |name: header::HeaderName| {
+                h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            };
+            let location = get(header::LOCATION).or_else(|| get(header::CONTENT_LOCATION));
+            (location, get(header::ETAG), get(header::RETRY_AFTER))
         };
         let mut reply = Reply {
             outcome: Some(outcome),
@@ -500,17 +501,15 @@ impl Client {
             error,
             ..Reply::default()
         };
-        if let Some(location) =
-            header(header::LOCATION).or_else(|| header(header::CONTENT_LOCATION))
-        {
+        if let Some(location) = location {
             (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
             reply.location = Some(location);
         }
-        reply.etag = header(header::ETAG);
+        reply.etag = etag;
         if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
             reply.version = Some(v);
         }
-        reply.retry_after = header(header::RETRY_AFTER)
+        reply.retry_after = retry_after
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         match resp.bytes().await {
