@@ -8,7 +8,8 @@
 //! apart), so the figures hold on a busy machine.
 //!
 //! Reproduce: `cargo bench --bench runner_overhead`
-//! Knobs: `FHIRSURGE_BENCH_SECS` (per mode, default 8), `FHIRSURGE_BENCH_USERS` (default 8).
+//! Knobs: `FHIRSURGE_BENCH_SECS` (per mode and round, default 8), `FHIRSURGE_BENCH_USERS`
+//! (default 8), `FHIRSURGE_BENCH_ROUNDS` (default 3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -22,6 +23,10 @@ use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+/// The allocator the `fhirsurge` binary runs with, for both modes alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -191,6 +196,7 @@ fn fhirsurge_client(base: &str, id: &str, users: usize, secs: u64) -> Measured {
 fn main() {
     let secs = env("FHIRSURGE_BENCH_SECS", 8);
     let users = env("FHIRSURGE_BENCH_USERS", 8) as usize;
+    let rounds = env("FHIRSURGE_BENCH_ROUNDS", 3).max(1);
     let server = runtime("mock-server");
     let shutdown = CancellationToken::new();
     let (base, id) = server.block_on(async {
@@ -212,13 +218,33 @@ fn main() {
         (base, body["id"].as_str().unwrap().to_owned())
     });
     let path = format!("Patient/{id}");
-    let a = bare_goose(&base, &path, users, secs);
-    let b = fhirsurge_client(&base, &id, users, secs);
+    // Alternate the modes, so a neighbour's load on a shared machine falls on both.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(bare_goose(&base, &path, users, secs));
+        b.push(fhirsurge_client(&base, &id, users, secs));
+    }
     shutdown.cancel();
     let per = |m: &Measured| m.cpu * 1e6 / m.requests.max(1) as f64;
+    let rounds_line = |ms: &[Measured]| {
+        ms.iter()
+            .map(|m| format!("{:.1}", per(m)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "rounds, client CPU µs/req: bare goose {}; fhirsurge {}",
+        rounds_line(&a),
+        rounds_line(&b)
+    );
+    let median = |ms: &mut Vec<Measured>| {
+        ms.sort_by(|x, y| per(x).total_cmp(&per(y)));
+        ms.swap_remove(ms.len() / 2)
+    };
+    let (a, b) = (median(&mut a), median(&mut b));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "runner_overhead: {users} goose users, {secs} s per mode, read Patient from the built-in mock over loopback; load average {}",
+        "runner_overhead: {users} goose users, {rounds} alternating rounds of {secs} s per mode (median round shown), read Patient from the built-in mock over loopback; load average {}",
         load.split_whitespace().next().unwrap_or("?")
     );
     println!(

@@ -284,23 +284,24 @@ impl Content {
     /// Digest a resource.
     pub fn of(resource: &Value) -> Content {
         let mut elements = BTreeMap::new();
+        let mut buf = Vec::with_capacity(512);
         if let Value::Object(map) = resource {
             for (key, value) in map {
                 if SERVER_OWNED.contains(&key.as_str()) {
                     continue;
                 }
-                elements.insert(key.clone(), digest_value(value));
+                elements.insert(key.clone(), digest_value(value, &mut buf));
             }
         }
-        let mut whole = blake3::Hasher::new();
+        buf.clear();
         for (key, d) in &elements {
-            whole.update(key.as_bytes());
-            whole.update(b"=");
-            whole.update(d.as_bytes());
-            whole.update(b";");
+            buf.extend_from_slice(key.as_bytes());
+            buf.push(b'=');
+            buf.extend_from_slice(d.as_bytes());
+            buf.push(b';');
         }
         Content {
-            digest: short_hex(whole.finalize().as_bytes()),
+            digest: short_hex(blake3::hash(&buf).as_bytes()),
             elements,
         }
     }
@@ -340,49 +341,48 @@ impl fmt::Display for ElementDiff<'_> {
 }
 
 /// Digest of any JSON value; object keys are hashed in sorted order, numbers by value.
-fn digest_value(value: &Value) -> String {
-    let mut h = blake3::Hasher::new();
-    feed(&mut h, value);
-    short_hex(h.finalize().as_bytes())
+/// `buf` is scratch space, reused across calls.
+fn digest_value(value: &Value, buf: &mut Vec<u8>) -> String {
+    buf.clear();
+    encode(buf, value);
+    short_hex(blake3::hash(buf).as_bytes())
 }
 
-fn feed(h: &mut blake3::Hasher, value: &Value) {
+/// The canonical byte form a value is digested in: type tags, lengths before contents,
+/// object members in key order, numbers as the decimal they parse to.
+fn encode(buf: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Null => {
-            h.update(b"n");
-        }
-        Value::Bool(b) => {
-            h.update(if *b { b"t" } else { b"f" });
-        }
+        Value::Null => buf.push(b'n'),
+        Value::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
         Value::Number(n) => {
-            h.update(b"#");
+            buf.push(b'#');
             // 98.60 and 98.6 are the same decimal once parsed.
-            match n.as_f64() {
-                Some(x) => h.update(x.to_string().as_bytes()),
-                None => h.update(n.to_string().as_bytes()),
+            let _ = match n.as_f64() {
+                Some(x) => write!(buf, "{x}"),
+                None => write!(buf, "{n}"),
             };
         }
         Value::String(s) => {
-            h.update(b"\"");
-            h.update(&(s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
+            buf.push(b'"');
+            buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            buf.extend_from_slice(s.as_bytes());
         }
         Value::Array(items) => {
-            h.update(b"[");
-            h.update(&(items.len() as u64).to_le_bytes());
+            buf.push(b'[');
+            buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
             for item in items {
-                feed(h, item);
+                encode(buf, item);
             }
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            h.update(b"{");
-            h.update(&(keys.len() as u64).to_le_bytes());
-            for key in keys {
-                h.update(&(key.len() as u64).to_le_bytes());
-                h.update(key.as_bytes());
-                feed(h, &map[key]);
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            buf.push(b'{');
+            buf.extend_from_slice(&(members.len() as u64).to_le_bytes());
+            for (key, value) in members {
+                buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                buf.extend_from_slice(key.as_bytes());
+                encode(buf, value);
             }
         }
     }
@@ -442,6 +442,11 @@ impl<W: Write> Writer<W> {
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")
+    }
+
+    /// Appends a record already serialized, newline included.
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -516,6 +521,24 @@ impl<R: BufRead> Iterator for Reader<R> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Digests are recorded in histories and compared across versions of the tool
+    /// (`fhirsurge check` on an old history): the canonical form must not drift.
+    #[test]
+    fn digests_are_pinned() {
+        let r = json!({"resourceType": "Observation", "id": "x", "meta": {"versionId": "2"},
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+            "valueQuantity": {"value": 98.60, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+            "effectiveDateTime": "2026-01-01T00:00:00Z", "flag": true, "n": null,
+            "big": 12345678901234567890u64, "neg": -3,
+            "identifier": [{"system": "urn:fhirsurge:t", "value": "o-1"}]});
+        let c = Content::of(&r);
+        assert_eq!(c.digest, "51225863953fedec");
+        assert_eq!(c.elements["valueQuantity"], "0a4182db7aede19c");
+        assert_eq!(c.elements["big"], "a04a246880c06e51");
+        assert_eq!(c.elements.len(), 9);
+    }
 
     fn sample() -> Vec<Record> {
         let sent = json!({"resourceType": "Observation", "status": "final", "valueQuantity": {"value": 98.6}});

@@ -22,7 +22,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::fault::{Ledger, REQUEST_HEADER};
-use crate::history::{Completion, ErrorClass, Event, Interaction, Op, Outcome, Phase, Seen};
+use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome, Phase, Seen};
 use crate::metrics::Sample;
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
@@ -418,11 +418,7 @@ impl Client {
             .auth
             .grant(&self.auth_io(ctx.process, req.op.phase))
             .await;
-        let index = self
-            .inner
-            .recorder
-            .invoke(ctx.process, req.op.clone())
-            .await;
+        let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
         let (mut reply, generation, detail) = match grant {
             // Nothing was sent: known not to have happened.
             Err(e) => {
@@ -441,7 +437,7 @@ impl Client {
         };
         reply.index = index;
         let latency_us = started.elapsed().as_micros() as u64;
-        self.complete(ctx.process, req, &reply, latency_us, detail)
+        self.complete(ctx.process, req, &mut reply, latency_us, detail)
             .await;
         (reply, generation)
     }
@@ -579,7 +575,7 @@ impl Client {
         &self,
         process: u64,
         req: &Request,
-        reply: &Reply,
+        reply: &mut Reply,
         latency_us: u64,
         detail: Option<String>,
     ) {
@@ -589,35 +585,31 @@ impl Client {
             (!touched.is_empty()).then(|| touched.join(","))
         });
         let write = req.op.f.is_write();
+        let outcome = reply.outcome.unwrap_or(Outcome::Info);
         let completion = Completion {
             invoke: reply.index,
             status: reply.status,
             error: reply.error,
             id: if write { reply.id.clone() } else { None },
             version: if write { reply.version.clone() } else { None },
-            seen: reply.seen.clone(),
+            // Lent to the record while it is serialized, then given back to the reply.
+            seen: std::mem::take(&mut reply.seen),
             total: None,
             fault,
             detail,
             latency_us,
         };
-        let outcome = reply.outcome.unwrap_or(Outcome::Info);
-        let event = match outcome {
-            Outcome::Ok => Event::Ok(completion),
-            Outcome::Fail => Event::Fail(completion),
-            Outcome::Info => Event::Info(completion),
+        let sample = Sample {
+            op: label(&req.op),
+            outcome,
+            error: reply.error,
+            at_us: recorder.now_us(),
+            latency_us,
+            phase: req.op.phase,
         };
-        recorder.record(process, event).await;
-        recorder
-            .sample(Sample {
-                op: label(&req.op),
-                outcome,
-                error: reply.error,
-                at_us: recorder.now_us(),
-                latency_us,
-                phase: req.op.phase,
-            })
-            .await;
+        let note = recorder.done(process, outcome, &completion, sample);
+        reply.seen = completion.seen;
+        recorder.send(note).await;
     }
 }
 

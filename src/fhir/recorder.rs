@@ -1,26 +1,111 @@
-//! The hand-off from every FHIR interaction to the collector: history records and
-//! latency samples go over one bounded channel to the single task that owns the history
-//! writer and the metrics. Indexes and times are assigned here.
+//! The hand-off from every FHIR interaction to the collector: history lines and latency
+//! samples go over one bounded channel to the single task that owns the history writer
+//! and the metrics. Indexes and times are assigned here, and each record is serialized
+//! here, on the sender's thread, so the collector only appends bytes and nothing is
+//! cloned to cross the channel.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::history::{Event, Op, Record};
+use crate::history::{Completion, Event, Op, Outcome, Record};
 use crate::metrics::Sample;
 
 /// What the collector receives.
 #[derive(Debug)]
 pub enum Note {
-    Record(Record),
-    /// A completion's latency sample; follows its completion record.
-    Sample(Sample),
+    /// One history line.
+    Line(Line),
+    /// A completion's line and its latency sample.
+    Done(Line, Sample),
     /// Flush the history to disk, then answer.
     Flush(tokio::sync::oneshot::Sender<()>),
     /// Flush and stop collecting.
     Finish,
+}
+
+impl Note {
+    /// The history record this note carries, parsed back (for tests and tools).
+    pub fn record(&self) -> Option<Record> {
+        match self {
+            Note::Line(line) | Note::Done(line, _) => serde_json::from_slice(&line.bytes).ok(),
+            _ => None,
+        }
+    }
+
+    /// The latency sample this note carries.
+    pub fn sample(&self) -> Option<&Sample> {
+        match self {
+            Note::Done(_, sample) => Some(sample),
+            _ => None,
+        }
+    }
+}
+
+/// A serialized history record (JSON and its newline) and what the collector counts.
+#[derive(Debug)]
+pub struct Line {
+    pub bytes: Vec<u8>,
+    pub kind: Kind,
+}
+
+/// What kind of record a line holds, as far as the live counters care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An invocation; `load_retry` when it re-sends an earlier one in the load phase.
+    Invoke {
+        load_retry: bool,
+    },
+    Completion(Outcome),
+    Other,
+}
+
+/// The shape of [`Record`], borrowing its event: serializes to the same bytes.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    index: u64,
+    time_us: u64,
+    process: u64,
+    event: EventRef<'a>,
+}
+
+/// The events a sender serializes without owning them; tagged like [`Event`].
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum EventRef<'a> {
+    Invoke(&'a Op),
+    Ok(&'a Completion),
+    Fail(&'a Completion),
+    Info(&'a Completion),
+    #[serde(untagged)]
+    Other(&'a Event),
+}
+
+impl<'a> EventRef<'a> {
+    fn kind(&self) -> Kind {
+        match self {
+            EventRef::Invoke(op) => Kind::Invoke {
+                load_retry: op.retry_of.is_some() && op.phase == crate::history::Phase::Load,
+            },
+            EventRef::Ok(_) => Kind::Completion(Outcome::Ok),
+            EventRef::Fail(_) => Kind::Completion(Outcome::Fail),
+            EventRef::Info(_) => Kind::Completion(Outcome::Info),
+            EventRef::Other(_) => Kind::Other,
+        }
+    }
+
+    fn of(event: &'a Event) -> EventRef<'a> {
+        match event {
+            Event::Invoke(op) => EventRef::Invoke(op),
+            Event::Ok(c) => EventRef::Ok(c),
+            Event::Fail(c) => EventRef::Fail(c),
+            Event::Info(c) => EventRef::Info(c),
+            other => EventRef::Other(other),
+        }
+    }
 }
 
 /// Cheap to clone; every clone feeds the same collector.
@@ -58,23 +143,71 @@ impl Recorder {
         at.saturating_duration_since(self.start).as_micros() as u64
     }
 
-    /// Appends an event and returns its history index.
-    pub async fn record(&self, process: u64, event: Event) -> u64 {
+    /// Assigns the next index and time and serializes the record.
+    fn line(&self, process: u64, event: EventRef<'_>) -> (u64, Line) {
         let index = self.next.fetch_add(1, Ordering::Relaxed);
-        let record = Record {
+        let kind = event.kind();
+        let record = RecordRef {
             index,
             time_us: self.now_us(),
             process,
             event,
         };
+        let mut bytes = Vec::with_capacity(256);
+        // Serializing plain data into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut bytes, &record);
+        bytes.push(b'\n');
+        (index, Line { bytes, kind })
+    }
+
+    /// Hands a note to the collector.
+    pub async fn send(&self, note: Note) {
         // A closed collector means the run is being torn down; nothing left to keep.
-        let _ = self.tx.send(Note::Record(record)).await;
+        let _ = self.tx.send(note).await;
+    }
+
+    /// Appends an event and returns its history index.
+    pub async fn record(&self, process: u64, event: &Event) -> u64 {
+        let (index, line) = self.line(process, EventRef::of(event));
+        self.send(Note::Line(line)).await;
         index
     }
 
     /// Records an invocation.
-    pub async fn invoke(&self, process: u64, op: Op) -> u64 {
-        self.record(process, Event::Invoke(op)).await
+    pub async fn invoke(&self, process: u64, op: &Op) -> u64 {
+        let (index, line) = self.line(process, EventRef::Invoke(op));
+        self.send(Note::Line(line)).await;
+        index
+    }
+
+    /// Records a completion (`outcome` says which) and its latency sample, in one
+    /// message.
+    pub async fn complete(
+        &self,
+        process: u64,
+        outcome: Outcome,
+        completion: &Completion,
+        sample: Sample,
+    ) {
+        let note = self.done(process, outcome, completion, sample);
+        self.send(note).await;
+    }
+
+    /// The message [`Recorder::complete`] sends, serialized now (the completion is only
+    /// borrowed until this returns), to be handed to [`Recorder::send`].
+    pub fn done(
+        &self,
+        process: u64,
+        outcome: Outcome,
+        completion: &Completion,
+        sample: Sample,
+    ) -> Note {
+        let event = match outcome {
+            Outcome::Ok => EventRef::Ok(completion),
+            Outcome::Fail => EventRef::Fail(completion),
+            Outcome::Info => EventRef::Info(completion),
+        };
+        Note::Done(self.line(process, event).1, sample)
     }
 
     /// Waits until everything recorded so far is on disk.
@@ -89,9 +222,72 @@ impl Recorder {
     pub async fn finish(&self) {
         let _ = self.tx.send(Note::Finish).await;
     }
+}
 
-    /// Hands a latency sample to the collector.
-    pub async fn sample(&self, sample: Sample) {
-        let _ = self.tx.send(Note::Sample(sample)).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{FaultMark, Interaction, Seen};
+
+    /// The borrowed form must write exactly what `Record`'s own serialization writes,
+    /// or histories would not read back.
+    #[tokio::test]
+    async fn lines_are_records() {
+        let (recorder, mut rx) = Recorder::new(Instant::now(), 16);
+        let op = Op {
+            f: Interaction::Read,
+            resource_type: "Patient".into(),
+            id: Some("a b".into()),
+            ..Op::default()
+        };
+        let completion = Completion {
+            invoke: 0,
+            status: Some(200),
+            error: None,
+            id: None,
+            version: None,
+            seen: vec![Seen {
+                resource_type: "Patient".into(),
+                id: "a b".into(),
+                version: Some("W/\"1\"".into()),
+                ..Seen::default()
+            }],
+            total: None,
+            fault: Some("f1".into()),
+            detail: None,
+            latency_us: 12,
+        };
+        let mark = FaultMark::default();
+        let sample = Sample {
+            op: "read Patient".into(),
+            outcome: Outcome::Ok,
+            error: None,
+            at_us: 1,
+            latency_us: 12,
+            phase: Default::default(),
+        };
+        recorder.invoke(3, &op).await;
+        recorder
+            .complete(3, Outcome::Info, &completion, sample)
+            .await;
+        recorder.record(0, &Event::FaultStart(mark.clone())).await;
+        let expected = [
+            (Event::Invoke(op), Kind::Invoke { load_retry: false }),
+            (Event::Info(completion), Kind::Completion(Outcome::Info)),
+            (Event::FaultStart(mark), Kind::Other),
+        ];
+        for (i, (event, kind)) in expected.into_iter().enumerate() {
+            let note = rx.try_recv().unwrap();
+            let (Note::Line(line) | Note::Done(line, _)) = &note else {
+                panic!("not a line: {note:?}");
+            };
+            let record = note.record().unwrap();
+            assert_eq!(record.index, i as u64);
+            assert_eq!(record.event, event);
+            let mut own = serde_json::to_vec(&record).unwrap();
+            own.push(b'\n');
+            assert_eq!(line.bytes, own);
+            assert_eq!(line.kind, kind);
+        }
     }
 }

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 
 use super::hlog::Hlogs;
 use crate::fhir::Note;
-use crate::history::{self, Event, Outcome, Phase};
+use crate::fhir::recorder::{Kind, Line};
+use crate::history::{self, Outcome, Phase};
 use crate::metrics::Metrics;
 
 /// Live counters the progress line reads.
@@ -71,7 +72,7 @@ struct Collector {
     readback: Metrics,
     records: u64,
     retries: u64,
-    since_flush: u32,
+    flushed: Instant,
     live: Live,
 }
 
@@ -91,18 +92,35 @@ pub async fn collect(
         readback: Metrics::new(),
         records: 0,
         retries: 0,
-        since_flush: 0,
+        flushed: Instant::now(),
         live,
     };
     let mut tick = tokio::time::interval_at((sinks.start + INTERVAL).into(), INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut batch = Vec::with_capacity(BATCH);
+    'collect: loop {
         tokio::select! {
-            note = rx.recv() => match note {
-                None | Some(Note::Finish) => break,
-                Some(note) => c.take(note, rx.is_empty())?,
-            },
-            _ = tick.tick() => c.roll(sinks.start.elapsed()),
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                for note in batch.drain(..) {
+                    if matches!(note, Note::Finish) {
+                        break 'collect;
+                    }
+                    c.take(note)?;
+                }
+                c.idle(rx.is_empty())?;
+                if n < BATCH {
+                    // Let notes gather instead of waking once per request; nothing is
+                    // waiting on the collector but a flush, and it waits this long at most.
+                    tokio::time::sleep(COALESCE).await;
+                }
+            }
+            _ = tick.tick() => {
+                c.roll(sinks.start.elapsed());
+                c.flush()?;
+            }
         }
     }
     c.roll(sinks.start.elapsed());
@@ -115,38 +133,57 @@ pub async fn collect(
     })
 }
 
-/// How often latency intervals roll.
+/// How often latency intervals roll (and the history is flushed at the latest).
 const INTERVAL: Duration = Duration::from_secs(1);
 
+/// Notes taken from the channel at once.
+const BATCH: usize = 1024;
+
+/// How long the collector lets notes gather after draining the channel.
+const COALESCE: Duration = Duration::from_millis(2);
+
+/// When the channel runs dry, the history is flushed if the last flush is this old, so
+/// that what is on disk stays close to what happened without a write per request.
+const IDLE_FLUSH: Duration = Duration::from_millis(50);
+
 impl Collector {
-    fn take(&mut self, note: Note, idle: bool) -> Result<(), history::Error> {
+    fn take(&mut self, note: Note) -> Result<(), history::Error> {
         match note {
-            Note::Record(record) => {
-                match &record.event {
-                    Event::Ok(_) | Event::Fail(_) | Event::Info(_) => {
-                        self.live.add(outcome_of(&record.event));
-                    }
-                    Event::Invoke(op) if op.retry_of.is_some() && op.phase == Phase::Load => {
-                        self.retries += 1;
-                    }
-                    _ => {}
+            Note::Line(line) => self.line(&line)?,
+            Note::Done(line, sample) => {
+                self.line(&line)?;
+                if sample.phase == Phase::Readback {
+                    self.readback.record(&sample);
+                } else {
+                    self.metrics.record(&sample);
                 }
-                self.writer.write(&record).map_err(|e| self.io(e))?;
-                self.records += 1;
-                self.since_flush += 1;
             }
-            Note::Sample(s) if s.phase == Phase::Readback => self.readback.record(&s),
-            Note::Sample(s) => self.metrics.record(&s),
             Note::Flush(done) => {
                 self.flush()?;
                 let _ = done.send(());
             }
             Note::Finish => {}
         }
-        // Keep what is on disk close to what happened, so a crash loses little.
-        if self.since_flush >= 4096 || idle {
-            self.writer.flush().map_err(|e| self.io(e))?;
-            self.since_flush = 0;
+        Ok(())
+    }
+
+    fn line(&mut self, line: &Line) -> Result<(), history::Error> {
+        match line.kind {
+            Kind::Completion(outcome) => self.live.add(outcome),
+            Kind::Invoke { load_retry: true } => self.retries += 1,
+            _ => {}
+        }
+        self.writer
+            .write_line(&line.bytes)
+            .map_err(|e| self.io(e))?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Flushes when the channel has run dry and the last flush is old enough.
+    fn idle(&mut self, dry: bool) -> Result<(), history::Error> {
+        if dry && self.flushed.elapsed() >= IDLE_FLUSH {
+            self.flush()?;
         }
         Ok(())
     }
@@ -163,6 +200,7 @@ impl Collector {
         if let Err(e) = self.hlogs.flush() {
             tracing::warn!("interval log: {e}");
         }
+        self.flushed = Instant::now();
         self.writer.flush().map_err(|e| self.io(e))
     }
 
@@ -171,13 +209,5 @@ impl Collector {
             path: self.path.clone(),
             source,
         }
-    }
-}
-
-fn outcome_of(event: &Event) -> Outcome {
-    match event {
-        Event::Ok(_) => Outcome::Ok,
-        Event::Fail(_) => Outcome::Fail,
-        _ => Outcome::Info,
     }
 }

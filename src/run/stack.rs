@@ -175,7 +175,7 @@ impl Stack {
             } else {
                 Event::FaultStop(mark)
             };
-            recorder.record(0, event).await;
+            recorder.record(0, &event).await;
         }
     }
 

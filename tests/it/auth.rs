@@ -64,10 +64,11 @@ fn client(base: &str, auth: auth::Config) -> (Client, mpsc::Receiver<Note>) {
 fn drain(rx: &mut mpsc::Receiver<Note>) -> (Vec<Record>, Vec<Sample>) {
     let (mut records, mut samples) = (Vec::new(), Vec::new());
     while let Ok(note) = rx.try_recv() {
-        match note {
-            Note::Record(r) => records.push(r),
-            Note::Sample(s) => samples.push(s),
-            _ => {}
+        if let Some(r) = note.record() {
+            records.push(r);
+        }
+        if let Some(s) = note.sample() {
+            samples.push(s.clone());
         }
     }
     (records, samples)

@@ -31,7 +31,7 @@ fn client(base: &str, retry: Retry) -> (Client, mpsc::Receiver<Note>) {
 fn records(rx: &mut mpsc::Receiver<Note>) -> Vec<Record> {
     let mut out = Vec::new();
     while let Ok(note) = rx.try_recv() {
-        if let Note::Record(r) = note {
+        if let Some(r) = note.record() {
             out.push(r);
         }
     }

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::{Error, Io};
 use crate::fhir::response;
-use crate::history::{Completion, ErrorClass, Event, Interaction, Op, Outcome};
+use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
 use crate::metrics::Sample;
 
 /// Renewal starts when less than this share of a token's life is left...
@@ -134,7 +134,7 @@ pub async fn request(
         phase: io.phase,
         ..Op::default()
     };
-    let index = io.recorder.invoke(io.process, op).await;
+    let index = io.recorder.invoke(io.process, &op).await;
     let started = Instant::now();
     let sent = io
         .http
@@ -177,12 +177,6 @@ pub async fn request(
         latency_us,
         ..Completion::default()
     };
-    let event = match outcome {
-        Outcome::Ok => Event::Ok(completion),
-        Outcome::Fail => Event::Fail(completion),
-        Outcome::Info => Event::Info(completion),
-    };
-    io.recorder.record(io.process, event).await;
     let sample = Sample {
         op: Interaction::Token.as_str().to_owned(),
         outcome,
@@ -191,7 +185,9 @@ pub async fn request(
         latency_us,
         phase: io.phase,
     };
-    io.recorder.sample(sample).await;
+    io.recorder
+        .complete(io.process, outcome, &completion, sample)
+        .await;
     answer
 }
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use fhirsurge::fhir::auth::{self as client_auth, Alg, SecretSource, SmartConfig};
-use fhirsurge::fhir::{Client, Ctx, Note, Recorder, Retry, Settings};
+use fhirsurge::fhir::{Client, Ctx, Recorder, Retry, Settings};
 use fhirsurge::history::{Event, Interaction};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -208,7 +208,7 @@ async fn the_harness_client_reauthenticates_once_when_the_mock_expires_its_token
     assert_eq!(m.smart().issued_tokens().len(), 2);
     let mut statuses = Vec::new();
     while let Ok(note) = rx.try_recv() {
-        if let Note::Record(r) = note {
+        if let Some(r) = note.record() {
             match r.event {
                 Event::Invoke(op) if op.f == Interaction::Token => statuses.push("token".into()),
                 Event::Ok(c) | Event::Fail(c) | Event::Info(c) => {
