@@ -16,7 +16,7 @@ use crate::fhir::Tls;
 use crate::profile::Profile;
 use crate::report::{self, Margins, Report};
 use crate::scenario::{Overrides, Scenario};
-use crate::{check, history, mock, run};
+use crate::{mock, run};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,8 +99,17 @@ enum Command {
         #[arg(long)]
         allow_remote: bool,
     },
-    /// Re-check a recorded history offline.
-    Check { history: PathBuf },
+    /// Re-check a recorded history offline, judged as the run judged it (the run's
+    /// `check.json` beside the history), or against the profile given here.
+    Check {
+        history: PathBuf,
+        /// Judge with this profile's declared transformations instead.
+        #[arg(long)]
+        profile: Option<String>,
+        /// A tenant overlay merged over `--profile`.
+        #[arg(long, requires = "profile")]
+        profile_overlay: Option<PathBuf>,
+    },
     /// Compare a report with a baseline; exit 1 on a regression beyond the margins.
     Compare {
         /// The baseline's report.json.
@@ -328,7 +337,20 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             seed,
             allow_remote,
         } => serve_proxy(listen, &upstream, &faults, seed, allow_remote).await,
-        Command::Check { history } => offline_check(&history),
+        Command::Check {
+            history,
+            profile,
+            profile_overlay,
+        } => {
+            let profile = match profile {
+                Some(p) => Some(
+                    Profile::load_with_overlay(&p, profile_overlay.as_deref())
+                        .map_err(bad_input)?,
+                ),
+                None => None,
+            };
+            offline_check(&history, profile.as_ref())
+        }
         Command::Compare {
             baseline,
             current,
@@ -558,18 +580,17 @@ async fn serve_proxy(
     Ok(ExitCode::SUCCESS)
 }
 
-fn offline_check(path: &std::path::Path) -> Result<ExitCode, Failure> {
-    let reader = history::Reader::open(path).map_err(bad_input)?;
-    let mut error = None;
-    let records = reader.map_while(|r| r.map_err(|e| error = Some(e)).ok());
-    let options = check::Options {
-        expected_changes: Default::default(),
-        harness_system_prefix: run::HARNESS_PREFIX.to_owned(),
-    };
-    let outcome = check::check(records, &options);
-    if let Some(e) = error {
-        return Err(bad_input(e));
+fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<ExitCode, Failure> {
+    let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
+    match source {
+        run::recheck::Source::Profile(name) => eprintln!("judged with profile `{name}`"),
+        run::recheck::Source::File(file) => eprintln!("judged as the run was ({})", file.display()),
+        run::recheck::Source::Default => eprintln!(
+            "no {} beside the history and no --profile: no transformation is expected",
+            run::recheck::OPTIONS_FILE
+        ),
     }
+    let outcome = run::recheck::recheck(path, &options).map_err(bad_input)?;
     let json = serde_json::to_string_pretty(&serde_json::json!({
         "findings": outcome.findings,
         "finding_counts": outcome.counts,

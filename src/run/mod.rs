@@ -8,6 +8,7 @@ mod hlog;
 pub mod load;
 mod progress;
 pub mod readback;
+pub mod recheck;
 pub mod stack;
 pub mod workflow;
 
@@ -231,10 +232,13 @@ fn assemble(
     collected: collector::Collected,
     p: Phases,
 ) -> Result<Report, Error> {
-    let options = check::Options {
-        expected_changes: profile.expected_changes(),
-        harness_system_prefix: HARNESS_PREFIX.to_owned(),
-    };
+    let options = recheck::options(profile);
+    if let Some(dir) = history_path.parent() {
+        // Without it, `fhirsurge check` would judge the history without the profile.
+        if let Err(e) = recheck::write_options(dir, &options) {
+            tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
+        }
+    }
     let records = history::Reader::open(history_path)
         .map_err(|e| Error::Io(e.to_string()))?
         .map_while(Result::ok);

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fhirsurge::check;
 use fhirsurge::fhir::{Client, Recorder, Retry, Settings};
 use fhirsurge::profile::{self, Profile};
 use fhirsurge::report::mapping::{Action, Mapping};
+use fhirsurge::run::recheck::{self, Source};
 use fhirsurge::run::workflow::{Mapper, Workflow};
 use fhirsurge::scenario::Step;
 use fhirsurge::synth::{CodeTables, Population};
@@ -323,6 +325,18 @@ fn scenario(profile: &str, overlay: Option<&std::path::Path>) -> fhirsurge::scen
     s
 }
 
+/// `fhirsurge check HISTORY`'s exit code.
+async fn recheck_cli(history: &std::path::Path) -> Option<i32> {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_fhirsurge"))
+        .arg("check")
+        .arg(history)
+        .output()
+        .await
+        .unwrap()
+        .status
+        .code()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_profile_runs_against_its_emulating_mock_with_no_findings() {
     for name in profile::shipped() {
@@ -361,6 +375,32 @@ async fn every_shipped_profile_runs_against_its_emulating_mock_with_no_findings(
             );
         }
         assert!(r.table().contains("EHR mapping") || m.is_empty(), "{name}");
+        // Judged again offline, the history gives what the run gave: the run left its
+        // judgement (the profile's declared transformations) beside the history.
+        let history = outcome.dir.join("history.jsonl");
+        let (options, source) = recheck::options_for(&history, None).unwrap();
+        assert_eq!(
+            source,
+            Source::File(outcome.dir.join(recheck::OPTIONS_FILE))
+        );
+        assert_eq!(
+            options.expected_changes,
+            Profile::load(name).unwrap().expected_changes()
+        );
+        let again = recheck::recheck(&history, &options).unwrap();
+        assert!(again.findings.is_empty(), "{name}: {:#?}", again.findings);
+        let blind = check::Options {
+            harness_system_prefix: fhirsurge::HARNESS_PREFIX.to_owned(),
+            ..check::Options::default()
+        };
+        let blind = recheck::recheck(&history, &blind).unwrap();
+        if *name == "oracle-health" {
+            // Its emulation rewrites what it declares: judged blind, those are findings.
+            assert!(!blind.findings.is_empty(), "{name}");
+            assert_eq!(recheck_cli(&history).await, Some(0), "{name}");
+            std::fs::remove_file(outcome.dir.join(recheck::OPTIONS_FILE)).unwrap();
+            assert_eq!(recheck_cli(&history).await, Some(1), "{name}");
+        }
         std::fs::remove_dir_all(&outcome.dir).unwrap();
     }
 }

@@ -26,9 +26,31 @@ settle = "100ms"
     Scenario::from_str(&text, Path::new("it.toml")).unwrap()
 }
 
-pub async fn run(s: &Scenario) -> run::Outcome {
-    let out = tempfile::tempdir().unwrap().keep();
-    run::execute(s, &Options { out }).await.unwrap()
+/// A finished run and the temporary folder holding its run directory, removed on drop.
+pub struct Ran {
+    pub outcome: run::Outcome,
+    _out: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = run::Outcome;
+
+    fn deref(&self) -> &run::Outcome {
+        &self.outcome
+    }
+}
+
+pub async fn run(s: &Scenario) -> Ran {
+    let out = tempfile::tempdir().unwrap();
+    let outcome = run::execute(
+        s,
+        &Options {
+            out: out.path().to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    Ran { outcome, _out: out }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

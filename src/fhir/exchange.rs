@@ -1,0 +1,224 @@
+//! One exchange with the server: authorize, record the invocation, send, read the
+//! answer (status, `Location`, `ETag`, `Retry-After`, the body's resource or Bundle),
+//! record the completion and its latency sample. Retries and re-authentication are the
+//! caller's ([`Client`]'s `send`); this is a single attempt.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{RequestBuilder, header};
+use serde_json::Value;
+
+use super::{Client, Ctx, FHIR_JSON, Reply, Request, label, response};
+use crate::fault::REQUEST_HEADER;
+use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
+use crate::metrics::Sample;
+
+impl Client {
+    /// One attempt: authorize, invoke, send, classify, complete. Also returns the token
+    /// generation sent, when it can be renewed.
+    pub(super) async fn attempt(
+        &self,
+        ctx: Ctx,
+        req: &Request,
+        intended: Option<Instant>,
+    ) -> (Reply, Option<u64>) {
+        let started = intended.unwrap_or_else(Instant::now);
+        let grant = self
+            .inner
+            .auth
+            .grant(&self.auth_io(ctx.process, req.op.phase))
+            .await;
+        let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
+        let (mut reply, generation, detail) = match grant {
+            // Nothing was sent: known not to have happened.
+            Err(e) => {
+                tracing::debug!("{} not sent: {e}", label(&req.op));
+                let reply = Reply {
+                    outcome: Some(Outcome::Fail),
+                    error: Some(ErrorClass::Auth),
+                    ..Reply::default()
+                };
+                (reply, None, Some("no access token".to_owned()))
+            }
+            Ok(grant) => {
+                let result = self.build(req, index, grant.header).send().await;
+                (self.reply_of(&req.op, result).await, grant.generation, None)
+            }
+        };
+        reply.index = index;
+        let latency_us = started.elapsed().as_micros() as u64;
+        self.complete(ctx.process, req, &mut reply, latency_us, detail)
+            .await;
+        (reply, generation)
+    }
+
+    async fn reply_of(&self, op: &Op, result: reqwest::Result<reqwest::Response>) -> Reply {
+        match result {
+            Ok(resp) => self.interpret(op, resp).await,
+            Err(err) => {
+                let (outcome, class) = response::classify_transport(&err);
+                Reply {
+                    outcome: Some(outcome),
+                    error: Some(class),
+                    ..Reply::default()
+                }
+            }
+        }
+    }
+
+    fn build(
+        &self,
+        req: &Request,
+        index: u64,
+        authorization: Option<header::HeaderValue>,
+    ) -> RequestBuilder {
+        let mut b = self
+            .inner
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .header(header::ACCEPT, FHIR_JSON)
+            .header(REQUEST_HEADER, index.to_string());
+        if let Some(value) = authorization {
+            b = b.header(header::AUTHORIZATION, value);
+        }
+        for (name, value) in &req.headers {
+            b = b.header(*name, value);
+        }
+        if let Some(body) = &req.body {
+            b = b.body(body.clone());
+        }
+        b
+    }
+
+    async fn interpret(&self, op: &Op, resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let (outcome, error) = response::classify_status(op.f, status);
+        let (location, etag, retry_after) = {
+            let h = resp.headers();
+            let get = |name: header::HeaderName| {
+                h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            };
+            let location = get(header::LOCATION).or_else(|| get(header::CONTENT_LOCATION));
+            (location, get(header::ETAG), get(header::RETRY_AFTER))
+        };
+        let mut reply = Reply {
+            outcome: Some(outcome),
+            status: Some(status),
+            error,
+            ..Reply::default()
+        };
+        if let Some(location) = location {
+            (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
+            reply.location = Some(location);
+        }
+        reply.etag = etag;
+        if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
+            reply.version = Some(v);
+        }
+        reply.retry_after = retry_after
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match resp.bytes().await {
+            Ok(bytes) => self.read_body(op, &bytes, &mut reply),
+            // The status line arrived but the body broke off. A read learned nothing; a
+            // write was acknowledged by its status, so its outcome stands.
+            Err(_) if !op.f.is_write() => {
+                reply.outcome = Some(Outcome::Fail);
+                reply.error = Some(ErrorClass::Io);
+            }
+            Err(_) => {}
+        }
+        reply
+    }
+
+    fn read_body(&self, op: &Op, bytes: &[u8], reply: &mut Reply) {
+        if bytes.is_empty() {
+            return;
+        }
+        if reply.outcome != Some(Outcome::Ok) {
+            // An OperationOutcome says which error it is (a vendor code): keep it.
+            reply.body = serde_json::from_slice::<Value>(bytes).ok().filter(|b| {
+                b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
+            });
+            return;
+        }
+        if reply.status == Some(404) || reply.status == Some(410) {
+            return;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
+            if !op.f.is_write() {
+                reply.outcome = Some(Outcome::Fail);
+                reply.error = Some(ErrorClass::BadResponse);
+            }
+            return;
+        };
+        let prefix = &self.inner.settings.harness_prefix;
+        match op.f {
+            Interaction::Search | Interaction::History => {
+                let view = response::bundle(&body, prefix);
+                reply.seen = view.seen;
+                reply.next = view.next;
+            }
+            Interaction::Capabilities
+            | Interaction::Token
+            | Interaction::Transaction
+            | Interaction::Batch => {}
+            _ if body.get("resourceType").and_then(Value::as_str)
+                == Some(op.resource_type.as_str()) =>
+            {
+                if let Some(seen) = response::seen(&body, prefix) {
+                    reply.id.get_or_insert_with(|| seen.id.clone());
+                    if reply.version.is_none() {
+                        reply.version.clone_from(&seen.version);
+                    }
+                    if matches!(op.f, Interaction::Read | Interaction::Vread) {
+                        reply.seen.push(seen);
+                    }
+                }
+            }
+            _ => {}
+        }
+        reply.body = Some(body);
+    }
+
+    async fn complete(
+        &self,
+        process: u64,
+        req: &Request,
+        reply: &mut Reply,
+        latency_us: u64,
+        detail: Option<String>,
+    ) {
+        let recorder = &self.inner.recorder;
+        let fault = self.inner.settings.ledger.as_ref().and_then(|l| {
+            let touched = l.touched(&reply.index.to_string());
+            (!touched.is_empty()).then(|| touched.join(","))
+        });
+        let write = req.op.f.is_write();
+        let outcome = reply.outcome.unwrap_or(Outcome::Info);
+        let completion = Completion {
+            invoke: reply.index,
+            status: reply.status,
+            error: reply.error,
+            id: if write { reply.id.clone() } else { None },
+            version: if write { reply.version.clone() } else { None },
+            // Lent to the record while it is serialized, then given back to the reply.
+            seen: std::mem::take(&mut reply.seen),
+            total: None,
+            fault,
+            detail,
+            latency_us,
+        };
+        let sample = Sample {
+            op: label(&req.op),
+            outcome,
+            error: reply.error,
+            at_us: recorder.now_us(),
+            latency_us,
+            phase: req.op.phase,
+        };
+        let note = recorder.done(process, outcome, &completion, sample);
+        reply.seen = completion.seen;
+        recorder.send(note).await;
+    }
+}

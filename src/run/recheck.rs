@@ -1,0 +1,79 @@
+//! Re-checking a recorded history offline (`fhirsurge check`), with the same judgement the
+//! run used: the run leaves its checker options (the profile's declared transformations,
+//! the harness identifier prefix) in `check.json` beside `history.jsonl`, so a history
+//! judged again gives the same findings, and a declared quirk never turns into a false
+//! alarm on the second look.
+
+use std::path::{Path, PathBuf};
+
+use crate::check;
+use crate::history;
+use crate::profile::Profile;
+
+/// The checker options file in a run directory.
+pub const OPTIONS_FILE: &str = "check.json";
+
+/// The checker options a run judges with, for `profile`.
+pub fn options(profile: &Profile) -> check::Options {
+    check::Options {
+        expected_changes: profile.expected_changes(),
+        harness_system_prefix: crate::HARNESS_PREFIX.to_owned(),
+    }
+}
+
+/// Writes the options into the run directory.
+pub fn write_options(dir: &Path, options: &check::Options) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(options).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(OPTIONS_FILE), json)
+}
+
+/// Where the options for a re-check came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The profile named on the command line.
+    Profile(String),
+    /// The run's own `check.json`.
+    File(PathBuf),
+    /// Neither: no transformation is expected.
+    Default,
+}
+
+/// The options to re-check `history` with: `profile` when given, else the `check.json`
+/// beside the history, else the defaults.
+pub fn options_for(
+    history: &Path,
+    profile: Option<&Profile>,
+) -> Result<(check::Options, Source), String> {
+    if let Some(p) = profile {
+        return Ok((options(p), Source::Profile(p.name.clone())));
+    }
+    let file = history
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(OPTIONS_FILE);
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(|o| (o, Source::File(file.clone())))
+            .map_err(|e| format!("{}: {e}", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let defaults = check::Options {
+                harness_system_prefix: crate::HARNESS_PREFIX.to_owned(),
+                ..check::Options::default()
+            };
+            Ok((defaults, Source::Default))
+        }
+        Err(e) => Err(format!("{}: {e}", file.display())),
+    }
+}
+
+/// Checks a history file up to its last complete line (a crash may have cut it).
+pub fn recheck(history: &Path, options: &check::Options) -> Result<check::Outcome, history::Error> {
+    let reader = history::Reader::open(history)?;
+    let mut error = None;
+    let records = reader.map_while(|r| r.map_err(|e| error = Some(e)).ok());
+    let outcome = check::check(records, options);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
+}
