@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 const PATIENT: &str = r#"{"resourceType":"Patient","id":"1"}"#;
 
+/// The allocator the `fhirsurge` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
