@@ -99,6 +99,9 @@ pub struct LoadInfo {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub encounters: u64,
+    /// The most encounters in flight at once during the load phase, as measured.
+    #[serde(default)]
+    pub peak_concurrency: u64,
     pub abandoned_encounters: u64,
     pub skipped_writes: u64,
     /// Interactions the client re-sent (each attempt counts in `interactions`).

@@ -159,8 +159,8 @@ fn under_load(r: &Report) -> Question {
     let s = &r.summary;
     let mut evidence = vec![
         format!(
-            "{} users at peak, {} encounters, {:.0} interactions/s",
-            r.run.load.users, s.encounters, s.throughput
+            "{} concurrent encounters reached ({} users planned), {} encounters, {:.0} interactions/s",
+            s.peak_concurrency, r.run.load.users, s.encounters, s.throughput
         ),
         format!(
             "error rate {:.3} % ({} fail, {} info of {})",

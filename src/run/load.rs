@@ -48,6 +48,8 @@ impl Pacer {
 /// What drove the load.
 pub struct Driven {
     pub encounters: u64,
+    /// The most encounters in flight at once.
+    pub peak_concurrency: u64,
     /// Why goose stopped, if not at the planned end.
     pub goose_error: Option<String>,
     /// Stopped early by Ctrl-C.
@@ -68,12 +70,15 @@ pub async fn drive(
         Load::Closed { .. } => None,
     };
     let counter = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
     let f = flow.clone();
+    let p = peak.clone();
     let transaction: TransactionFunction = Arc::new(move |_user| {
         let flow = f.clone();
         let pacer = pacer.clone();
         let counter = counter.clone();
         let active = active.clone();
+        let peak = p.clone();
         Box::pin(async move {
             let intended = match &pacer {
                 Some(p) => match p.slot().await {
@@ -87,19 +92,32 @@ pub async fn drive(
                 return idle(deadline).await;
             }
             flow.started.fetch_add(1, Ordering::Relaxed);
-            let _busy = Busy::new(&active);
+            let _busy = Busy::new(&active, &peak);
             flow.encounter(n, intended).await;
             Ok(())
         })
     });
     let goose_error = match attack(transaction, load, host) {
-        Ok(attack) => attack.execute().await.err().map(|e| e.to_string()),
-        Err(e) => Some(e.to_string()),
+        Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
+        Err(e) => Some(describe(&e)),
     };
     Driven {
         encounters: flow.started.load(Ordering::Relaxed),
+        peak_concurrency: peak.load(Ordering::Relaxed),
         goose_error,
         interrupted: goose::is_killswitch_triggered(),
+    }
+}
+
+/// A goose error with the detail its `Display` leaves out.
+fn describe(e: &GooseError) -> String {
+    match e {
+        GooseError::InvalidOption {
+            option,
+            value,
+            detail,
+        } => format!("goose refused {option} = {value}: {detail}"),
+        other => other.to_string(),
     }
 }
 
@@ -107,8 +125,10 @@ pub async fn drive(
 struct Busy<'a>(&'a AtomicU64);
 
 impl<'a> Busy<'a> {
-    fn new(active: &'a AtomicU64) -> Self {
-        active.fetch_add(1, Ordering::Relaxed);
+    /// Also raises `peak` to the number now busy.
+    fn new(active: &'a AtomicU64, peak: &AtomicU64) -> Self {
+        let now = active.fetch_add(1, Ordering::Relaxed) + 1;
+        peak.fetch_max(now, Ordering::Relaxed);
         Busy(active)
     }
 }
@@ -137,9 +157,9 @@ fn attack(
         .set_default(GooseDefault::Host, host)?
         .set_default(GooseDefault::NoPrintMetrics, true)?
         .set_default(GooseDefault::NoTelnet, true)?
-        .set_default(GooseDefault::NoResetMetrics, true)?
         .set_default(GooseDefault::NoErrorSummary, true)?
         .set_default(GooseDefault::Quiet, 1)?;
+    // goose refuses `no_reset_metrics` next to a test plan (it never resets them then).
     match load {
         Load::Closed {
             plan: Some(plan), ..
@@ -154,6 +174,7 @@ fn attack(
         } => {
             let users = users.get();
             attack = attack
+                .set_default(GooseDefault::NoResetMetrics, true)?
                 .set_default(GooseDefault::Users, users)?
                 // Start every user within the first second.
                 .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())?

@@ -48,6 +48,9 @@ pub enum Error {
     Unreachable { url: String, reason: String },
     #[error("{0}")]
     Io(String),
+    /// The load generator stopped before any encounter began.
+    #[error("the load phase could not start: {0}")]
+    Load(String),
     /// Authenticating before the load failed: exit `e.exit_code()` (3 for a refusal,
     /// with the OAuth error; 2 for a key, algorithm or discovery problem).
     #[error(transparent)]
@@ -59,7 +62,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::BadInput(_) => 2,
-            Error::Unreachable { .. } | Error::Io(_) => 3,
+            Error::Unreachable { .. } | Error::Io(_) | Error::Load(_) => 3,
             Error::Auth(e) => e.exit_code(),
         }
     }
@@ -85,6 +88,7 @@ struct Phases {
     started_at: chrono::DateTime<chrono::Utc>,
     load_s: f64,
     encounters: u64,
+    peak_concurrency: u64,
     abandoned: u64,
     skipped: u64,
     interrupted: bool,
@@ -161,6 +165,10 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let load_s = load_start.elapsed().as_secs_f64();
     progress.abort();
     if let Some(e) = &driven.goose_error {
+        if driven.encounters == 0 && !driven.interrupted {
+            // Nothing ran: a report of zero interactions would only mislead.
+            return Err(Error::Load(e.clone()));
+        }
         tracing::warn!("load phase: {e}");
     }
     stack.heal();
@@ -192,6 +200,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         started_at,
         load_s,
         encounters: driven.encounters,
+        peak_concurrency: driven.peak_concurrency,
         abandoned: flow.abandoned.load(Ordering::Relaxed),
         skipped: flow.skipped.load(Ordering::Relaxed),
         interrupted: driven.interrupted || goose::is_killswitch_triggered(),
@@ -261,6 +270,7 @@ fn assemble(
     );
     let summary = report::Summary {
         encounters: p.encounters,
+        peak_concurrency: p.peak_concurrency,
         abandoned_encounters: p.abandoned,
         skipped_writes: p.skipped,
         retries: collected.retries,

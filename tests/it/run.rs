@@ -149,3 +149,26 @@ async fn the_report_matches_the_schema_and_a_broken_one_does_not() {
             .is_valid(&broken)
     );
 }
+
+/// The shipped monday-surge scenario, its test plan shortened to seconds: goose takes the
+/// plan (it refuses some options next to one), the ramp reaches its users, and the run
+/// judges what it drove. Guards the README's main command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monday_surge_with_its_test_plan_ramps_to_its_users() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/monday-surge.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let shipped = r#"test_plan = "200,10s;200,50s;0,0s""#;
+    assert!(
+        text.contains(shipped),
+        "monday-surge's plan changed: update this test"
+    );
+    let text = text.replace(shipped, r#"test_plan = "12,1s;12,2s;0,0s""#);
+    let s = Scenario::from_str(&text, &path).unwrap();
+    let outcome = run(&s).await;
+    let r = &outcome.report;
+    assert!(r.summary.encounters >= 12, "{:?}", r.summary);
+    assert_eq!(r.summary.peak_concurrency, 12, "{:?}", r.summary);
+    assert_eq!(r.summary.fail + r.summary.info, 0, "{:?}", r.summary);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert!(r.slo.iter().all(|s| s.passed), "{:#?}", r.slo);
+}

@@ -324,6 +324,7 @@ fn summary(all: &OpSummary, ops: &[OpSummary]) -> Summary {
             .iter()
             .find(|o| o.op == "create Encounter")
             .map_or(0, |o| o.count),
+        peak_concurrency: 200,
         abandoned_encounters: 3,
         skipped_writes: 2,
         retries: 41,
