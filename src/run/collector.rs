@@ -56,7 +56,7 @@ pub struct Collected {
 
 /// Where the collector writes and how its clock runs.
 pub struct Sinks {
-    /// The run directory: `history.jsonl` and `hlog/` go in it.
+    /// The run directory: `history.jsonl.zst` and `hlog/` go in it.
     pub dir: PathBuf,
     /// The run clock's start, and the same moment on the wall clock.
     pub start: Instant,
@@ -65,7 +65,7 @@ pub struct Sinks {
 
 /// The collector's state.
 struct Collector {
-    writer: history::Writer<std::fs::File>,
+    writer: history::FileWriter,
     path: PathBuf,
     hlogs: Hlogs,
     metrics: Metrics,
@@ -83,9 +83,9 @@ pub async fn collect(
     sinks: Sinks,
     live: Live,
 ) -> Result<Collected, history::Error> {
-    let path = sinks.dir.join("history.jsonl");
+    let path = sinks.dir.join(history::FILE);
     let mut c = Collector {
-        writer: history::Writer::create(&path)?,
+        writer: history::FileWriter::create(&path)?,
         path,
         hlogs: Hlogs::new(&sinks.dir, sinks.wall_start),
         metrics: Metrics::new(),
@@ -125,11 +125,23 @@ pub async fn collect(
     }
     c.roll(sinks.start.elapsed());
     c.flush()?;
+    let Collector {
+        writer,
+        path,
+        metrics,
+        readback,
+        records,
+        retries,
+        ..
+    } = c;
+    writer
+        .finish()
+        .map_err(|source| history::Error::Io { path, source })?;
     Ok(Collected {
-        metrics: c.metrics,
-        readback: c.readback,
-        records: c.records,
-        retries: c.retries,
+        metrics,
+        readback,
+        records,
+        retries,
     })
 }
 

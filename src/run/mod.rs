@@ -121,7 +121,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
 
     let dir = options.out.join(&run_id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
-    let history_path = dir.join("history.jsonl");
+    let history_path = dir.join(history::FILE);
     let live = collector::Live::default();
     let sinks = collector::Sinks {
         dir: dir.clone(),

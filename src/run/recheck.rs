@@ -1,6 +1,6 @@
 //! Re-checking a recorded history offline (`fhirsurge check`), with the same judgement the
 //! run used: the run leaves its checker options (the profile's declared transformations,
-//! the harness identifier prefix) in `check.json` beside `history.jsonl`, so a history
+//! the harness identifier prefix) in `check.json` beside `history.jsonl.zst`, so a history
 //! judged again gives the same findings, and a declared quirk never turns into a false
 //! alarm on the second look.
 

@@ -377,7 +377,7 @@ async fn every_shipped_profile_runs_against_its_emulating_mock_with_no_findings(
         assert!(r.table().contains("EHR mapping") || m.is_empty(), "{name}");
         // Judged again offline, the history gives what the run gave: the run left its
         // judgement (the profile's declared transformations) beside the history.
-        let history = outcome.dir.join("history.jsonl");
+        let history = outcome.dir.join(fhirsurge::history::FILE);
         let (options, source) = recheck::options_for(&history, None).unwrap();
         assert_eq!(
             source,

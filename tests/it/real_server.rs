@@ -198,7 +198,7 @@ committed_despite_error = 100000
     // Every write committed despite an error was answered by a reset after the server
     // applied it: map the proxy's ledger (history index of the request it touched) to the
     // identifiers those requests wrote.
-    let written = identifiers_by_request(&outcome.dir.join("history.jsonl"));
+    let written = identifiers_by_request(&outcome.dir.join(fhirsurge::history::FILE));
     let ledger: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(outcome.dir.join("ledger.json")).unwrap()).unwrap();
     let reset_after: BTreeSet<&str> = ledger

@@ -82,7 +82,7 @@ async fn a_clean_run_exercises_every_step_and_finds_nothing() {
     assert!(r.summary.encounters > 0);
     assert_eq!(r.summary.fail + r.summary.info, 0, "{:?}", r.summary);
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
-    assert!(outcome.dir.join("history.jsonl").exists());
+    assert!(outcome.dir.join(fhirsurge::history::FILE).exists());
     assert!(outcome.dir.join("report.json").exists());
 }
 

@@ -8,7 +8,7 @@
 //! resource type, and the same harness identifier or the same server id) and the
 //! request the injection touched is among the finding's evidence. A proxy entry names
 //! only the request (its history invocation index); who it touched comes from that
-//! invocation in `history.jsonl`.
+//! invocation in the history.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -94,7 +94,7 @@ settle = "{settle}"
     let ledger_text = std::fs::read(outcome.dir.join("ledger.json")).unwrap();
     let ledger: Vec<Entry> = serde_json::from_slice(&ledger_text).unwrap();
     let (mut ops, mut outcomes) = (HashMap::new(), HashMap::new());
-    for record in Reader::open(&outcome.dir.join("history.jsonl")).unwrap() {
+    for record in Reader::open(&outcome.dir.join(fhirsurge::history::FILE)).unwrap() {
         let record = record.unwrap();
         match record.event {
             Event::Invoke(mut op) => {

@@ -207,7 +207,7 @@ pub fn findings(out: &mut String, r: &Report) {
     let c = &r.checked;
     let _ = write!(
         out,
-        r#"<p class="hint">{} writes verified at read-back, {} could not be verified. Evidence numbers point into history.jsonl.</p>"#,
+        r#"<p class="hint">{} writes verified at read-back, {} could not be verified. Evidence numbers point into history.jsonl.zst.</p>"#,
         figures::count(c.writes_checked()),
         figures::count(c.writes_unverified()),
     );
