@@ -1,3 +1,6 @@
+//! Unit tests of scenario parsing and validation: the shipped scenarios load, and bad
+//! input is refused with file, line, column and key.
+
 use std::path::Path;
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Unit tests of the emulation gate: which requests the emulated EHR refuses, pages,
+//! rate-limits or locks out, and with which vendor error.
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 

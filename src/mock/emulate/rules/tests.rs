@@ -1,3 +1,6 @@
+//! Unit tests of the emulated write rules: required elements, drops, rewrites,
+//! truncations and remapped codes applied the way each profile declares.
+
 use serde_json::json;
 
 use super::*;

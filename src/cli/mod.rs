@@ -8,15 +8,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use crate::fault::{self, Ledger, proxy};
+use crate::fault;
 use crate::fhir::Tls;
 use crate::profile::Profile;
 use crate::report::{self, Margins, Report};
+use crate::run;
 use crate::scenario::{Overrides, Scenario};
-use crate::{mock, run};
+
+mod serve;
+use serve::{MockAuth, serve_mock, serve_proxy};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -158,70 +159,6 @@ enum Command {
 enum ProfileCommand {
     /// Validate a profile or a tenant overlay (one with `base = "…"`).
     Check { file: PathBuf },
-}
-
-/// `serve-mock` authentication flags.
-#[derive(clap::Args, Debug)]
-struct MockAuth {
-    /// `smart`: SMART Backend Services (discovery, /auth/token, bearer tokens required).
-    #[arg(long, value_enum, default_value_t = AuthKind::None)]
-    auth: AuthKind,
-    /// A registered client id (repeatable); none = any client whose key is trusted.
-    #[arg(long = "client-id", value_name = "ID")]
-    client_ids: Vec<String>,
-    /// Trusted public keys: a JWK Set file.
-    #[arg(long, value_name = "FILE")]
-    jwks: Option<PathBuf>,
-    /// Trusted public keys: a JWK Set URL, fetched and cached.
-    #[arg(long, value_name = "URL")]
-    jwks_url: Option<url::Url>,
-    /// A `jku` header value to honour (repeatable); its JWK Set is fetched and cached.
-    #[arg(long = "jku-allow", value_name = "URL")]
-    jku_allow: Vec<url::Url>,
-    /// Scopes clients may be granted, e.g. "system/Patient.rs system/Observation.cruds"
-    /// (repeatable; default all).
-    #[arg(long, value_name = "SCOPES")]
-    scopes: Vec<String>,
-    /// Access token lifetime.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
-    token_lifetime: Duration,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum AuthKind {
-    None,
-    Smart,
-}
-
-impl MockAuth {
-    /// The mock's SMART settings; SMART flags without `--auth smart` are bad input.
-    fn config(self) -> Result<Option<mock::smart::Config>, Failure> {
-        if self.auth == AuthKind::None {
-            let stray = !self.client_ids.is_empty()
-                || self.jwks.is_some()
-                || self.jwks_url.is_some()
-                || !self.jku_allow.is_empty()
-                || !self.scopes.is_empty();
-            if stray {
-                return Err(bad_input(
-                    "--client-id, --jwks, --jwks-url, --jku-allow and --scopes need --auth smart",
-                ));
-            }
-            return Ok(None);
-        }
-        let keys = match &self.jwks {
-            Some(path) => mock::smart::read_jwks(path).map_err(bad_input)?,
-            None => mock::smart::Jwks::default(),
-        };
-        Ok(Some(mock::smart::Config {
-            clients: self.client_ids,
-            keys,
-            jwks_url: self.jwks_url,
-            jku_allow: self.jku_allow,
-            scopes: self.scopes,
-            token_lifetime: self.token_lifetime,
-        }))
-    }
 }
 
 fn parse_margins(s: &str) -> Result<Margins, String> {
@@ -504,82 +441,6 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
         .collect()
 }
 
-async fn serve_mock(
-    listen: SocketAddr,
-    faults: &[String],
-    seed: u64,
-    smart: Option<mock::smart::Config>,
-    profile: Option<Profile>,
-) -> Result<ExitCode, Failure> {
-    let faults = parse_faults(faults)?;
-    for (_, spec) in &faults {
-        mock::validate_fault(spec).map_err(bad_input)?;
-    }
-    let auth = if smart.is_some() {
-        ", SMART Backend Services at /.well-known/smart-configuration"
-    } else {
-        ""
-    };
-    let emulated = profile.as_ref().map(|p| p.name.clone());
-    let config = mock::Config {
-        seed,
-        faults,
-        smart,
-        profile: profile.map(std::sync::Arc::new),
-        ..mock::Config::default()
-    };
-    let ehr = mock::Ehr::new(config).map_err(bad_input)?;
-    let listener = bind(listen).await?;
-    eprintln!(
-        "mock EHR{}: FHIR base http://{}/{auth} (Ctrl-C stops)",
-        emulated
-            .map(|n| format!(" emulating `{n}`"))
-            .unwrap_or_default(),
-        local(&listener)
-    );
-    let shutdown = ctrl_c_token();
-    mock::serve(listener, ehr, shutdown)
-        .await
-        .map_err(|e| Failure {
-            code: 3,
-            message: e.to_string(),
-        })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn serve_proxy(
-    listen: SocketAddr,
-    upstream: &str,
-    faults: &[String],
-    seed: u64,
-    allow_remote: bool,
-) -> Result<ExitCode, Failure> {
-    proxy::check_listen(listen, allow_remote).map_err(bad_input)?;
-    let upstream = url::Url::parse(upstream)
-        .map_err(|e| bad_input(format!("--upstream `{upstream}`: {e}")))?;
-    let faults = parse_faults(faults)?;
-    for (_, spec) in &faults {
-        proxy::validate_fault(spec).map_err(bad_input)?;
-    }
-    let config = proxy::Config {
-        upstream,
-        faults,
-        seed,
-        ledger: Ledger::new(std::time::Instant::now()),
-        ca_cert: None,
-    };
-    let p = proxy::Proxy::new(config).map_err(bad_input)?;
-    let listener = bind(listen).await?;
-    eprintln!("fault proxy: http://{}/ (Ctrl-C stops)", local(&listener));
-    proxy::serve(listener, p, ctrl_c_token())
-        .await
-        .map_err(|e| Failure {
-            code: 3,
-            message: e.to_string(),
-        })?;
-    Ok(ExitCode::SUCCESS)
-}
-
 fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<ExitCode, Failure> {
     let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
     match source {
@@ -604,28 +465,4 @@ fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ex
     } else {
         ExitCode::from(1)
     })
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
-    TcpListener::bind(addr).await.map_err(|e| Failure {
-        code: 3,
-        message: format!("cannot listen on {addr}: {e}"),
-    })
-}
-
-fn local(listener: &TcpListener) -> String {
-    listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default()
-}
-
-fn ctrl_c_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        t.cancel();
-    });
-    token
 }
