@@ -4,13 +4,12 @@
 //! so the history itself never sits in memory. Prints, per size, the time spent
 //! generating, the check's own time and rate, the peak resident memory, and whether the
 //! findings are exactly the planted anomalies; for the largest size also the
-//! parse+check time of the same history written as JSONL.
+//! parse+check time of the same history written as a run writes it (zstd JSON lines).
 //!
 //! `FHIRSURGE_BENCH_SIZES=100000,300000 cargo bench --bench checker` for a quick run.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::io::BufReader;
 use std::path::Path;
 use std::time::Instant;
 
@@ -535,31 +534,42 @@ fn main() {
     }
 }
 
-/// Writes the largest history as JSONL, then times reading it back and checking it.
+/// Writes the largest history the way a run does (zstd-compressed JSON lines), then times
+/// reading it back and checking it.
 fn parse_and_check(n: u64) {
     let dir = std::env::temp_dir().join(format!("fhirsurge-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("history.jsonl");
-    let written = write_jsonl(&path, n);
+    let path = dir.join(fhirsurge::history::FILE);
+    let written = write_history(&path, n);
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     reset_peak();
     let started = Instant::now();
-    let file = std::fs::File::open(&path).map(|f| BufReader::with_capacity(1 << 20, f));
-    let Ok(file) = file else { return };
-    let records = Reader::new(file, Path::new("history.jsonl")).map_while(Result::ok);
+    let Ok(reader) = Reader::open(&path) else {
+        return;
+    };
+    let read = std::cell::Cell::new(0u64);
+    let records = reader
+        .map_while(Result::ok)
+        .inspect(|_| read.set(read.get() + 1));
     let out = check::check(records, &options());
     let s = started.elapsed().as_secs_f64();
+    let read = read.get();
     println!(
-        "parse+check of {written} records ({:.2} GB JSONL): {s:.2} s, {:.0} records/s, peak {:.0} MiB, {} findings",
+        "parse+check of {read} records ({:.2} GB compressed history): {s:.2} s, {:.0} records/s, peak {:.0} MiB, {} findings{}",
         bytes as f64 / 1e9,
-        written as f64 / s,
+        read as f64 / s,
         peak_mib(),
-        out.findings.len()
+        out.findings.len(),
+        if read == written {
+            String::new()
+        } else {
+            format!(" — MISMATCH: {written} written")
+        }
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn write_jsonl(path: &Path, n: u64) -> u64 {
+fn write_history(path: &Path, n: u64) -> u64 {
     let Ok(mut w) = Writer::create(path) else {
         return 0;
     };
@@ -570,6 +580,6 @@ fn write_jsonl(path: &Path, n: u64) -> u64 {
         }
         count += 1;
     }
-    let _ = w.flush();
+    let _ = w.finish();
     count
 }
