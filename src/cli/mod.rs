@@ -161,6 +161,15 @@ enum ProfileCommand {
     Check { file: PathBuf },
 }
 
+/// The profile named by `--profile` (with its overlay), when one is.
+fn optional_profile(
+    name: Option<String>,
+    overlay: Option<&std::path::Path>,
+) -> Result<Option<Profile>, Failure> {
+    name.map(|p| Profile::load_with_overlay(&p, overlay).map_err(bad_input))
+        .transpose()
+}
+
 fn parse_margins(s: &str) -> Result<Margins, String> {
     s.parse()
         .map_err(|e: report::compare::MarginError| e.to_string())
@@ -258,13 +267,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             profile,
             profile_overlay,
         } => {
-            let profile = match profile {
-                Some(p) => Some(
-                    Profile::load_with_overlay(&p, profile_overlay.as_deref())
-                        .map_err(bad_input)?,
-                ),
-                None => None,
-            };
+            let profile = optional_profile(profile, profile_overlay.as_deref())?;
             serve_mock(listen, &faults, seed, auth.config()?, profile).await
         }
         Command::Proxy {
@@ -279,13 +282,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             profile,
             profile_overlay,
         } => {
-            let profile = match profile {
-                Some(p) => Some(
-                    Profile::load_with_overlay(&p, profile_overlay.as_deref())
-                        .map_err(bad_input)?,
-                ),
-                None => None,
-            };
+            let profile = optional_profile(profile, profile_overlay.as_deref())?;
             offline_check(&history, profile.as_ref())
         }
         Command::Compare {
