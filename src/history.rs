@@ -4,14 +4,13 @@
 //! One JSON object per line (`history.jsonl.zst`, zstd-compressed), streamed to disk by
 //! [`Writer`] and read back lazily by [`Reader`], which stops cleanly at a line (or a
 //! compressed block) cut off by a crash. The
-//! checker is a pure function of these records. This module stands alone: it depends on
-//! no other module of the crate.
+//! checker is a pure function of these records. Uses `vocab` (interaction kinds and
+//! outcomes) and no other module of the crate.
 //!
 //! No response body is stored: what the checker needs of a resource is its
 //! [`Content`] digest (whole, and per top-level element), which tells *that* and *where*
 //! two versions differ without keeping the clinical text.
 
-use std::fmt;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -19,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod content;
+mod seen;
+pub use crate::vocab::interaction::{ErrorClass, Interaction, Outcome, Phase};
 pub use content::{Content, ElementDiff, SERVER_OWNED};
+pub use seen::{harness_identifiers, seen};
 
 /// One line of the history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,90 +52,6 @@ pub enum Event {
     FaultStart(FaultMark),
     /// A fault interval ended.
     FaultStop(FaultMark),
-}
-
-/// The three-valued outcome of one interaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    Fail,
-    Info,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Fail => "fail",
-            Self::Info => "info",
-        }
-    }
-}
-
-/// The kind of FHIR interaction (Jepsen's `:f`).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Interaction {
-    Create,
-    /// Create with `If-None-Exist`: safe to retry.
-    ConditionalCreate,
-    #[default]
-    Read,
-    Vread,
-    /// Update, with `If-Match` when [`Op::version`] is set.
-    Update,
-    Search,
-    History,
-    Transaction,
-    Batch,
-    Capabilities,
-    /// A token request to the authorization server.
-    Token,
-}
-
-impl Interaction {
-    /// Whether the interaction changes server state.
-    pub fn is_write(self) -> bool {
-        matches!(
-            self,
-            Self::Create | Self::ConditionalCreate | Self::Update | Self::Transaction | Self::Batch
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::ConditionalCreate => "conditional_create",
-            Self::Read => "read",
-            Self::Vread => "vread",
-            Self::Update => "update",
-            Self::Search => "search",
-            Self::History => "history",
-            Self::Transaction => "transaction",
-            Self::Batch => "batch",
-            Self::Capabilities => "capabilities",
-            Self::Token => "token",
-        }
-    }
-}
-
-impl fmt::Display for Interaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which part of the run an interaction belongs to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    #[default]
-    Load,
-    /// The final read-back after faults healed and the settle time passed.
-    Readback,
 }
 
 /// An invocation: what the harness asked for.
@@ -215,46 +133,6 @@ pub struct Seen {
     pub identifiers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
-}
-
-/// Why an interaction did not end `ok`. Counted by class, never by message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// Could not connect; nothing was sent.
-    Connect,
-    /// No answer in time after sending.
-    Timeout,
-    /// The connection broke after the request was sent (reset, EOF, truncated body).
-    Io,
-    /// 429 Too Many Requests.
-    RateLimited,
-    /// Another 4xx.
-    ClientError,
-    /// 401 or 403.
-    Auth,
-    /// 409 or 412: a version or precondition conflict.
-    Conflict,
-    /// 5xx.
-    ServerError,
-    /// A 2xx the harness could not interpret (no id, bad JSON).
-    BadResponse,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Timeout => "timeout",
-            Self::Io => "io",
-            Self::RateLimited => "rate_limited",
-            Self::ClientError => "client_error",
-            Self::Auth => "auth",
-            Self::Conflict => "conflict",
-            Self::ServerError => "server_error",
-            Self::BadResponse => "bad_response",
-        }
-    }
 }
 
 /// A fault interval marker (Jepsen's nemesis op).

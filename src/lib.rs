@@ -17,9 +17,7 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod source;
 pub mod synth;
+pub mod vocab;
 
-/// Identifier systems of everything the harness writes start with this; a run's own
-/// namespace is `urn:fhirsurge:<run id>` unless the scenario names one.
-pub const HARNESS_PREFIX: &str = "urn:fhirsurge:";
+pub use vocab::{HARNESS_PREFIX, source};

@@ -11,8 +11,8 @@
 //! the history's real time, and a version string only ever equals another. Every write
 //! that reported a version is also judged by that version's read-back `_history` entry,
 //! so a write later overwritten is still seen as stored. One anomaly is one finding: a
-//! stale read that a lost write explains becomes part of that `lost_write`. Depends on
-//! `history` alone.
+//! stale read that a lost write explains becomes part of that `lost_write`. Uses
+//! `history` (the records) and `vocab` (the finding kinds); nothing else.
 
 mod altered;
 mod content;
@@ -69,27 +69,7 @@ pub struct Finding {
     pub evidence: Vec<u64>,
 }
 
-/// The kinds of finding. The last three belong to checks not written yet; they are here
-/// so the report schema does not change when they arrive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Acknowledged, then absent (or reverted) at read-back.
-    LostWrite,
-    /// Present, but not what was sent.
-    CorruptedWrite,
-    /// More server resources carry an identifier than the harness wrote.
-    DuplicateWrite,
-    /// A read begun after a newer version was acknowledged returned an older one.
-    StaleRead,
-    /// A write that ended `fail` or `info` took effect.
-    CommittedDespiteError,
-    /// Two `If-Match` updates of the same version were both acknowledged.
-    LostUpdate,
-    AuditGap,
-    AuditMismatch,
-    ScopeLeak,
-}
+pub use crate::vocab::finding::Kind;
 
 /// Time from a create's acknowledgement until a search first showed it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,8 @@
-//! Fault injection: the fault specs scenarios carry and the pure decisions behind them,
-//! and the fault proxy that moves real bytes between the harness and a target.
-//! Depends on no other module of the crate.
+//! Fault injection on the wire: the fault proxy that moves real bytes between the harness
+//! and a target, injecting TCP and HTTP faults. The fault specs and the ledger it records
+//! into are the shared vocabulary's (re-exported here). Uses `vocab` only.
 
-pub mod ledger;
 pub mod proxy;
-pub mod spec;
 
-pub use ledger::{Entry, Ledger, REQUEST_HEADER};
-pub use spec::{Spec, SpecError, Stream, Window};
+pub use crate::vocab::fault::{Spec, SpecError, Stream, Window};
+pub use crate::vocab::ledger::{Entry, Ledger, REQUEST_HEADER};

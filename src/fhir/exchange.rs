@@ -9,9 +9,9 @@ use reqwest::{RequestBuilder, header};
 use serde_json::Value;
 
 use super::{Client, Ctx, FHIR_JSON, Reply, Request, label, response};
-use crate::fault::REQUEST_HEADER;
 use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
 use crate::metrics::Sample;
+use crate::vocab::ledger::REQUEST_HEADER;
 
 impl Client {
     /// One attempt: authorize, invoke, send, classify, complete. Also returns the token

@@ -6,7 +6,8 @@
 //! a 201 need not carry a body; the `Location` and `ETag` seen, and the OperationOutcome
 //! of a failure (which says which vendor error it is), are returned too. Authentication
 //! (`auth`) adds the `Authorization` header and re-authenticates once on a 401; `tls`
-//! sets certificate verification. Uses `history` and `metrics`, nothing above them.
+//! sets certificate verification. Uses `history`, `metrics` and
+//! `vocab` (the ledger and its request header), nothing above them.
 
 pub mod auth;
 mod exchange;
@@ -22,8 +23,8 @@ use reqwest::Method;
 use serde_json::Value;
 use url::Url;
 
-use crate::fault::Ledger;
 use crate::history::{ErrorClass, Interaction, Op, Outcome, Phase, Seen};
+use crate::vocab::ledger::Ledger;
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
 

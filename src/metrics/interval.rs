@@ -81,8 +81,8 @@ pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Outcome, Phase};
     use crate::metrics::Sample;
+    use crate::vocab::interaction::{Outcome, Phase};
 
     #[test]
     fn rolling_makes_one_point_per_busy_interval_and_resets() {

@@ -1,13 +1,14 @@
 //! Latency and throughput: one HdrHistogram per operation (`create Observation`), outcome
 //! and error-class counts, and a per-second time series. Owned by the single collector
-//! task; workers never touch it. Depends only on `history` for its vocabulary.
+//! task; workers never touch it. Uses `vocab` (outcomes, phases, error
+//! classes) only.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::history::{ErrorClass, Outcome, Phase};
+use crate::vocab::interaction::{ErrorClass, Outcome, Phase};
 
 pub mod interval;
 pub use interval::{Point, distribution};

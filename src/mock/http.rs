@@ -17,7 +17,7 @@ use super::silent::is_type_name;
 use super::store::Version;
 use super::write::{After, Ctx, Written};
 use super::{Ehr, MAX_PAGE, emulate, render, search};
-use crate::fault::REQUEST_HEADER;
+use crate::vocab::ledger::REQUEST_HEADER;
 
 const FHIR_JSON: &str = "application/fhir+json";
 

@@ -21,8 +21,8 @@
 //! profile (`Config::profile`) the mock also behaves like that EHR, driven only by the
 //! profile's data: see `emulate`. Without one it is the us-core baseline.
 //!
-//! Uses `fault` (specs and the ledger), `profile` (the emulated EHR's behaviour) and
-//! `history` (its interaction kinds); no other module of the crate.
+//! Uses `vocab` (fault specs, the ledger, interaction kinds, seeds) and `profile` (the
+//! emulated EHR's behaviour); no other module of the crate.
 
 mod bundle;
 mod capability;
@@ -45,8 +45,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::fault::{Ledger, Spec, SpecError};
 use crate::profile::Profile;
+use crate::vocab::fault::{Spec, SpecError};
+use crate::vocab::ledger::Ledger;
 pub use conn::serve;
 use index::Index;
 use store::Store;

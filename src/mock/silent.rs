@@ -1,14 +1,15 @@
 //! Silent write-back failures: the fault kinds the mock understands, their validation,
 //! the seeded decision of which fire for one write, and the pure edits they make to a
 //! resource (`strip`, `remap`). No I/O here: the write path applies the plan.
-//! Depends on `crate::fault` (the spec shape) only.
+//! Uses `vocab` (the fault spec shape and seeds) only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fault::{Spec, SpecError, Stream};
+use crate::vocab::fault::{Spec, SpecError, Stream};
+use crate::vocab::seed::{self, Purpose, chance};
 
 /// Every silent failure kind, in the order scenarios document them.
 pub const KINDS: &[&str] = &[
@@ -182,7 +183,11 @@ impl Fault {
     /// A deterministic number for choosing among `len` items once the fault fired.
     pub fn pick(&self, seed: u64, len: usize) -> usize {
         let n = self.seen.load(Ordering::Relaxed);
-        let x = crate::fault::spec::chance(seed ^ 0x5eed, self.position as u64, n);
+        let x = chance(
+            seed::derive(seed, Purpose::FaultTargets),
+            self.position as u64,
+            n,
+        );
         ((x * len as f64) as usize).min(len.saturating_sub(1))
     }
 }

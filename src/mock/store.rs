@@ -12,6 +12,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::vocab::seed::{self, Purpose, mix};
+
 /// One stored version, serialised once at write time.
 #[derive(Debug)]
 pub struct Version {
@@ -110,7 +112,7 @@ impl Store {
         Store {
             shards: (0..shards.max(1)).map(|_| RwLock::default()).collect(),
             seq: AtomicU64::new(1),
-            id_key: mix(seed ^ 0x1d5_u64.rotate_left(40)),
+            id_key: seed::derive(seed, Purpose::MockIds),
         }
     }
 
@@ -196,13 +198,6 @@ pub fn opaque_id(key: u64, seq: u64) -> String {
         x >>= 5;
     }
     out.iter().map(|&b| b as char).collect()
-}
-
-/// The SplitMix64 finaliser: a bijection on u64.
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -15,12 +15,12 @@ use super::outcome::Problem;
 use super::search::Condition;
 use super::silent::{self, Fault, Kind, Plan, Write};
 use super::store::{Holding, Resource, Stale, Version};
-use crate::fault::Entry;
+use crate::vocab::ledger::Entry;
 
 /// Who asked, for the faults and the ledger.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ctx<'a> {
-    /// The [`crate::fault::REQUEST_HEADER`] value.
+    /// The [`crate::vocab::ledger::REQUEST_HEADER`] value.
     pub request: Option<&'a str>,
     /// Silent failures may apply.
     pub faults: bool,

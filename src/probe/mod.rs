@@ -3,7 +3,7 @@
 //! and says, per resource type and interaction, where the server and a profile disagree.
 //! The runner also reads the statement once before a run, to pick required search
 //! parameters the server lists. The I/O is here; parsing is in `statement`, the
-//! comparison (pure) in `compare`. Uses `profile` and `fhir::tls`.
+//! comparison (pure) in `compare`. Uses `profile` and `fhir::tls`; nothing else.
 
 pub mod compare;
 pub mod statement;

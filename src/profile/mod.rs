@@ -14,8 +14,8 @@
 //!
 //! Raw file structs (`*File`, serde `deny_unknown_fields`) are converted once into the
 //! validated types re-exported here. `dialect` holds the runner's pure mapping from a
-//! canonical interaction to this EHR's. Depends on `source` (locations) and `history`
-//! (the [`Interaction`] kinds) only.
+//! canonical interaction to this EHR's. Uses `vocab` only: its source
+//! locations and the [`Interaction`] kinds.
 
 mod access;
 mod catalogue;
@@ -57,8 +57,8 @@ pub use rules::{
 };
 pub use write::{Body, Etag, IfMatch, LocationStyle, Unsupported, Write};
 
-use crate::history::Interaction;
 use crate::source::{self, SourceError};
+use crate::vocab::interaction::Interaction;
 use layers::{BASE_KEY, Locator, Text};
 
 /// Profiles shipped inside the binary, by name.

@@ -12,8 +12,8 @@ use super::cite::SourceField;
 use super::file::Ctx;
 use super::paging::{ResultCap, ResultCapFile};
 use super::rules::{WriteRules, WriteRulesFile};
-use crate::history::Interaction;
 use crate::source::SourceError;
+use crate::vocab::interaction::Interaction;
 
 /// A type-level interaction a resource type may support: the per-type interactions of
 /// [`Interaction`] plus `patch` and `delete`, which fhirsurge does not issue but an EHR

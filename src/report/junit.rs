@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::{Report, SloResult, Verdict, figures, kind_name};
 use crate::check::{Finding, Kind};
-use crate::scenario::FINDING_KINDS;
+use crate::vocab::finding::FINDING_KINDS;
 
 /// Findings written out in full per failing kind.
 pub const EXAMPLES_PER_KIND: usize = 20;

@@ -1,7 +1,8 @@
 //! The report: `report.json` (schema `fhirsurge.report/1`, canonical — `report.html`,
 //! `junit.xml` and `summary.md` are rendered from it alone, so `fhirsurge report RUN_DIR`
 //! re-renders them byte for byte), the short table on the terminal, and the comparison
-//! of two reports. Uses `metrics` and the checker's result types; knows nothing of how
+//! of two reports. Uses `metrics`, the checker's result types and
+//! `vocab` (finding kinds, SLO targets, error classes); knows nothing of how
 //! the run was driven.
 
 use std::collections::BTreeMap;

@@ -229,7 +229,7 @@ fn ehr_mapping(r: &Report) -> Question {
         .filter(|o| !o.op.starts_with("read ") && !o.op.starts_with("search "))
         .map(|o| {
             o.errors
-                .get(&crate::history::ErrorClass::ClientError)
+                .get(&crate::vocab::interaction::ErrorClass::ClientError)
                 .copied()
                 .unwrap_or(0)
         })

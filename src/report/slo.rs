@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::Kind;
-use crate::scenario::{FINDING_KINDS, Slo};
+use crate::vocab::finding::FINDING_KINDS;
+use crate::vocab::slo::Slo;
 
 /// One judged objective.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,7 +122,7 @@ pub fn kind_of(name: &str) -> Option<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::LatencySlo;
+    use crate::vocab::slo::LatencySlo;
     use std::time::Duration;
 
     #[test]

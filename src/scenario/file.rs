@@ -14,9 +14,9 @@ use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
 use super::slo::{self, Slo};
 use super::{Load, Readback, Retry, Scenario, Step, Target};
-use crate::fault::Spec;
 use crate::fhir::RetryPolicy;
 use crate::source::{Location, SourceError};
+use crate::vocab::fault::Spec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

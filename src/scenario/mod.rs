@@ -2,8 +2,9 @@
 //! shape (`file`, serde with `deny_unknown_fields`) is parsed once and converted into the
 //! validated [`Scenario`] the runner uses; every error names the file, line, column and
 //! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
-//! applied here. Uses `source`, `fault::spec` (fault shapes), `fhir::RetryPolicy`,
-//! `fhir::auth::Config`, `fhir::Tls` and `profile` names; nothing that runs.
+//! applied here. Uses `vocab` (source locations, fault shapes, SLO targets, finding
+//! kinds) and `fhir::RetryPolicy`, `fhir::auth`, `fhir::Tls` (settings types, pending a
+//! move to `vocab`); nothing that runs.
 
 mod auth;
 mod file;
@@ -17,12 +18,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::fault::Spec;
 use crate::fhir::RetryPolicy;
 use crate::source::{self, SourceError};
+use crate::vocab::fault::Spec;
 
+pub use crate::vocab::finding::FINDING_KINDS;
 pub use plan::TestPlan;
-pub use slo::{FINDING_KINDS, LatencySlo, Slo};
+pub use slo::{LatencySlo, Slo};
 
 /// One validated scenario.
 #[derive(Clone, Debug)]

@@ -1,58 +1,18 @@
 //! Service-level objectives a run is judged by (`[slo]`): latency percentiles per
 //! operation, error rate, minimum throughput, a maximum count per finding kind and the
-//! visibility lag p99. Only the targets live here; the verdict is the report's.
+//! visibility lag p99: parsing and validating `[slo]` into the shared target types
+//! (`vocab::slo`). The verdict is the report's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::file::Locator;
 use crate::source::SourceError;
-
-/// Finding kinds of the report contract (DESIGN.md), the keys `[slo.findings]` accepts.
-pub const FINDING_KINDS: [&str; 9] = [
-    "lost_write",
-    "corrupted_write",
-    "duplicate_write",
-    "stale_read",
-    "committed_despite_error",
-    "lost_update",
-    "audit_gap",
-    "audit_mismatch",
-    "scope_leak",
-];
-
-/// The validated objectives.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Slo {
-    pub latency: Vec<LatencySlo>,
-    /// Most load-phase interactions that may end other than `ok`, as a fraction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_rate: Option<f64>,
-    /// Fewest interactions per second over the load phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_throughput: Option<f64>,
-    /// Most findings allowed per kind. Kinds not named allow none.
-    pub findings: BTreeMap<String, u64>,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub visibility_lag_p99: Option<Duration>,
-}
-
-/// "`percentile` of `op` at most `max`".
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LatencySlo {
-    /// An operation label (`create Observation`) or `all`.
-    pub op: String,
-    pub percentile: f64,
-    #[serde(with = "humantime_serde")]
-    pub max: Duration,
-}
+use crate::vocab::finding::FINDING_KINDS;
+pub use crate::vocab::slo::{LatencySlo, Slo};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,10 +83,5 @@ impl Slo {
             findings,
             visibility_lag_p99: raw.visibility_lag_p99,
         })
-    }
-
-    /// Most findings of `kind` allowed (0 unless the scenario says otherwise).
-    pub fn max_findings(&self, kind: &str) -> u64 {
-        self.findings.get(kind).copied().unwrap_or(0)
     }
 }

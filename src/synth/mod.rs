@@ -8,8 +8,8 @@
 //! stream seeded from `(seed, n)`, never from a shared one, and nothing reads the clock.
 //! Every resource carries exactly one harness identifier (system = the namespace), and
 //! resources of one encounter refer to each other through `urn:uuid:` placeholder keys
-//! that `resolve` swaps for server ids. Stands alone: depends on no module of the crate
-//! but `source` (table file locations).
+//! that `resolve` swaps for server ids. Stands alone: uses no module of the crate but
+//! `vocab` (table file locations).
 
 mod check_digit;
 mod claim;

@@ -88,7 +88,7 @@ impl Sim {
     fn seen(&mut self, id: &str, version: &str, shown: &Value) -> Seen {
         let mut with_id = shown.clone();
         with_id["id"] = json!(id);
-        let mut s = crate::fhir::response::seen(&with_id, "urn:fhirsurge:").unwrap_or_default();
+        let mut s = crate::history::seen(&with_id, "urn:fhirsurge:").unwrap_or_default();
         s.version = self.versions_on_reads.then(|| version.to_owned());
         s
     }

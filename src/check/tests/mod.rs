@@ -43,7 +43,7 @@ pub(super) fn obs(value: &str, status: &str, reading: f64) -> Value {
 pub(super) fn seen(id: &str, version: Option<&str>, body: &Value) -> Seen {
     let mut with_id = body.clone();
     with_id["id"] = json!(id);
-    crate::fhir::response::seen(&with_id, "urn:fhirsurge:").map_or_else(Seen::default, |mut s| {
+    crate::history::seen(&with_id, "urn:fhirsurge:").map_or_else(Seen::default, |mut s| {
         s.version = version.map(str::to_owned);
         s
     })

@@ -14,7 +14,7 @@
 //! (HTTP/1.1 boundaries), `answer` (injected responses), `upstream` (plain/TLS connection),
 //! `conn` (one client connection), `chain` (toxics applied to a stream), `requests` and
 //! `responses` (the two directions), `watchdog` (connection-wide faults).
-//! Depends only on `crate::fault` (specs and ledger).
+//! Uses `vocab` (fault specs, the ledger, seeds) only.
 
 mod answer;
 mod chain;

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::faults::Toxic;
-use crate::fault::spec::chance;
+use crate::vocab::seed::{GAMMA, chance};
 
 /// A piece of the chunk to write after waiting `delay`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,10 +38,7 @@ pub(super) struct Draws {
 impl Draws {
     pub(super) fn new(seed: u64, position: usize, connection: u64) -> Draws {
         Draws {
-            key: seed
-                ^ connection
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    .rotate_left(29),
+            key: seed ^ connection.wrapping_mul(GAMMA).rotate_left(29),
             stream: position as u64,
             n: 0,
         }

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::Emulation;
 use super::refusal::Refusal;
-use crate::history::Interaction;
 use crate::mock::Ehr;
 use crate::mock::conn::ConnHandle;
 use crate::mock::outcome::Problem;
 use crate::mock::silent::is_type_name;
 use crate::profile::{Effect, Limit, RatePolicy, TenancyMode, Throttle, Verb};
+use crate::vocab::interaction::Interaction;
 
 /// Most times a throttled request waits for a slot before it is let through anyway.
 const MAX_WAITS: usize = 64;

@@ -9,8 +9,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::mock::search::SortKey;
-use crate::mock::store::mix;
 use crate::profile::{NextLink, OverMax};
+use crate::vocab::seed::{self, Purpose};
 
 /// How long a link lives when the profile says links expire but not after how long.
 pub const DEFAULT_LIFE: Duration = Duration::from_secs(300);
@@ -65,7 +65,7 @@ impl Pages {
     pub fn new(next: NextLink, seed: u64) -> Pages {
         Pages {
             next,
-            seed,
+            seed: seed::derive(seed, Purpose::PagingSessions),
             sessions: Mutex::default(),
             seq: AtomicU64::new(1),
         }
@@ -160,7 +160,7 @@ impl Pages {
 
     fn open_session(&self, c: Continuation, now: Duration) -> String {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{n}-{:016X}", mix(self.seed ^ n.rotate_left(17)));
+        let id = format!("{n}-{:016X}", seed::mix(self.seed ^ n.rotate_left(17)));
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| !self.expired(s.born, now));

@@ -13,7 +13,6 @@ use serde_json::Value;
 use super::refusal::{Refusal, Refused};
 use super::rules::{self, Encounter};
 use super::{Emulation, element};
-use crate::fault::REQUEST_HEADER;
 use crate::mock::Shared;
 use crate::mock::conn::ConnHandle;
 use crate::mock::http::{base, fhir, parse_body};
@@ -22,6 +21,7 @@ use crate::mock::outcome::{Problem, outcome};
 use crate::mock::store::{Holding, Version};
 use crate::mock::write::{After, Ctx, Written, check};
 use crate::profile::{Body as Answer, Etag, IfMatch, Landing, LocationStyle, Replay, WriteRules};
+use crate::vocab::ledger::REQUEST_HEADER;
 
 type Answered = Result<Response, Refused>;
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::svg::{self, Axis, Frame, Key, Scale, Swatch};
-use crate::history::ErrorClass;
 use crate::report::{Report, figures};
+use crate::vocab::interaction::ErrorClass;
 
 pub const OK: &str = "#4e79a7";
 pub const FAIL: &str = "#e15759";

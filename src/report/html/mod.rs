@@ -3,7 +3,8 @@
 //! `default-src 'none'` says so to the browser too) — rendered from a [`Report`] alone
 //! for the people who sign off: the readiness scorecard first, then the SLOs, the run,
 //! the charts and the tables behind them. Every piece of text goes through [`escape`].
-//! Depends on `report` and `metrics` types only.
+//! Uses `report`, `metrics`, `check` (finding kinds) and `vocab` (error classes)
+//! types only.
 
 mod charts;
 mod latency;

@@ -4,7 +4,7 @@
 //! classes and payers, and demographics. The shipped files are embedded in the binary;
 //! `load` reads the same files from a directory. Parsed with serde, then validated once
 //! (ranges, check digits, duplicates, cross-references) into the types below, so the
-//! generator never meets a bad table. Depends on `crate::source` only.
+//! generator never meets a bad table. Uses `vocab::source` only.
 
 mod check;
 mod raw;

@@ -1,6 +1,7 @@
 //! The ground-truth ledger: every fault an injector (the proxy or the mock EHR) actually
-//! injected, with the interaction it touched. Tests score the checker against it; the
-//! harness uses it to say which fault touched an interaction. The checker never reads it.
+//! injected, with the interaction it touched, and the request header that names that
+//! interaction. Tests score the checker against it; the harness uses it to say which
+//! fault touched an interaction. The checker never reads it. Uses nothing of the crate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -222,18 +222,7 @@ impl Window {
     }
 }
 
-/// A uniform number in [0, 1) from the seed, a stream and a sequence number (SplitMix64).
-pub fn chance(seed: u64, stream: u64, n: u64) -> f64 {
-    let x = mix(seed ^ mix(stream.wrapping_add(0x9e37_79b9_7f4a_7c15)) ^ mix(n));
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+use super::seed::chance;
 
 #[cfg(test)]
 mod tests {
