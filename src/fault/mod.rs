@@ -4,5 +4,5 @@
 
 pub mod proxy;
 
-pub use crate::vocab::fault::{Spec, SpecError, Stream, Window};
+pub use crate::vocab::fault::{Group, Kind, Spec, SpecError, SpecFile, Stream, Window};
 pub use crate::vocab::ledger::{Entry, Ledger, REQUEST_HEADER};

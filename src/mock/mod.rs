@@ -214,8 +214,8 @@ impl std::fmt::Debug for Ehr {
 }
 
 /// The silent failure kinds the mock implements.
-pub fn silent_kinds() -> &'static [&'static str] {
-    silent::KINDS
+pub fn silent_kinds() -> Vec<&'static str> {
+    silent::kinds()
 }
 
 /// Checks a fault spec for the mock: known kind, the attributes it takes, probability.

@@ -8,20 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::vocab::fault::{Spec, SpecError, Stream};
+pub use crate::vocab::fault::is_type_name;
+use crate::vocab::fault::{Group, Kind as FaultKind, Spec, SpecError, names};
 use crate::vocab::seed::{self, Purpose, chance};
-
-/// Every silent failure kind, in the order scenarios document them.
-pub const KINDS: &[&str] = &[
-    "ack_and_drop",
-    "strip",
-    "remap",
-    "delayed_visibility",
-    "stale_read",
-    "commit_then_reset",
-    "commit_then_500",
-    "partial_transaction",
-];
 
 /// A silent failure, typed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,80 +44,34 @@ pub enum Write {
     Transaction,
 }
 
-/// Checks a spec the way the mock will use it.
+/// The silent failure kinds, in the order scenarios document them.
+pub fn kinds() -> Vec<&'static str> {
+    names(&[Group::Silent])
+}
+
+/// Checks that a spec is one the mock injects (its attributes were checked when read).
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     parse(spec).map(|_| ())
 }
 
-/// Turns a spec into its kind, refusing what the kind does not take.
+/// The mock's kind for a silent fault spec; any other group is not the mock's.
 pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
-    spec.validate()?;
-    let kind = spec.kind.as_str();
-    let unexpected = |field: &'static str| SpecError::Unexpected {
-        kind: kind.to_owned(),
-        field,
-    };
-    let takes_delay = matches!(kind, "delayed_visibility" | "stale_read");
-    let parsed = match kind {
-        "ack_and_drop" => Kind::AckAndDrop,
-        "strip" => Kind::Strip,
-        "remap" => Kind::Remap,
-        "delayed_visibility" => Kind::DelayedVisibility(delay(spec)?),
-        "stale_read" => Kind::StaleRead(delay(spec)?),
-        "commit_then_reset" => Kind::CommitThenReset,
-        "commit_then_500" => Kind::CommitThen500,
-        "partial_transaction" => Kind::PartialTransaction,
+    Ok(match spec.kind {
+        FaultKind::AckAndDrop {} => Kind::AckAndDrop,
+        FaultKind::Strip {} => Kind::Strip,
+        FaultKind::Remap {} => Kind::Remap,
+        FaultKind::DelayedVisibility { delay } => Kind::DelayedVisibility(delay),
+        FaultKind::StaleRead { delay } => Kind::StaleRead(delay),
+        FaultKind::CommitThenReset {} => Kind::CommitThenReset,
+        FaultKind::CommitThen500 {} => Kind::CommitThen500,
+        FaultKind::PartialTransaction {} => Kind::PartialTransaction,
         _ => {
-            return Err(SpecError::UnknownKind(spec.kind.clone(), KINDS.join(", ")));
+            return Err(SpecError::UnknownKind(
+                spec.kind.name().to_owned(),
+                kinds().join(", "),
+            ));
         }
-    };
-    if !takes_delay && spec.delay.is_some() {
-        return Err(unexpected("delay"));
-    }
-    let others = [
-        ("latency", spec.latency.is_some()),
-        ("jitter", spec.jitter.is_some()),
-        ("timeout", spec.timeout.is_some()),
-        ("rate", spec.rate.is_some()),
-        ("average_size", spec.average_size.is_some()),
-        ("size_variation", spec.size_variation.is_some()),
-        ("bytes", spec.bytes.is_some()),
-        ("status", spec.status.is_some()),
-        ("retry_after", spec.retry_after.is_some()),
-        ("stream", spec.stream == Stream::Upstream),
-    ];
-    if let Some((field, _)) = others.iter().find(|(_, present)| *present) {
-        return Err(unexpected(field));
-    }
-    if let Some(bad) = spec.resource_types.iter().find(|t| !is_type_name(t)) {
-        return Err(SpecError::Invalid {
-            field: "resource_types".into(),
-            reason: format!("`{bad}` is not a FHIR resource type name"),
-        });
-    }
-    Ok(parsed)
-}
-
-fn delay(spec: &Spec) -> Result<Duration, SpecError> {
-    match spec.delay {
-        None => Err(SpecError::Missing {
-            kind: spec.kind.clone(),
-            field: "delay",
-        }),
-        Some(d) if d.is_zero() => Err(SpecError::Invalid {
-            field: "delay".into(),
-            reason: "must be more than 0".into(),
-        }),
-        Some(d) => Ok(d),
-    }
-}
-
-/// `^[A-Z][A-Za-z]+$`: what looks like a FHIR resource type name.
-pub fn is_type_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_uppercase())
-        && name.len() >= 2
-        && chars.all(|c| c.is_ascii_alphabetic())
+    })
 }
 
 /// One configured fault with its own decision counter.
@@ -155,7 +98,7 @@ impl Fault {
 
     /// The kind as the scenario spelled it (`ack_and_drop`).
     pub fn name(&self) -> &str {
-        &self.spec.kind
+        self.spec.kind.name()
     }
 
     /// Whether this fault could act on this write (kind, type filter, content).
@@ -364,32 +307,39 @@ mod tests {
 
     #[test]
     fn validation_names_what_is_wrong() {
-        assert!(validate(&spec("ack_and_drop,probability=0.1")).is_ok());
+        // Read and checked once (`Spec::parse_flag`), then claimed by the mock or not.
+        let checked = |flag: &str| parse(&Spec::parse_flag(flag)?);
+        assert!(checked("ack_and_drop,probability=0.1").is_ok());
         assert!(matches!(
-            validate(&spec("delayed_visibility")),
+            checked("delayed_visibility"),
             Err(SpecError::Missing { field: "delay", .. })
         ));
-        assert!(validate(&spec("stale_read,delay=2s")).is_ok());
+        assert!(checked("stale_read,delay=2s").is_ok());
         assert!(matches!(
-            validate(&spec("strip,delay=2s")),
+            checked("strip,delay=2s"),
             Err(SpecError::Unexpected { field: "delay", .. })
         ));
         assert!(matches!(
-            validate(&spec("latency,latency=1s")),
+            checked("latency,latency=1s"),
             Err(SpecError::UnknownKind(..))
         ));
         assert!(matches!(
-            validate(&spec("remap,status=500")),
+            checked("remap,status=500"),
             Err(SpecError::Unexpected {
                 field: "status",
                 ..
             })
         ));
-        let mut s = spec("strip");
-        s.resource_types = vec!["observation".into()];
-        assert!(matches!(validate(&s), Err(SpecError::Invalid { .. })));
-        s.probability = 2.0;
-        assert!(matches!(validate(&s), Err(SpecError::Probability(_))));
+        let lower: crate::vocab::fault::SpecFile =
+            toml::from_str("kind = \"strip\"\nresource_types = [\"observation\"]").unwrap();
+        assert!(matches!(
+            Spec::try_from(lower),
+            Err(SpecError::Invalid { field, .. }) if field == "resource_types"
+        ));
+        assert!(matches!(
+            checked("strip,probability=2.0"),
+            Err(SpecError::Probability(_))
+        ));
     }
 
     #[test]

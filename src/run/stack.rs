@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::Error;
-use crate::fault::{self, Ledger, Spec, proxy};
+use crate::fault::{self, Group, Ledger, Spec, proxy};
 use crate::fhir::auth::{self, Alg};
 use crate::fhir::{Recorder, Retry, Settings, Tls, tls};
 use crate::history::{Event, FaultMark};
@@ -42,7 +42,7 @@ impl Stack {
         shutdown: &CancellationToken,
     ) -> Result<Stack, Error> {
         let specs: Vec<(usize, Spec)> = scenario.faults.iter().cloned().enumerate().collect();
-        let (silent, network) = split_faults(&specs)?;
+        let (silent, network) = split_faults(&specs);
         let (target, mock) = match &scenario.target {
             Target::Mock => {
                 let config = mock::Config {
@@ -167,7 +167,7 @@ impl Stack {
         for (position, spec) in &self.specs {
             let mark = FaultMark {
                 fault: spec.label(*position),
-                kind: spec.kind.clone(),
+                kind: spec.kind.name().to_owned(),
                 params: serde_json::to_value(spec).unwrap_or_default(),
             };
             let event = if start {
@@ -221,7 +221,7 @@ impl Stack {
                 let w = spec.window();
                 FaultWindow {
                     fault: spec.label(*position),
-                    kind: spec.kind.clone(),
+                    kind: spec.kind.name().to_owned(),
                     probability: spec.probability,
                     from_s: w.from.as_secs_f64(),
                     until_s: w.length.map(|l| (w.from + l).as_secs_f64()),
@@ -267,20 +267,13 @@ fn mock_smart(scenario: &Scenario) -> Result<Option<mock::smart::Config>, Error>
 /// Fault specs with their position in the scenario.
 type Positioned = Vec<(usize, Spec)>;
 
-/// Splits the scenario's faults between the mock (silent write-back failures) and the
-/// proxy (network and HTTP faults); an unknown kind is bad input.
-fn split_faults(specs: &[(usize, Spec)]) -> Result<(Positioned, Positioned), Error> {
-    let (mut silent, mut network) = (Vec::new(), Vec::new());
-    for (position, spec) in specs {
-        if mock::silent_kinds().contains(&spec.kind.as_str()) {
-            mock::validate_fault(spec).map_err(|e| Error::BadInput(e.to_string()))?;
-            silent.push((*position, spec.clone()));
-        } else {
-            proxy::validate_fault(spec).map_err(|e| Error::BadInput(e.to_string()))?;
-            network.push((*position, spec.clone()));
-        }
-    }
-    Ok((silent, network))
+/// Splits the scenario's faults, checked when the scenario was read, between the mock
+/// (silent write-back failures) and the proxy (network and HTTP faults), by group.
+fn split_faults(specs: &[(usize, Spec)]) -> (Positioned, Positioned) {
+    specs
+        .iter()
+        .cloned()
+        .partition(|(_, spec)| spec.group() == Group::Silent)
 }
 
 /// Binds 127.0.0.1:0, serves on it until shutdown, and returns its base URL.

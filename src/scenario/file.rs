@@ -16,7 +16,7 @@ use super::slo::{self, Slo};
 use super::{Load, Readback, Retry, Scenario, Step, Target};
 use crate::fhir::RetryPolicy;
 use crate::source::{Location, SourceError};
-use crate::vocab::fault::Spec;
+use crate::vocab::fault::{Spec, SpecFile};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +37,7 @@ pub(super) struct File {
     #[serde(default)]
     readback: ReadbackFile,
     #[serde(default)]
-    faults: Vec<Spanned<Spec>>,
+    faults: Vec<Spanned<SpecFile>>,
     #[serde(default)]
     workflow: Option<Spanned<Vec<StepFile>>>,
     #[serde(default)]
@@ -200,8 +200,7 @@ impl File {
         let mut faults = Vec::with_capacity(self.faults.len());
         for spanned in self.faults {
             let span = spanned.span();
-            let spec = spanned.into_inner();
-            spec.validate()
+            let spec = Spec::try_from(spanned.into_inner())
                 .map_err(|e| at.error(at.key_in(span, e.field()), e.to_string()))?;
             faults.push(spec);
         }

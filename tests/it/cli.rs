@@ -7,6 +7,20 @@ fn fhirsurge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fhirsurge"))
 }
 
+/// Runs a scenario that must be refused: exit 2, nothing written; returns stderr.
+fn refused(path: &std::path::Path, out_dir: &std::path::Path) -> String {
+    let out = fhirsurge()
+        .arg("run")
+        .arg(path)
+        .arg("--out")
+        .arg(out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out_dir.exists(), "nothing is written");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_bad_scenario_exits_2_naming_file_line_column_and_key_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -17,21 +31,45 @@ fn a_bad_scenario_exits_2_naming_file_line_column_and_key_and_writes_nothing() {
     )
     .unwrap();
     let out_dir = dir.path().join("out");
-    let out = fhirsurge()
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&path, &out_dir);
     assert!(
         stderr.contains(&format!("{}:7:1", path.display())),
         "{stderr}"
     );
     assert!(stderr.contains("duraton"), "{stderr}");
     assert!(!out_dir.exists(), "nothing is written");
+}
+
+#[test]
+fn an_unknown_fault_kind_in_a_scenario_exits_2_naming_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad-fault.toml");
+    let text = "name = \"bad\"\n[target]\nurl = \"mock\"\n[load]\nmodel = \"closed\"\nusers = 2\n\
+                duration = \"1s\"\n\n[[faults]]\nprobability = 0.1\nkind = \"jitterbug\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out_dir = dir.path().join("out");
+    let stderr = refused(&path, &out_dir);
+    assert!(
+        stderr.contains(&format!("{}:11:1", path.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`jitterbug`") && stderr.contains("reset_peer"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "nothing is written");
+
+    // A bad attribute of a known kind: located at that key.
+    let text = text.replace(
+        "kind = \"jitterbug\"",
+        "kind = \"latency\"\nlatency = \"1s\"\nbytes = 3",
+    );
+    std::fs::write(&path, text).unwrap();
+    let stderr = refused(&path, &out_dir);
+    assert!(
+        stderr.contains(&format!("{}:13:1", path.display())) && stderr.contains("`bytes`"),
+        "{stderr}"
+    );
 }
 
 #[test]

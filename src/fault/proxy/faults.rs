@@ -1,33 +1,19 @@
-//! The proxy's faults, typed: which kinds exist, which attributes each kind takes, and the
-//! conversion of a scenario's [`Spec`] into a [`Fault`] the connection code can act on.
+//! The proxy's faults: the conversion of a checked [`Spec`] of the network or HTTP group
+//! into a [`Fault`] the connection code can act on (which attributes each kind takes is
+//! the typed kind's business, checked when the spec was read).
 //! Pure: no I/O, no clock. Must not depend on the rest of the proxy.
 
 use std::time::Duration;
 
-use crate::fault::{Spec, SpecError};
+use crate::fault::{Group, Spec, SpecError};
+use crate::vocab::fault::{Kind as FaultKind, names};
 
-/// Every kind the proxy injects: the TCP toxics (toxiproxy's names), then the HTTP-aware faults.
-const KINDS: &[&str] = &[
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-    "down",
-    "reset_before",
-    "reset_after",
-    "http_status",
-    "stall",
-];
-
-/// Statuses `http_status` may answer; the first two without forwarding the request.
-const STATUSES: &[u16] = &[429, 503, 502, 504];
+/// The groups of fault this proxy injects.
+const GROUPS: &[Group] = &[Group::Network, Group::Http];
 
 /// The fault kinds this proxy injects.
-pub fn kinds() -> &'static [&'static str] {
-    KINDS
+pub fn kinds() -> Vec<&'static str> {
+    names(GROUPS)
 }
 
 /// A TCP toxic acting on the bytes of one direction of a connection.
@@ -118,156 +104,58 @@ impl Fault {
     }
 }
 
-/// Checks a spec the way the proxy will read it: a known kind, only the attributes that
-/// kind takes, the ones it needs, and values in range.
+/// Checks that a spec is one the proxy injects (its attributes were checked when read).
 pub fn validate_fault(spec: &Spec) -> Result<(), SpecError> {
     kind_of(spec).map(|_| ())
 }
 
 fn kind_of(spec: &Spec) -> Result<Kind, SpecError> {
-    spec.validate()?;
-    let kind = spec.kind.as_str();
-    let (takes, needs) = attributes(kind)
-        .ok_or_else(|| SpecError::UnknownKind(spec.kind.clone(), KINDS.join(", ")))?;
-    for (field, set) in present(spec) {
-        if set && !takes.contains(&field) {
-            return Err(SpecError::Unexpected {
-                kind: spec.kind.clone(),
-                field,
-            });
-        }
-        if !set && needs.contains(&field) {
-            return Err(SpecError::Missing {
-                kind: spec.kind.clone(),
-                field,
-            });
-        }
-    }
-    build(spec)
-}
-
-/// (attributes the kind takes, attributes it needs), or `None` for an unknown kind.
-type Attributes = (&'static [&'static str], &'static [&'static str]);
-
-fn attributes(kind: &str) -> Option<Attributes> {
-    Some(match kind {
-        "latency" => (&["latency", "jitter"], &["latency"]),
-        "bandwidth" => (&["rate"], &["rate"]),
-        "slow_close" => (&["delay"], &["delay"]),
-        "timeout" | "reset_peer" => (&["timeout"], &[]),
-        "slicer" => (
-            &["average_size", "size_variation", "delay"],
-            &["average_size"],
-        ),
-        "limit_data" => (&["bytes"], &["bytes"]),
-        "down" => (&[], &[]),
-        "reset_before" | "reset_after" => (&["resource_types"], &[]),
-        "http_status" => (&["status", "retry_after", "resource_types"], &["status"]),
-        "stall" => (&["latency", "resource_types"], &["latency"]),
-        _ => return None,
-    })
-}
-
-/// Each kind-specific attribute of a spec and whether it is set.
-fn present(spec: &Spec) -> [(&'static str, bool); 12] {
-    [
-        ("latency", spec.latency.is_some()),
-        ("jitter", spec.jitter.is_some()),
-        ("delay", spec.delay.is_some()),
-        ("timeout", spec.timeout.is_some()),
-        ("rate", spec.rate.is_some()),
-        ("average_size", spec.average_size.is_some()),
-        ("size_variation", spec.size_variation.is_some()),
-        ("bytes", spec.bytes.is_some()),
-        ("status", spec.status.is_some()),
-        ("retry_after", spec.retry_after.is_some()),
-        ("resource_types", !spec.resource_types.is_empty()),
-        // `stream` always has a value; TCP toxics read it, HTTP faults ignore it.
-        ("stream", false),
-    ]
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> SpecError {
-    SpecError::Invalid {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// Builds the typed fault once the attribute set is known to fit the kind.
-fn build(spec: &Spec) -> Result<Kind, SpecError> {
-    let zero = Duration::ZERO;
-    let toxic = match spec.kind.as_str() {
-        "latency" => Toxic::Latency {
-            latency: spec.latency.unwrap_or(zero),
-            jitter: spec.jitter.unwrap_or(zero),
+    let toxic = match spec.kind {
+        FaultKind::Latency { latency, jitter } => Toxic::Latency {
+            latency,
+            jitter: jitter.unwrap_or_default(),
         },
-        "bandwidth" => match spec.rate {
-            Some(rate) if rate > 0 => Toxic::Bandwidth { rate },
-            _ => return Err(invalid("rate", "must be at least 1 (KB/s)")),
+        FaultKind::Bandwidth { rate } => Toxic::Bandwidth { rate },
+        FaultKind::SlowClose { delay } => Toxic::SlowClose { delay },
+        FaultKind::Timeout { timeout } => Toxic::Timeout {
+            timeout: timeout.unwrap_or_default(),
         },
-        "slow_close" => Toxic::SlowClose {
-            delay: spec.delay.unwrap_or(zero),
+        FaultKind::ResetPeer { timeout } => Toxic::ResetPeer {
+            timeout: timeout.unwrap_or_default(),
         },
-        "timeout" => Toxic::Timeout {
-            timeout: spec.timeout.unwrap_or(zero),
+        FaultKind::Slicer {
+            average_size,
+            size_variation,
+            delay,
+        } => Toxic::Slicer {
+            average: average_size,
+            variation: size_variation.unwrap_or(0),
+            delay: delay.unwrap_or_default(),
         },
-        "reset_peer" => Toxic::ResetPeer {
-            timeout: spec.timeout.unwrap_or(zero),
-        },
-        "slicer" => slicer(spec)?,
-        "limit_data" => Toxic::LimitData {
-            bytes: spec.bytes.unwrap_or(0),
-        },
-        "down" => return Ok(Kind::Down),
+        FaultKind::LimitData { bytes } => Toxic::LimitData { bytes },
+        FaultKind::Down {} => return Ok(Kind::Down),
         _ => return http(spec).map(Kind::Http),
     };
     Ok(Kind::Toxic(toxic))
 }
 
-fn slicer(spec: &Spec) -> Result<Toxic, SpecError> {
-    let average = spec.average_size.unwrap_or(0);
-    let variation = spec.size_variation.unwrap_or(0);
-    if average == 0 {
-        return Err(invalid("average_size", "must be at least 1 byte"));
-    }
-    if variation >= average {
-        return Err(invalid(
-            "size_variation",
-            format!("must be smaller than average_size ({average})"),
-        ));
-    }
-    Ok(Toxic::Slicer {
-        average,
-        variation,
-        delay: spec.delay.unwrap_or(Duration::ZERO),
-    })
-}
-
 fn http(spec: &Spec) -> Result<HttpAction, SpecError> {
-    Ok(match spec.kind.as_str() {
-        "reset_before" => HttpAction::ResetBefore,
-        "reset_after" => HttpAction::ResetAfter,
-        "stall" => HttpAction::Stall {
-            hold: spec.latency.unwrap_or(Duration::ZERO),
+    Ok(match spec.kind {
+        FaultKind::ResetBefore {} => HttpAction::ResetBefore,
+        FaultKind::ResetAfter {} => HttpAction::ResetAfter,
+        FaultKind::Stall { latency } => HttpAction::Stall { hold: latency },
+        FaultKind::HttpStatus {
+            status,
+            retry_after,
+        } => HttpAction::Status {
+            status,
+            retry_after,
         },
         _ => {
-            let status = spec.status.unwrap_or(0);
-            if !STATUSES.contains(&status) {
-                return Err(invalid(
-                    "status",
-                    format!(
-                        "{status} is not one of 429, 503 (answered without forwarding), 502, 504 (answered after the upstream)"
-                    ),
-                ));
-            }
-            if spec.retry_after.is_some() && !matches!(status, 429 | 503) {
-                return Err(invalid("retry_after", "only goes with status 429 or 503"));
-            }
-            HttpAction::Status {
-                status,
-                retry_after: spec.retry_after,
-            }
+            return Err(SpecError::UnknownKind(
+                spec.kind.name().to_owned(),
+                kinds().join(", "),
+            ));
         }
     })
 }

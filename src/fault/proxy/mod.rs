@@ -212,7 +212,7 @@ impl Shared {
         tracing::debug!(fault = %f.label, request = ?tag.request, "fault proxy: {detail}");
         self.ledger.record(Entry {
             fault: f.label.clone(),
-            kind: f.spec.kind.clone(),
+            kind: f.spec.kind.name().to_owned(),
             resource_type: tag.resource_type.clone(),
             request: tag.request.clone(),
             detail,

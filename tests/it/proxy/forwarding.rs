@@ -181,24 +181,26 @@ async fn https_upstream_is_verified_against_the_given_ca() {
 
 #[test]
 fn bad_faults_and_listen_addresses_are_refused_naming_the_field() {
-    let unknown = proxy::validate_fault(&Spec::parse_flag("jitterbug").unwrap())
-        .unwrap_err()
-        .to_string();
+    // A fault is checked when it is read: the flag itself is refused.
+    let unknown = Spec::parse_flag("jitterbug").unwrap_err().to_string();
     assert!(
         unknown.contains("`jitterbug`") && unknown.contains("limit_data"),
         "{unknown}"
     );
-    let unexpected = proxy::validate_fault(&Spec::parse_flag("reset_before,bytes=3").unwrap())
+    let unexpected = Spec::parse_flag("reset_before,bytes=3")
         .unwrap_err()
         .to_string();
     assert!(unexpected.contains("`bytes`"), "{unexpected}");
-    let missing = proxy::validate_fault(&Spec::parse_flag("stall").unwrap())
-        .unwrap_err()
-        .to_string();
+    let missing = Spec::parse_flag("stall").unwrap_err().to_string();
     assert!(missing.contains("`latency`"), "{missing}");
-    let status = proxy::validate_fault(&Spec::parse_flag("http_status,status=418").unwrap())
+    let status = Spec::parse_flag("http_status,status=418")
         .unwrap_err()
         .to_string();
+    // A checked fault the proxy does not inject is refused by the proxy.
+    let silent = proxy::validate_fault(&Spec::parse_flag("ack_and_drop").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(silent.contains("`ack_and_drop`"), "{silent}");
     assert!(status.contains("`status`"), "{status}");
     let probability = Spec::parse_flag("latency,latency=1s,probability=1.5")
         .unwrap_err()
@@ -237,12 +239,12 @@ fn a_proxy_is_not_built_from_bad_config() {
         scheme.contains("ftp://h/") && scheme.contains("scheme"),
         "{scheme}"
     );
-    let fault = Proxy::new(config("http://h/", "slicer,average_size=0"))
+    let fault = Proxy::new(config("http://h/", "strip"))
         .err()
         .unwrap()
         .to_string();
     assert!(
-        fault.contains("slicer#3") && fault.contains("`average_size`"),
+        fault.contains("strip#3") && fault.contains("`strip`"),
         "{fault}"
     );
     let mut bad_ca = config("https://h/", "down");

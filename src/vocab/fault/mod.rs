@@ -1,21 +1,28 @@
-//! What a scenario says about one fault: its kind, direction, probability, time window and
-//! attributes — and the pure decision of whether it fires for a given connection or request.
+//! What a scenario says about one fault, typed: its [`Kind`] with the kind's attributes,
+//! its direction, probability, time window and resource types — and the pure decision of
+//! whether it fires for a given connection or request.
 //!
-//! One shape serves all three injectors (TCP toxics in the proxy, HTTP faults in the proxy,
-//! silent write-back failures in the mock): each owner turns a [`Spec`] into its own typed
-//! fault and refuses kinds it does not know. Decisions are a pure function of the run seed,
-//! the fault, a sequence number and the elapsed time, so the same seed and request order
-//! inject the same faults.
+//! A fault is parsed and validated once, where it is read (a scenario's `[[faults]]`
+//! entry or a `--fault` flag): [`SpecFile`] is the flat file shape, [`Spec`] the checked
+//! value every injector takes. Each kind's [`Group`] says which injector owns it (the
+//! proxy for network and HTTP faults, the mock for silent ones). Decisions are a pure
+//! function of the run seed, the fault, a sequence number and the elapsed time, so the
+//! same seed and request order inject the same faults. Uses `vocab::seed` only.
+
+mod kind;
+
+pub use kind::{ALL_GROUPS, Group, HTTP_STATUSES, Kind, names};
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// One `[[faults]]` entry of a scenario, or one `--fault` flag.
+/// One `[[faults]]` entry of a scenario, or one `--fault` flag, as written: the kind by
+/// name and every attribute any kind takes. [`Spec`] is what it means.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Spec {
+pub struct SpecFile {
     /// `latency`, `reset_peer`, `ack_and_drop`, `http_429`, …
     pub kind: String,
     /// Which way the bytes flow: `upstream` (client → server) or `downstream`.
@@ -39,7 +46,7 @@ pub struct Spec {
         skip_serializing_if = "Option::is_none"
     )]
     pub length: Option<Duration>,
-    // Kind-specific attributes; each owner's parser says which a kind accepts.
+    // Kind-specific attributes; the kind's variant of [`Kind`] says which it takes.
     /// `latency`: added delay; `stall`: how long to hold the response.
     #[serde(
         default,
@@ -90,7 +97,7 @@ pub struct Spec {
         skip_serializing_if = "Option::is_none"
     )]
     pub retry_after: Option<Duration>,
-    /// Mock faults: only these resource types (empty = all).
+    /// HTTP and mock faults: only these resource types (empty = all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_types: Vec<String>,
 }
@@ -141,20 +148,159 @@ impl SpecError {
             Self::Probability(_) => Some("probability"),
             Self::UnknownKind(..) => Some("kind"),
             Self::Unexpected { field, .. } | Self::Missing { field, .. } => Some(field),
-            Self::Invalid { .. } => None,
+            Self::Invalid { field, .. } => Some(field),
         }
     }
 }
 
-impl Spec {
-    /// Checks what holds for every kind; owners check their attributes.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        if !(0.0..=1.0).contains(&self.probability) || self.probability.is_nan() {
-            return Err(SpecError::Probability(self.probability));
-        }
-        Ok(())
-    }
+/// One fault, checked: its kind with the kind's attributes, and when it fires.
+/// Serialises as the flat [`SpecFile`] shape it was read from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SpecFile", into = "SpecFile")]
+pub struct Spec {
+    pub kind: Kind,
+    pub stream: Stream,
+    /// Chance per connection (TCP toxics) or per request (HTTP and mock faults), 0–1.
+    pub probability: f64,
+    pub from: Option<Duration>,
+    /// Length of the window; absent = until the end of the load phase.
+    pub length: Option<Duration>,
+    /// HTTP and mock faults: only these resource types (empty = all).
+    pub resource_types: Vec<String>,
+}
 
+impl TryFrom<SpecFile> for Spec {
+    type Error = SpecError;
+
+    fn try_from(file: SpecFile) -> Result<Spec, SpecError> {
+        if !(0.0..=1.0).contains(&file.probability) || file.probability.is_nan() {
+            return Err(SpecError::Probability(file.probability));
+        }
+        let kind = typed_kind(&file)?;
+        let unexpected = |field| SpecError::Unexpected {
+            kind: file.kind.clone(),
+            field,
+        };
+        if file.stream == Stream::Upstream && !kind.takes_stream() {
+            return Err(unexpected("stream"));
+        }
+        if !file.resource_types.is_empty() && !kind.takes_resource_types() {
+            return Err(unexpected("resource_types"));
+        }
+        if let Some(bad) = file.resource_types.iter().find(|t| !is_type_name(t)) {
+            return Err(SpecError::Invalid {
+                field: "resource_types".into(),
+                reason: format!("`{bad}` is not a FHIR resource type name"),
+            });
+        }
+        kind.check()?;
+        Ok(Spec {
+            kind,
+            stream: file.stream,
+            probability: file.probability,
+            from: file.from,
+            length: file.length,
+            resource_types: file.resource_types,
+        })
+    }
+}
+
+/// The attributes any kind may take, as [`SpecFile`] names them.
+const ATTRIBUTES: &[&str] = &[
+    "latency",
+    "jitter",
+    "delay",
+    "timeout",
+    "rate",
+    "average_size",
+    "size_variation",
+    "bytes",
+    "status",
+    "retry_after",
+];
+
+/// The kind and its attributes, read through [`Kind`]'s serde shape: the enum says which
+/// attributes each kind takes and needs.
+fn typed_kind(file: &SpecFile) -> Result<Kind, SpecError> {
+    let invalid = |reason: String| SpecError::Invalid {
+        field: "kind".into(),
+        reason,
+    };
+    let mut value = serde_json::to_value(file).map_err(|e| invalid(e.to_string()))?;
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|k, _| k == "kind" || ATTRIBUTES.contains(&k.as_str()));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let named = message.split('`').nth(1).unwrap_or_default();
+        let field = ATTRIBUTES.iter().copied().find(|a| *a == named);
+        match (message.split('`').next(), field) {
+            (Some("unknown variant "), _) => {
+                SpecError::UnknownKind(file.kind.clone(), names(ALL_GROUPS).join(", "))
+            }
+            (Some("unknown field "), Some(field)) => SpecError::Unexpected {
+                kind: file.kind.clone(),
+                field,
+            },
+            (Some("missing field "), Some(field)) => SpecError::Missing {
+                kind: file.kind.clone(),
+                field,
+            },
+            _ => invalid(message),
+        }
+    })
+}
+
+impl From<Spec> for SpecFile {
+    fn from(spec: Spec) -> SpecFile {
+        let name = spec.kind.name();
+        let attributes = serde_json::to_value(&spec.kind)
+            .and_then(serde_json::from_value::<SpecFile>)
+            .unwrap_or_else(|_| SpecFile::named(name));
+        SpecFile {
+            stream: spec.stream,
+            probability: spec.probability,
+            from: spec.from,
+            length: spec.length,
+            resource_types: spec.resource_types,
+            ..attributes
+        }
+    }
+}
+
+impl SpecFile {
+    /// A fault of this kind with no attributes set.
+    fn named(kind: &str) -> SpecFile {
+        SpecFile {
+            kind: kind.to_owned(),
+            stream: Stream::default(),
+            probability: certain(),
+            from: None,
+            length: None,
+            latency: None,
+            jitter: None,
+            delay: None,
+            timeout: None,
+            rate: None,
+            average_size: None,
+            size_variation: None,
+            bytes: None,
+            status: None,
+            retry_after: None,
+            resource_types: Vec::new(),
+        }
+    }
+}
+
+/// `^[A-Z][A-Za-z]+$`: what looks like a FHIR resource type name.
+pub fn is_type_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphabetic())
+}
+
+impl Spec {
     /// The fault's window on the run clock.
     pub fn window(&self) -> Window {
         Window {
@@ -163,10 +309,15 @@ impl Spec {
         }
     }
 
-    /// A stable name for this fault in the history and the ledger: kind, direction and
-    /// position in the scenario.
+    /// The injector that owns this fault.
+    pub fn group(&self) -> Group {
+        self.kind.group()
+    }
+
+    /// A stable name for this fault in the history and the ledger: kind and position in
+    /// the scenario.
     pub fn label(&self, position: usize) -> String {
-        format!("{}#{position}", self.kind)
+        format!("{}#{position}", self.kind.name())
     }
 
     /// Parses the compact form of the `--fault` flag:
@@ -192,14 +343,14 @@ impl Spec {
             };
             table.insert(key.to_owned(), parsed);
         }
-        let spec: Spec = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| SpecError::Invalid {
-                field: text.to_owned(),
-                reason: e.message().to_owned(),
-            })?;
-        spec.validate()?;
-        Ok(spec)
+        let file: SpecFile =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| SpecError::Invalid {
+                    field: text.to_owned(),
+                    reason: e.message().to_owned(),
+                })?;
+        Spec::try_from(file)
     }
 
     /// Whether the fault fires for decision number `n` at `elapsed` into the run.
@@ -234,12 +385,16 @@ mod tests {
             "reset_peer,stream=upstream,probability=0.02,from=1m,for=2m,timeout=0s",
         )
         .unwrap();
-        assert_eq!(s.kind, "reset_peer");
+        assert_eq!(
+            s.kind,
+            Kind::ResetPeer {
+                timeout: Some(Duration::ZERO)
+            }
+        );
         assert_eq!(s.stream, Stream::Upstream);
         assert_eq!(s.probability, 0.02);
         assert_eq!(s.from, Some(Duration::from_secs(60)));
         assert_eq!(s.length, Some(Duration::from_secs(120)));
-        assert_eq!(s.timeout, Some(Duration::ZERO));
     }
 
     #[test]
