@@ -118,23 +118,32 @@ fn version_headers(r: &mut Response, v: &Version) {
     }
 }
 
-/// The answer to a write, as `Prefer` asks; or, after a commit, the failure planned.
-pub fn written(w: &Written, base: &str, ret: Return, conn: Option<&ConnHandle>) -> Response {
-    match w.after {
-        After::Answer => {}
+/// The failure planned after a commit, for both faces of the mock: the connection reset
+/// (the answer is then never seen) or a 500 to send instead of the answer.
+pub fn after_commit(after: After, conn: Option<&ConnHandle>) -> Option<Response> {
+    match after {
+        After::Answer => None,
         After::Reset => {
             if let Some(c) = conn {
                 c.abort();
             }
+            None
         }
-        After::Error => {
-            let p = Problem::new(
+        After::Error => Some(
+            Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "exception",
                 "internal error while answering",
-            );
-            return p.into_response();
-        }
+            )
+            .into_response(),
+        ),
+    }
+}
+
+/// The answer to a write, as `Prefer` asks; or, after a commit, the failure planned.
+pub fn written(w: &Written, base: &str, ret: Return, conn: Option<&ConnHandle>) -> Response {
+    if let Some(failed) = after_commit(w.after, conn) {
+        return failed;
     }
     let status = if w.created {
         StatusCode::CREATED

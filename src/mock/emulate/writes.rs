@@ -254,21 +254,8 @@ fn written(
     headers: &HeaderMap,
     conn: Option<&ConnHandle>,
 ) -> Response {
-    match w.after {
-        After::Answer => {}
-        After::Reset => {
-            if let Some(c) = conn {
-                c.abort();
-            }
-        }
-        After::Error => {
-            return Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                "internal error while answering",
-            )
-            .into_response();
-        }
+    if let Some(failed) = crate::mock::http::after_commit(w.after, conn) {
+        return failed;
     }
     let p = &emu.profile;
     let status = if w.created {
