@@ -248,10 +248,9 @@ fn assemble(
             tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
         }
     }
-    let records = history::Reader::open(history_path)
-        .map_err(|e| Error::Io(e.to_string()))?
-        .map_while(Result::ok);
-    let checked = check::check(records, &options);
+    // Judged as `fhirsurge check` judges it: an unreadable record is an error, not the
+    // silent end of the history.
+    let checked = recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
     let counts = &checked.counts;
