@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{ErrorClass, Outcome, Phase};
 
+mod absorb;
 pub mod interval;
 pub use interval::{Point, distribution};
 
