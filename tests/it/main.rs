@@ -15,5 +15,6 @@ mod proxy;
 mod real_server;
 mod report;
 mod run;
+mod scale;
 mod scoring;
 mod synth;
