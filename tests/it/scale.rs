@@ -236,3 +236,51 @@ async fn three_shard_processes_merge_into_one_run_with_lossless_percentiles_and_
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not shards of one run"), "{stderr}");
 }
+
+/// The block scalar under `key: |` in a YAML manifest (indented deeper than the key).
+fn block(yaml: &str, key: &str) -> String {
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != format!("{key}: |"));
+    let head = lines.next().expect(key);
+    let indent = head.len() - head.trim_start().len();
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .map(|l| l.get(indent + 2..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_kubernetes_manifests_carry_a_valid_scenario_and_agree_on_the_shard_count() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let config = std::fs::read_to_string(dir.join("configmap.yaml")).unwrap();
+    let scenario = block(&config, "scenario.toml");
+    let s = fhirsurge::scenario::Scenario::from_str(&scenario, Path::new("scenario.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{scenario}"));
+    assert!(
+        s.load.peak_users() >= 4,
+        "every one of 4 shards needs a user"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("profile.toml");
+    std::fs::write(&overlay, block(&config, "profile.toml")).unwrap();
+    fhirsurge::profile::check_file(&overlay).unwrap();
+
+    let job = std::fs::read_to_string(dir.join("shards-job.yaml")).unwrap();
+    let value = |key: &str| {
+        job.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+            .expect(key)
+    };
+    let n = value("completions:");
+    assert_eq!(value("parallelism:"), n);
+    assert!(job.contains("completionMode: Indexed"));
+    let args: Vec<&str> = job.lines().map(str::trim).collect();
+    let at = args.iter().position(|l| *l == "- --shards").unwrap();
+    assert_eq!(args[at + 1].trim_start_matches("- ").trim_matches('"'), n);
+    let merge = std::fs::read_to_string(dir.join("merge-job.yaml")).unwrap();
+    assert!(
+        merge.contains(&format!("-shard-*-of-{n}")),
+        "merge globs {n} shards"
+    );
+}
