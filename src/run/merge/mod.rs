@@ -120,6 +120,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, Error> {
     let checked =
         recheck::recheck(&history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
     let report = report::assemble(&parts, origin, checked, &mut notes)?;
+    warn(&notes);
     report
         .write_all(out)
         .map_err(|e| Error::Io(e.to_string()))?;
@@ -130,6 +131,23 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, Error> {
         dir: out.to_owned(),
         report,
     })
+}
+
+/// Says on stderr what makes the merged report less than the whole run.
+fn warn(notes: &Notes) {
+    if !notes.missing.is_empty() {
+        tracing::warn!(
+            "shards {:?} of {} are missing: the merged report is partial",
+            notes.missing,
+            notes.shards
+        );
+    }
+    for (i, why) in &notes.history_cut {
+        tracing::warn!("shard {i}: its history stops early ({why}); later records are not checked");
+    }
+    for op in &notes.latency_short {
+        tracing::warn!("{op}: the interval logs hold fewer samples than the shards counted");
+    }
 }
 
 fn read(dir: &Path) -> Result<Part, Error> {
