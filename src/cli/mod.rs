@@ -16,6 +16,7 @@ use crate::report::{self, Margins, Report};
 use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
+mod scale;
 mod serve;
 use serve::{MockAuth, serve_mock, serve_proxy};
 
@@ -66,6 +67,24 @@ enum Command {
         /// Also trust the CA certificates in this PEM file (overrides [tls]).
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        #[command(flatten)]
+        scale: scale::ShardArgs,
+    },
+    /// Combine the run directories of a sharded run's shards into one report, judged as
+    /// if it had been one run (exit codes as for `run`).
+    Merge {
+        /// The shards' run directories (each holding shard.json).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The merged run's directory (created; must not hold a report yet).
+        #[arg(long)]
+        out: PathBuf,
+        /// A previous report.json: exit 1 when the merged run regressed beyond the margins.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Allowed regression against --baseline.
+        #[arg(long, default_value = "p99=10%,throughput=5%", value_parser = parse_margins)]
+        max_regression: Margins,
     },
     /// Serve the built-in mock EHR.
     ServeMock {
@@ -232,6 +251,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             max_regression,
             insecure,
             ca_cert,
+            scale,
         } => {
             let mut s = Scenario::load(&scenario).map_err(bad_input)?;
             let tls = match (insecure, ca_cert) {
@@ -251,13 +271,30 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 tls,
             };
             s.apply(&overrides).map_err(bad_input)?;
+            let part = scale.part(&scenario, &mut s, baseline.is_some())?;
             // A bad baseline is bad input: found before any load is driven.
             let baseline = match baseline {
                 Some(path) => Some(Report::read(&path).map_err(bad_input)?),
                 None => None,
             };
             let gate = baseline.map(|b| (b, max_regression));
-            run_scenario(&s, out, gate).await
+            if part.shard.is_some() {
+                return scale::run_shard(&s, out, &part).await;
+            }
+            run_scenario(&s, out, gate, &part).await
+        }
+        Command::Merge {
+            dirs,
+            out,
+            baseline,
+            max_regression,
+        } => {
+            let baseline = match baseline {
+                Some(path) => Some(Report::read(&path).map_err(bad_input)?),
+                None => None,
+            };
+            let outcome = scale::merge(&dirs, &out)?;
+            conclude(outcome, baseline.map(|b| (b, max_regression)))
         }
         Command::ServeMock {
             listen,
@@ -388,13 +425,22 @@ async fn run_scenario(
     scenario: &Scenario,
     out: PathBuf,
     baseline: Option<(Report, Margins)>,
+    part: &run::shard::Part,
 ) -> Result<ExitCode, Failure> {
-    let outcome = run::execute(scenario, &run::Options { out })
+    let outcome = run::execute_part(scenario, &run::Options { out }, part)
         .await
         .map_err(|e| Failure {
             code: e.exit_code(),
             message: e.to_string(),
         })?;
+    conclude(outcome, baseline)
+}
+
+/// Prints a run's (or a merged run's) table and maps its verdict to the exit code.
+fn conclude(
+    outcome: run::Outcome,
+    baseline: Option<(Report, Margins)>,
+) -> Result<ExitCode, Failure> {
     print!("{}", outcome.report.table());
     println!("\nreport: {}", outcome.dir.join("report.json").display());
     let regressed = match &baseline {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::interaction::{ErrorClass, Outcome, Phase};
 
+mod absorb;
 pub mod interval;
 pub use interval::{Point, distribution};
 

@@ -125,6 +125,7 @@ pub async fn collect(
     }
     c.roll(sinks.start.elapsed());
     c.flush()?;
+    c.log_readback(&sinks);
     let Collector {
         writer,
         path,
@@ -144,6 +145,9 @@ pub async fn collect(
         retries,
     })
 }
+
+/// The folder (in the run directory) of the read-back's interval logs.
+pub const READBACK_DIR: &str = "readback";
 
 /// How often latency intervals roll (and the history is flushed at the latest).
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -205,6 +209,17 @@ impl Collector {
         let rolled = self.metrics.roll(now.as_micros() as u64);
         if let Err(e) = self.hlogs.write(&rolled, now, INTERVAL) {
             tracing::warn!("interval log: {e}");
+        }
+    }
+
+    /// The read-back's histograms, one interval each from the run's start, in
+    /// `readback/hlog/`: what `merge` adds up losslessly across shards.
+    fn log_readback(&mut self, sinks: &Sinks) {
+        let now = sinks.start.elapsed();
+        let rolled = self.readback.roll(now.as_micros() as u64);
+        let mut logs = Hlogs::new(&sinks.dir.join(READBACK_DIR), sinks.wall_start);
+        if let Err(e) = logs.write(&rolled, now, now).and_then(|()| logs.flush()) {
+            tracing::warn!("read-back interval log: {e}");
         }
     }
 

@@ -6,9 +6,11 @@
 pub mod collector;
 mod hlog;
 pub mod load;
+pub mod merge;
 mod progress;
 pub mod readback;
 pub mod recheck;
+pub mod shard;
 pub mod stack;
 pub mod workflow;
 
@@ -26,7 +28,7 @@ use crate::history;
 use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::scenario::Scenario;
-use crate::synth::{CodeTables, Population};
+use crate::synth::CodeTables;
 
 pub use stack::Stack;
 
@@ -98,6 +100,16 @@ struct Phases {
 
 /// Executes the scenario.
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
+    execute_part(scenario, options, &shard::Part::default()).await
+}
+
+/// Executes the scenario as one part of a run: a shard of it, a load that begins at a
+/// set instant.
+pub async fn execute_part(
+    scenario: &Scenario,
+    options: &Options,
+    part: &shard::Part,
+) -> Result<Outcome, Error> {
     let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
     let profile = Profile::load_with_overlay(profile_name, scenario.profile_overlay.as_deref())
         .map_err(|e| Error::BadInput(e.to_string()))?;
@@ -105,11 +117,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let tables = CodeTables::builtin().map_err(|e| Error::BadInput(e.to_string()))?;
     let start = Instant::now();
     let started_at = chrono::Utc::now();
-    let run_id = format!(
-        "{}-{}",
-        scenario.name,
-        started_at.format("%Y%m%dT%H%M%S%.3fZ")
-    );
+    let run_id = part.run_id(&scenario.name, started_at);
     let shutdown = CancellationToken::new();
     let _stop_servers = shutdown.clone().drop_guard();
     let ledger = Ledger::new(start);
@@ -119,21 +127,22 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     let (recorder, rx) = Recorder::new(start, 1 << 16);
     let client = authenticated_client(&stack, scenario, &profile, &recorder).await?;
 
-    let dir = options.out.join(&run_id);
+    let dir = options.out.join(part.dir_name(&run_id));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
     let history_path = dir.join(history::FILE);
     let live = collector::Live::default();
+    let wall_start = std::time::SystemTime::now() - start.elapsed();
     let sinks = collector::Sinks {
         dir: dir.clone(),
         start,
-        wall_start: std::time::SystemTime::now() - start.elapsed(),
+        wall_start,
     };
     let collector = tokio::spawn(collector::collect(rx, sinks, live.clone()));
     let namespace = scenario
         .namespace
         .clone()
         .unwrap_or_else(|| format!("{HARNESS_PREFIX}{run_id}"));
-    let population = Population::new(scenario.seed, &namespace, tables);
+    let population = part.population(scenario.seed, &namespace, tables);
     let mapper = Arc::new(workflow::Mapper::new(
         (*profile).clone(),
         stack.capabilities(scenario).await,
@@ -153,6 +162,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         ledgers: stack.ledgers(),
         planned: scenario.load.duration(),
     });
+    let start_late_ms = part.wait_start().await;
     let load_start = Instant::now();
     let driven = load::drive(
         flow.clone(),
@@ -213,6 +223,24 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     report
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
+    if let Some(s) = &part.shard {
+        let record = shard::Record {
+            run_id: report.run.id.clone(),
+            scenario: scenario.name.clone(),
+            scenario_digest: shard::digest(&s.scenario_text),
+            scenario_text: s.scenario_text.clone(),
+            shard: s.shard,
+            run_seed: s.run_seed,
+            seed: scenario.seed,
+            clock_zero_unix_us: shard::unix_us(wall_start),
+            load_start_s: load_start.duration_since(start).as_secs_f64(),
+            load_s: report.summary.load_s,
+            start_at: part.start_at.map(|t| t.to_rfc3339()),
+            start_late_ms,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        record.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
+    }
     Ok(Outcome { dir, report })
 }
 

@@ -57,6 +57,17 @@ impl TestPlan {
         self.steps.iter().map(|(u, _)| *u).max().unwrap_or(0)
     }
 
+    /// The same ramp with each step's users mapped by `users` (one shard's share); an
+    /// error when no step keeps any user.
+    pub fn scaled(&self, users: impl Fn(usize) -> usize) -> Result<TestPlan, String> {
+        let text: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(u, d)| format!("{},{}s", users(*u), d.as_secs()))
+            .collect();
+        TestPlan::parse(&text.join(";"))
+    }
+
     /// The text goose is given.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -103,6 +103,9 @@ struct Inner {
     namespace: String,
     mrn_tag: String,
     tables: CodeTables,
+    /// `(index, count)`: this population hands out encounters `index`, `index + count`,
+    /// `index + 2·count`, … of the whole (one shard's disjoint slice); `(0, 1)`: all.
+    slice: (u64, u64),
 }
 
 impl Population {
@@ -112,15 +115,36 @@ impl Population {
             namespace: namespace.to_owned(),
             mrn_tag: ids::mrn_tag(seed, namespace),
             tables,
+            slice: (0, 1),
         };
         Population {
             inner: Arc::new(inner),
         }
     }
 
-    /// Encounter `n`: pure, the same for the same `(seed, namespace, n)` and tables.
+    /// Slice `index` of `count` of this population: its encounter `k` is the whole's
+    /// encounter `k·count + index`, so slices never share an encounter, a key or an
+    /// identifier, and together they are the whole.
+    pub fn slice(self, index: u64, count: u64) -> Population {
+        let count = count.max(1);
+        let inner = Inner {
+            seed: self.inner.seed,
+            namespace: self.inner.namespace.clone(),
+            mrn_tag: self.inner.mrn_tag.clone(),
+            tables: self.inner.tables.clone(),
+            slice: (index % count, count),
+        };
+        Population {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Encounter `n` of this population (of its slice): pure, the same for the same
+    /// `(seed, namespace, n)` and tables.
     pub fn encounter(&self, n: u64) -> Encounter {
         let p = &*self.inner;
+        let (index, count) = p.slice;
+        let n = n.saturating_mul(count).saturating_add(index);
         let plan = Plan::draw(&mut draw::rng(p.seed, n), &p.tables, n);
         let ids = Ids::new(p.seed, n, &p.namespace);
         let keys = ids::Keys {

@@ -16,5 +16,6 @@ mod proxy;
 mod real_server;
 mod report;
 mod run;
+mod scale;
 mod scoring;
 mod synth;

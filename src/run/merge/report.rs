@@ -1,0 +1,183 @@
+//! The merged report: the shards' metrics put together on one clock, the merged
+//! history's findings, and the SLOs of the scenario the shards ran, judged on the merged
+//! figures.
+
+use std::path::Path;
+
+use super::latency::Intervals;
+use super::{Error, Notes, Part};
+use crate::check;
+use crate::metrics::{Metrics, OpSummary};
+use crate::report::{self, Faults, LoadInfo, Report, RunInfo, Summary};
+use crate::scenario::Scenario;
+
+/// Builds the merged report; `origin` is the merged run's clock zero (µs since epoch).
+pub fn assemble(
+    parts: &[Part],
+    origin: i64,
+    checked: check::Outcome,
+    notes: &mut Notes,
+) -> Result<Report, Error> {
+    let first = &parts[0];
+    let path = Path::new(&first.report.run.scenario_path);
+    let scenario = Scenario::from_str(&first.record.scenario_text, path)
+        .map_err(|e| Error::Refused(format!("the shards' scenario: {e}")))?;
+    let (metrics, readback) = metrics(parts, origin, notes)?;
+    let load_start = parts.iter().map(|p| p.record.load_start_unix_us()).min();
+    let load_end = parts.iter().map(|p| p.record.load_end_unix_us()).max();
+    let load_s = match (load_start, load_end) {
+        (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e6,
+        _ => 0.0,
+    };
+    let all = metrics.total(load_s);
+    let counts = &checked.counts;
+    let percentile = |op: &str, q: f64| metrics.percentile(op, q);
+    let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
+    let slo = report::slo::judge(
+        &scenario.slo,
+        &report::slo::Measured {
+            percentile: &percentile,
+            interactions: all.count,
+            not_ok: all.fail + all.info,
+            throughput: all.throughput,
+            findings: &findings,
+            lag_p99_ms: checked.visibility_lag.p99_ms,
+        },
+    );
+    let sum = |f: fn(&Summary) -> u64| parts.iter().map(|p| f(&p.report.summary)).sum::<u64>();
+    let summary = Summary {
+        encounters: sum(|s| s.encounters),
+        // The shards' peaks need not coincide: their sum bounds the run's from above.
+        peak_concurrency: sum(|s| s.peak_concurrency),
+        abandoned_encounters: sum(|s| s.abandoned_encounters),
+        skipped_writes: sum(|s| s.skipped_writes),
+        retries: sum(|s| s.retries),
+        interactions: all.count,
+        ok: all.ok,
+        fail: all.fail,
+        info: all.info,
+        load_s,
+        throughput: all.throughput,
+        all,
+        readback: readback_total(parts, &readback),
+    };
+    let mut report = Report {
+        schema: report::SCHEMA.to_owned(),
+        run: run_info(parts, origin, notes),
+        passed: slo.iter().all(|r| r.passed) && notes.missing.is_empty(),
+        scorecard: Vec::new(),
+        slo,
+        summary,
+        operations: metrics.summaries(load_s),
+        series: metrics.series().to_vec(),
+        latency_series: metrics
+            .points()
+            .map(|(op, p)| (op.to_owned(), p.to_vec()))
+            .collect(),
+        distribution: metrics.distributions(),
+        faults: faults(parts),
+        mapping: first.report.mapping.clone(),
+        findings: checked.findings,
+        finding_counts: checked.counts,
+        visibility_lag: checked.visibility_lag,
+        checked: checked.stats,
+    };
+    report.scorecard = report::scorecard::score(&report);
+    Ok(report)
+}
+
+/// The load phase's and the read-back's metrics of every shard, on the merged clock.
+fn metrics(parts: &[Part], origin: i64, notes: &mut Notes) -> Result<(Metrics, Metrics), Error> {
+    let mut load = Intervals::default();
+    let mut back = Intervals::default();
+    let mut metrics = Metrics::new();
+    let mut readback = Metrics::new();
+    for p in parts {
+        let offset = p.record.clock_zero_unix_us - origin;
+        load.add_dir(&p.dir.join("hlog"), offset)?;
+        back.add_dir(
+            &p.dir.join(crate::run::collector::READBACK_DIR).join("hlog"),
+            offset,
+        )?;
+        for op in &p.report.operations {
+            metrics.absorb_counts(op);
+        }
+        for (k, second) in p.report.series.iter().enumerate() {
+            let at = offset + k as i64 * 1_000_000;
+            metrics.absorb_second((at.max(0) / 1_000_000) as usize, second);
+        }
+    }
+    notes.latency_short.extend(load.into_metrics(&mut metrics));
+    back.into_metrics(&mut readback);
+    for op in metrics.summaries(1.0) {
+        if metrics.samples(&op.op) < op.count && !notes.latency_short.contains(&op.op) {
+            notes.latency_short.push(op.op.clone());
+        }
+    }
+    Ok((metrics, readback))
+}
+
+/// The read-back, all operations together: latency from the merged histograms, counts
+/// summed from the shards.
+fn readback_total(parts: &[Part], readback: &Metrics) -> OpSummary {
+    let mut total = readback.total(0.0);
+    let (mut ok, mut fail, mut info) = (0, 0, 0);
+    total.errors.clear();
+    for p in parts {
+        let r = &p.report.summary.readback;
+        ok += r.ok;
+        fail += r.fail;
+        info += r.info;
+        for (k, v) in &r.errors {
+            *total.errors.entry(*k).or_default() += v;
+        }
+    }
+    total.count = ok + fail + info;
+    (total.ok, total.fail, total.info) = (ok, fail, info);
+    total
+}
+
+fn run_info(parts: &[Part], origin: i64, notes: &Notes) -> RunInfo {
+    let first = &parts[0].report.run;
+    let time = |us: i64| {
+        chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    };
+    let ended = parts
+        .iter()
+        .map(|p| p.report.run.ended_at.clone())
+        .max()
+        .unwrap_or_default();
+    let rate: Option<f64> = parts.iter().map(|p| p.report.run.load.rate).sum();
+    RunInfo {
+        id: parts[0].record.run_id.clone(),
+        seed: parts[0].record.run_seed,
+        started_at: time(origin),
+        ended_at: ended,
+        load: LoadInfo {
+            model: first.load.model.clone(),
+            users: parts.iter().map(|p| p.report.run.load.users).sum(),
+            rate,
+            test_plan: first.load.test_plan.clone(),
+            duration_s: first.load.duration_s,
+        },
+        interrupted: parts.iter().any(|p| p.report.run.interrupted) || !notes.missing.is_empty(),
+        tls_insecure: parts.iter().any(|p| p.report.run.tls_insecure),
+        ..first.clone()
+    }
+}
+
+/// Injections summed over the shards' ledgers; the windows are the scenario's.
+fn faults(parts: &[Part]) -> Faults {
+    let mut f = Faults {
+        windows: parts[0].report.faults.windows.clone(),
+        ..Faults::default()
+    };
+    for p in parts {
+        for (k, v) in &p.report.faults.injected {
+            *f.injected.entry(k.clone()).or_default() += v;
+        }
+    }
+    f
+}
