@@ -196,6 +196,10 @@ impl<K: std::hash::Hash + Eq, V> Pruned<K, V> {
 struct Kept {
     tokens: Vec<String>,
     assertions: Vec<String>,
+    /// When each token request arrived (the mock's clock), and how each issued token
+    /// was got.
+    requests: Vec<Duration>,
+    methods: Vec<ClientAuth>,
 }
 
 impl Authority {
@@ -260,6 +264,25 @@ impl Authority {
         self.kept().assertions.clone()
     }
 
+    /// When each token request arrived, on the mock's clock (the first [`KEPT`]): what
+    /// the token endpoint counts.
+    pub fn token_requests(&self) -> Vec<Duration> {
+        self.kept().requests.clone()
+    }
+
+    /// The client authentication method of each token issued (the first [`KEPT`]).
+    pub fn issued_methods(&self) -> Vec<ClientAuth> {
+        self.kept().methods.clone()
+    }
+
+    fn keep_request(&self) {
+        let now = self.now();
+        let mut kept = self.kept();
+        if kept.requests.len() < KEPT {
+            kept.requests.push(now);
+        }
+    }
+
     fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.inner
             .kept
@@ -291,8 +314,9 @@ impl Authority {
         true
     }
 
-    /// Issues a fresh opaque token for `grant`; returns it with its lifetime.
-    fn issue(&self, grant: Scopes) -> (String, Duration) {
+    /// Issues a fresh opaque token for `grant`, got by `method`; returns it with its
+    /// lifetime.
+    fn issue(&self, grant: Scopes, method: ClientAuth) -> (String, Duration) {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
         let token = {
@@ -312,6 +336,7 @@ impl Authority {
         let mut kept = self.kept();
         if kept.tokens.len() < KEPT {
             kept.tokens.push(token.clone());
+            kept.methods.push(method);
         }
         (token, self.inner.lifetime)
     }

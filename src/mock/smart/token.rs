@@ -52,6 +52,7 @@ pub async fn discovery(State(a): State<Authority>, headers: HeaderMap) -> Respon
 /// `POST /auth/token` (form-encoded).
 pub async fn token(State(a): State<Authority>, headers: HeaderMap, body: Bytes) -> Response {
     let token_url = format!("{}{TOKEN_PATH}", base(&headers));
+    a.keep_request();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default());
@@ -126,7 +127,7 @@ async fn grant(
         ));
     }
     let scope = granted.render();
-    let (token, lifetime) = a.issue(granted);
+    let (token, lifetime) = a.issue(granted, method);
     tracing::debug!(
         "mock SMART: token issued ({}) for {scope}, expires at {} ms",
         method.as_str(),
