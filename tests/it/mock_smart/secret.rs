@@ -386,3 +386,33 @@ fn a_secret_method_without_a_secret_and_a_literal_secret_are_located_bad_input()
     let m = parse("client_secret_env = \"S\"\nclient_auth = \"client_secret\"\n");
     assert!(m.contains("client_secret_basic"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_secret_surge_runs_shortened_through_oracle_healths_front_door() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smart-secret-surge.toml");
+    let mut s = Scenario::load(&path).unwrap();
+    let Some(auth::Config::Smart(smart)) = Some(&s.auth) else {
+        panic!("{:?}", s.auth)
+    };
+    assert!(smart.private_key.is_none() && smart.client_secret.is_some() && smart.method.is_none());
+    let short = fhirsurge::scenario::Overrides {
+        users: Some(5),
+        duration: Some(std::time::Duration::from_secs(2)),
+        ..Default::default()
+    };
+    s.apply(&short).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run::execute(
+        &s,
+        &Options {
+            out: dir.path().to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.run.profile, "oracle-health");
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    let (unauthorized, tokens) = every_401_was_handled(&history(&outcome.dir));
+    assert_eq!((unauthorized, tokens), (0, 1), "one token for the run");
+}
