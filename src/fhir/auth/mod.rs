@@ -1,9 +1,9 @@
 //! How the FHIR client proves who it is: no auth, a static bearer token, HTTP basic, or
 //! SMART Backend Services (a client-credentials token got with `private_key_jwt`,
-//! `client_secret_basic`, `client_secret_post` or `client_secret_jwt` — `method` —,
+//! `client_secret_basic`, `client_secret_post` or `client_secret_jwt`, see `method`;
 //! one token for all users of the client, renewed before expiry by one request, never
-//! asked for more often than the EHR allows, one re-authentication on a 401). Secrets come from
-//! environment variables or files, live in [`Secret`]s that print `[redacted]`, and
+//! asked for more often than the EHR allows, one re-authentication on a 401). Secrets
+//! come from environment variables or files, live in [`Secret`]s that print `[redacted]`, and
 //! appear in no log, error or history record. Token requests are recorded as `token`
 //! interactions through the client's recorder. Uses `history`, `metrics` and the
 //! client's recorder; nothing above `fhir`.
