@@ -305,7 +305,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             profile_overlay,
         } => {
             let profile = optional_profile(profile, profile_overlay.as_deref())?;
-            serve_mock(listen, &faults, seed, auth.config()?, profile).await
+            let smart = auth.config(profile.as_ref())?;
+            serve_mock(listen, &faults, seed, smart, profile).await
         }
         Command::Proxy {
             listen,

@@ -37,9 +37,14 @@ pub(super) struct MockAuth {
     /// (repeatable; default all).
     #[arg(long, value_name = "SCOPES")]
     scopes: Vec<String>,
-    /// Access token lifetime.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
-    token_lifetime: Duration,
+    /// The registered clients' secret, read from this environment variable: the token
+    /// endpoint then takes client_secret_basic, _post and _jwt (as far as --profile's
+    /// front door lists them).
+    #[arg(long, value_name = "VAR")]
+    client_secret_env: Option<String>,
+    /// Access token lifetime (default: the profile's, else 300s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    token_lifetime: Option<Duration>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,21 +54,33 @@ pub(super) enum AuthKind {
 }
 
 impl MockAuth {
-    /// The mock's SMART settings; SMART flags without `--auth smart` are bad input.
-    pub(super) fn config(self) -> Result<Option<mock::smart::Config>, Failure> {
+    /// The mock's SMART settings, with the front door of `profile` (its methods, its
+    /// token lifetime); SMART flags without `--auth smart` are bad input.
+    pub(super) fn config(
+        self,
+        profile: Option<&Profile>,
+    ) -> Result<Option<mock::smart::Config>, Failure> {
         if self.auth == AuthKind::None {
             let stray = !self.client_ids.is_empty()
                 || self.jwks.is_some()
                 || self.jwks_url.is_some()
                 || !self.jku_allow.is_empty()
-                || !self.scopes.is_empty();
+                || !self.scopes.is_empty()
+                || self.client_secret_env.is_some()
+                || self.token_lifetime.is_some();
             if stray {
                 return Err(bad_input(
-                    "--client-id, --jwks, --jwks-url, --jku-allow and --scopes need --auth smart",
+                    "--client-id, --jwks, --jwks-url, --jku-allow, --scopes, --client-secret-env \
+                     and --token-lifetime need --auth smart",
                 ));
             }
             return Ok(None);
         }
+        let client_secret = match &self.client_secret_env {
+            Some(var) => Some(read_secret(var)?),
+            None => None,
+        };
+        let profile_lifetime = mock::smart::lifetime_for(profile);
         let keys = match &self.jwks {
             Some(path) => mock::smart::read_jwks(path).map_err(bad_input)?,
             None => mock::smart::Jwks::default(),
@@ -74,8 +91,26 @@ impl MockAuth {
             jwks_url: self.jwks_url,
             jku_allow: self.jku_allow,
             scopes: self.scopes,
-            token_lifetime: self.token_lifetime,
+            token_lifetime: self
+                .token_lifetime
+                .or(profile_lifetime)
+                .unwrap_or(mock::smart::DEFAULT_LIFETIME),
+            methods: mock::smart::methods_for(profile, client_secret.is_some()),
+            client_secret,
         }))
+    }
+}
+
+/// The client secret from `var`; the message names the variable, never a value.
+fn read_secret(var: &str) -> Result<String, Failure> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        Ok(_) => Err(bad_input(format!(
+            "--client-secret-env: the environment variable `{var}` is empty"
+        ))),
+        Err(_) => Err(bad_input(format!(
+            "--client-secret-env: the environment variable `{var}` is not set (or not UTF-8)"
+        ))),
     }
 }
 

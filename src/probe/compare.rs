@@ -213,6 +213,7 @@ fn smart_config(sb: &SmartBackend, c: &SmartConfig, out: &mut Vec<Difference>) {
         _ => {}
     }
     algs(sb, c, out);
+    methods_side_by_side(sb, c, out);
     if let Some(methods) = &c.auth_methods {
         for m in sb.client_auth.iter().map(|m| auth_name(*m)) {
             if !methods.iter().any(|s| s == m) {
@@ -222,6 +223,26 @@ fn smart_config(sb: &SmartBackend, c: &SmartConfig, out: &mut Vec<Difference>) {
         }
     }
     scopes(sb.scope, c, out);
+}
+
+/// Which client authentication methods the server advertises, next to the profile's:
+/// always said (a note), so a team sees which secret or key its EHR will take.
+fn methods_side_by_side(sb: &SmartBackend, c: &SmartConfig, out: &mut Vec<Difference>) {
+    let profile: Vec<&str> = sb.client_auth.iter().map(|m| m.as_str()).collect();
+    let server = match c.auth_methods.as_deref() {
+        None => "advertises no token_endpoint_auth_methods_supported".to_owned(),
+        Some([]) => "advertises an empty token_endpoint_auth_methods_supported".to_owned(),
+        Some(listed) => format!("advertises {}", listed.join(", ")),
+    };
+    let detail = format!(
+        "the server {server}; the profile lists {}",
+        if profile.is_empty() {
+            "none".to_owned()
+        } else {
+            profile.join(", ")
+        }
+    );
+    out.push(diff(Weight::Note, "SMART", "client_auth", detail));
 }
 
 fn algs(sb: &SmartBackend, c: &SmartConfig, out: &mut Vec<Difference>) {
@@ -457,6 +478,12 @@ mod tests {
                 .any(|x| x.item == "scopes" && x.weight == Weight::Note)
         );
         assert!(!d.iter().any(|x| x.item == "token_endpoint"));
+        let side = d.iter().find(|x| x.item == "client_auth").unwrap();
+        assert_eq!(side.weight, Weight::Note);
+        assert_eq!(
+            side.detail,
+            "the server advertises client_secret_basic; the profile lists private_key_jwt"
+        );
     }
 
     #[test]

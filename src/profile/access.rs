@@ -168,6 +168,18 @@ pub enum ClientAuth {
     ClientSecretJwt,
 }
 
+impl ClientAuth {
+    /// The RFC 7591 name (`client_secret_basic`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::ClientSecretBasic => "client_secret_basic",
+            ClientAuth::ClientSecretPost => "client_secret_post",
+            ClientAuth::ClientSecretJwt => "client_secret_jwt",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub enum SigningAlg {
     RS384,

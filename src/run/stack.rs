@@ -13,11 +13,11 @@ use url::Url;
 
 use super::Error;
 use crate::fault::{self, Group, Ledger, Spec, proxy};
-use crate::fhir::auth::{self, Alg};
+use crate::fhir::auth::{self, Alg, EhrAuth, Method};
 use crate::fhir::{Recorder, Retry, Settings, Tls, tls};
 use crate::history::{Event, FaultMark};
 use crate::mock;
-use crate::profile::Profile;
+use crate::profile::{AuthKind, ClientAuth, Profile};
 use crate::report::{FaultWindow, Faults, LoadInfo};
 use crate::scenario::{Load, Scenario, Target};
 
@@ -50,7 +50,7 @@ impl Stack {
                     start,
                     faults: silent,
                     harness_system_prefix: super::HARNESS_PREFIX.to_owned(),
-                    smart: mock_smart(scenario)?,
+                    smart: mock_smart(scenario, profile)?,
                     profile: Some(profile.clone()),
                     ..mock::Config::default()
                 };
@@ -146,7 +146,7 @@ impl Stack {
             harness_prefix: crate::HARNESS_PREFIX.to_owned(),
             prefer: profile.write.prefer.clone(),
             ledger: self.proxy.as_ref().map(|_| self.proxy_ledger.clone()),
-            auth: scenario.auth.clone(),
+            auth: with_profile(&scenario.auth, profile),
             tls: scenario.tls.clone(),
         }
     }
@@ -232,36 +232,86 @@ impl Stack {
     }
 }
 
+/// The scenario's auth with what the EHR profile says of its token endpoint: its
+/// client authentication methods and the interval between token requests.
+fn with_profile(config: &auth::Config, profile: &Profile) -> auth::Config {
+    let (auth::Config::Smart(smart), AuthKind::SmartBackend(sb)) = (config, &profile.auth.kind)
+    else {
+        return config.clone();
+    };
+    let mut smart = smart.clone();
+    smart.ehr = EhrAuth {
+        methods: sb.client_auth.iter().map(|m| method(*m)).collect(),
+        min_token_interval: sb.min_token_interval,
+    };
+    auth::Config::Smart(smart)
+}
+
+fn method(m: ClientAuth) -> Method {
+    match m {
+        ClientAuth::PrivateKeyJwt => Method::PrivateKeyJwt,
+        ClientAuth::ClientSecretBasic => Method::ClientSecretBasic,
+        ClientAuth::ClientSecretPost => Method::ClientSecretPost,
+        ClientAuth::ClientSecretJwt => Method::ClientSecretJwt,
+    }
+}
+
 /// SMART for the in-process mock when the scenario authenticates with SMART: it trusts
 /// the public half of the scenario's own key (under its `kid`, and its `jku` if any)
-/// and registers the scenario's client id. No message carries the key.
-fn mock_smart(scenario: &Scenario) -> Result<Option<mock::smart::Config>, Error> {
+/// and the scenario's client secret, registers the scenario's client id, and opens the
+/// front door of the emulated profile (its methods, its token lifetime unless the
+/// scenario sets one). No message carries the key or the secret.
+fn mock_smart(
+    scenario: &Scenario,
+    profile: &Profile,
+) -> Result<Option<mock::smart::Config>, Error> {
     let auth::Config::Smart(smart) = &scenario.auth else {
         return Ok(None);
     };
     let bad = |e: auth::Error| Error::BadInput(e.to_string());
     let client_id = smart.client_id.load("auth.client_id").map_err(bad)?;
-    let pem = smart.private_key.load("auth.private_key").map_err(bad)?;
+    let keys = match &smart.private_key {
+        Some(source) => vec![mock_jwk(smart, source)?],
+        None => Vec::new(),
+    };
+    let secret = match &smart.client_secret {
+        Some(source) => Some(source.load("auth.client_secret").map_err(bad)?),
+        None => None,
+    };
+    let profile_lifetime = mock::smart::lifetime_for(Some(profile));
+    Ok(Some(mock::smart::Config {
+        clients: vec![client_id.expose().to_owned()],
+        keys: mock::smart::Jwks { keys },
+        jku_allow: smart.jku.iter().cloned().collect(),
+        token_lifetime: scenario
+            .token_lifetime
+            .or(profile_lifetime)
+            .unwrap_or(mock::smart::DEFAULT_LIFETIME),
+        methods: mock::smart::methods_for(Some(profile), secret.is_some()),
+        client_secret: secret.map(|s| s.expose().to_owned()),
+        ..mock::smart::Config::default()
+    }))
+}
+
+/// The public JWK of the scenario's private key.
+fn mock_jwk(
+    smart: &auth::SmartConfig,
+    source: &auth::SecretSource,
+) -> Result<mock::smart::Jwk, Error> {
+    let pem = source
+        .load("auth.private_key")
+        .map_err(|e| Error::BadInput(e.to_string()))?;
     let alg = match smart.alg {
         Alg::Rs384 => mock::smart::Algorithm::RS384,
         Alg::Es384 => mock::smart::Algorithm::ES384,
     };
-    let jwk = mock::smart::public_jwk(pem.expose(), alg, &smart.kid).map_err(|e| match e {
+    mock::smart::public_jwk(pem.expose(), alg, &smart.kid).map_err(|e| match e {
         mock::smart::Error::Key { problem, .. } => Error::BadInput(format!(
-            "auth.private_key: the {} is {problem} (alg = \"{}\")",
-            smart.private_key, smart.alg
+            "auth.private_key: the {source} is {problem} (alg = \"{}\")",
+            smart.alg
         )),
         e => Error::BadInput(e.to_string()),
-    })?;
-    Ok(Some(mock::smart::Config {
-        clients: vec![client_id.expose().to_owned()],
-        keys: mock::smart::Jwks { keys: vec![jwk] },
-        jku_allow: smart.jku.iter().cloned().collect(),
-        token_lifetime: scenario
-            .token_lifetime
-            .unwrap_or(mock::smart::DEFAULT_LIFETIME),
-        ..mock::smart::Config::default()
-    }))
+    })
 }
 
 /// Fault specs with their position in the scenario.

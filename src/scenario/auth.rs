@@ -2,7 +2,8 @@
 //! client's [`auth::Config`] and [`Tls`]. Secrets are named, never given: `*_env` (an
 //! environment variable) or `*_file` (a path, relative to the scenario's folder). A
 //! literal secret (`token = "…"`, `client_secret = "…"`) is refused with a message that
-//! says what to write instead and never repeats the value.
+//! says what to write instead and never repeats the value. SMART Backend Services takes
+//! a private key, a client secret or both, and `client_auth` must fit what is given.
 
 use std::ops::Range;
 use std::path::Path;
@@ -14,7 +15,7 @@ use url::Url;
 
 use super::file::Locator;
 use crate::fhir::Tls;
-use crate::fhir::auth::{self, Alg, SecretSource, SmartConfig};
+use crate::fhir::auth::{self, Alg, EhrAuth, Hmac, Method, SecretSource, SmartConfig};
 use crate::source::SourceError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -48,6 +49,9 @@ impl Kind {
                 "client_id_file",
                 "private_key_env",
                 "private_key_file",
+                "client_secret_env",
+                "client_secret_file",
+                "client_auth",
                 "alg",
                 "kid",
                 "jku",
@@ -66,6 +70,9 @@ pub(super) struct AuthFile {
     client_id_file: Option<String>,
     private_key_env: Option<String>,
     private_key_file: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<String>,
+    client_auth: Option<String>,
     alg: Option<String>,
     kid: Option<String>,
     jku: Option<String>,
@@ -128,24 +135,7 @@ pub(super) fn validate_auth(
                 .ok_or_else(|| fail("kind", "auth: kind = \"basic\" needs `username`".into()))?,
             password: source("password", &a.password_env, &a.password_file)?,
         },
-        Kind::SmartBackend => auth::Config::Smart(Box::new(SmartConfig {
-            client_id: source("client_id", &a.client_id_env, &a.client_id_file)?,
-            private_key: source("private_key", &a.private_key_env, &a.private_key_file)?,
-            alg: match &a.alg {
-                Some(alg) => alg.parse::<Alg>().map_err(|e| fail("alg", e.to_string()))?,
-                None => Alg::Rs384,
-            },
-            kid: a.kid.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
-                fail(
-                    "kind",
-                    "auth: kind = \"smart_backend\" needs `kid` (the key id the server registered)"
-                        .into(),
-                )
-            })?,
-            jku: url(&a.jku, "jku").map_err(|m| fail("jku", m))?,
-            token_url: url(&a.token_url, "token_url").map_err(|m| fail("token_url", m))?,
-            scopes: a.scopes.clone().unwrap_or_default(),
-        })),
+        Kind::SmartBackend => auth::Config::Smart(Box::new(smart(&a, &fail, dir)?)),
     })
 }
 
@@ -157,6 +147,9 @@ impl AuthFile {
             ("client_id_file", self.client_id_file.is_some()),
             ("private_key_env", self.private_key_env.is_some()),
             ("private_key_file", self.private_key_file.is_some()),
+            ("client_secret_env", self.client_secret_env.is_some()),
+            ("client_secret_file", self.client_secret_file.is_some()),
+            ("client_auth", self.client_auth.is_some()),
             ("alg", self.alg.is_some()),
             ("kid", self.kid.is_some()),
             ("jku", self.jku.is_some()),
@@ -192,16 +185,157 @@ fn refuse_literals(
         return Ok(());
     };
     let instead = match *key {
-        "client_secret" | "client_assertion" => {
-            "client secrets are not supported: use kind = \"smart_backend\" with \
-             private_key_file"
-                .to_owned()
-        }
+        "client_assertion" => "fhirsurge signs the assertion: give private_key_env/_file \
+             (private_key_jwt) or client_secret_env/_file (client_secret_jwt)"
+            .to_owned(),
         "access_token" => "use token_env = \"VAR\" or token_file = \"path\"".to_owned(),
         k => format!("use {k}_env = \"VAR\" or {k}_file = \"path\""),
     };
     let m = format!("auth.{key}: secrets never go in the scenario file; {instead}");
     Err(fail(key, m))
+}
+
+/// `[auth] kind = "smart_backend"`: a client id, a private key and/or a client secret,
+/// and a `client_auth` and `alg` that fit them.
+fn smart(
+    a: &AuthFile,
+    fail: &impl Fn(&str, String) -> SourceError,
+    dir: Option<&Path>,
+) -> Result<SmartConfig, SourceError> {
+    let source = |name: &'static str, env: &Option<String>, file: &Option<String>| {
+        secret_source(name, env, file, dir).map_err(|m| fail(name, m))
+    };
+    let optional =
+        |name: &'static str, env: &Option<String>, file: &Option<String>| match (env, file) {
+            (None, None) => Ok(None),
+            _ => source(name, env, file).map(Some),
+        };
+    let client_id = source("client_id", &a.client_id_env, &a.client_id_file)?;
+    let private_key = optional("private_key", &a.private_key_env, &a.private_key_file)?;
+    let client_secret = optional("client_secret", &a.client_secret_env, &a.client_secret_file)?;
+    let method = a
+        .client_auth
+        .as_deref()
+        .map(|m| {
+            m.parse::<Method>()
+                .map_err(|e| fail("client_auth", format!("auth.client_auth: {e}")))
+        })
+        .transpose()?;
+    credentials_fit(
+        method,
+        private_key.is_some(),
+        client_secret.is_some(),
+        a,
+        fail,
+    )?;
+    let (alg, hmac) = algorithms(a, method, private_key.is_some(), client_secret.is_some())
+        .map_err(|m| fail("alg", m))?;
+    let kid = match (&private_key, a.kid.as_deref()) {
+        (Some(_), Some(k)) if !k.is_empty() => k.to_owned(),
+        (Some(_), _) => {
+            let m = "auth: a private key needs `kid` (the key id the server registered)";
+            return Err(fail("kind", m.into()));
+        }
+        (None, None) => String::new(),
+        (None, Some(_)) => {
+            return Err(fail("kid", "auth.kid: only used with a private key".into()));
+        }
+    };
+    if private_key.is_none() && a.jku.is_some() {
+        return Err(fail("jku", "auth.jku: only used with a private key".into()));
+    }
+    Ok(SmartConfig {
+        client_id,
+        private_key,
+        client_secret,
+        alg,
+        hmac,
+        kid,
+        jku: url(&a.jku, "jku").map_err(|m| fail("jku", m))?,
+        token_url: url(&a.token_url, "token_url").map_err(|m| fail("token_url", m))?,
+        scopes: a.scopes.clone().unwrap_or_default(),
+        method,
+        ehr: EhrAuth::default(),
+    })
+}
+
+/// A credential is given, and an explicit `client_auth` has the one it needs and no
+/// other.
+fn credentials_fit(
+    method: Option<Method>,
+    key: bool,
+    secret: bool,
+    a: &AuthFile,
+    fail: &impl Fn(&str, String) -> SourceError,
+) -> Result<(), SourceError> {
+    let key_name = if a.private_key_env.is_some() {
+        "private_key_env"
+    } else {
+        "private_key_file"
+    };
+    let secret_name = if a.client_secret_env.is_some() {
+        "client_secret_env"
+    } else {
+        "client_secret_file"
+    };
+    match method {
+        None if !key && !secret => Err(fail(
+            "kind",
+            "auth: kind = \"smart_backend\" needs private_key_env or private_key_file \
+             (private_key_jwt), or client_secret_env or client_secret_file (client_secret_*)"
+                .into(),
+        )),
+        Some(m) if m.uses_secret() && !secret => Err(fail(
+            "client_auth",
+            format!("auth.client_auth = \"{m}\" needs client_secret_env or client_secret_file"),
+        )),
+        Some(m) if !m.uses_secret() && !key => Err(fail(
+            "client_auth",
+            format!("auth.client_auth = \"{m}\" needs private_key_env or private_key_file"),
+        )),
+        Some(m) if m.uses_secret() && key => Err(fail(
+            key_name,
+            format!("auth.{key_name}: not used with client_auth = \"{m}\""),
+        )),
+        Some(m) if !m.uses_secret() && secret => Err(fail(
+            secret_name,
+            format!("auth.{secret_name}: not used with client_auth = \"{m}\""),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `alg`: RS384/ES384 sign with the key (default RS384), HS256/HS384 with the secret
+/// (`client_secret_jwt`, default HS256).
+fn algorithms(
+    a: &AuthFile,
+    method: Option<Method>,
+    key: bool,
+    secret: bool,
+) -> Result<(Alg, Hmac), String> {
+    let Some(text) = a.alg.as_deref() else {
+        return Ok((Alg::Rs384, Hmac::default()));
+    };
+    if let Some(hmac) = Hmac::parse(text) {
+        let fits = secret && method.is_none_or(|m| m == Method::ClientSecretJwt);
+        return match fits {
+            true => Ok((Alg::Rs384, hmac)),
+            false => Err(format!(
+                "auth.alg: {text} signs client_secret_jwt assertions; it needs client_secret_env \
+                 or client_secret_file and client_auth = \"client_secret_jwt\" (or none)"
+            )),
+        };
+    }
+    let alg = text.parse::<Alg>().map_err(|_| {
+        format!("auth.alg: unsupported signing algorithm `{text}`; use RS384 or ES384 (private_key_jwt) or HS256 or HS384 (client_secret_jwt)")
+    })?;
+    if !key || method.is_some_and(|m| m != Method::PrivateKeyJwt) {
+        return Err(format!(
+            "auth.alg: {text} signs private_key_jwt assertions; it needs private_key_env or \
+             private_key_file"
+        ));
+    }
+    Ok((alg, Hmac::default()))
 }
 
 fn secret_source(
@@ -302,7 +436,7 @@ mod tests {
         };
         assert_eq!(smart.client_id, SecretSource::Env("EPIC_CLIENT_ID".into()));
         let key = PathBuf::from("scenarios/keys/epic.pem");
-        assert_eq!(smart.private_key, SecretSource::File(key));
+        assert_eq!(smart.private_key, Some(SecretSource::File(key)));
         assert_eq!(
             (smart.alg, smart.token_url, smart.scopes.len()),
             (Alg::Es384, None, 1)

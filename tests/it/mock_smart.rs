@@ -1,12 +1,15 @@
 //! The mock EHR speaking SMART Backend Services over loopback: the token endpoint
 //! (`token`: each assertion check, JWK Set files, URLs and `jku`), the guard in front of
 //! the FHIR API (`guard`: 401, 403, expiry on the mock's clock), whole authenticated
-//! runs and the secret scan (`run`), and the binary (`cli`: `serve-mock --auth smart`,
-//! exit 3 on a refusal).
+//! runs and the secret scan (`run`), client-secret authentication at an emulated EHR's
+//! front door (`secret`), one token shared by many users (`shared`), and the binary
+//! (`cli`: `serve-mock --auth smart`, exit 3 on a refusal).
 
 mod cli;
 mod guard;
 mod run;
+mod secret;
+mod shared;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 const CLIENT: &str = "client-5d2e71";
 const RSA_KID: &str = "rsa-kid-1";
 const EC_KID: &str = "ec-kid-1";
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A fresh private key (PKCS#8 PEM) for `alg`.
 fn private_key(alg: Algorithm) -> String {
@@ -111,9 +115,18 @@ impl Drop for Served {
 
 impl Served {
     async fn start(smart: smart::Config) -> Served {
+        Served::start_with(smart, None).await
+    }
+
+    /// SMART on, emulating `profile` when one is given.
+    async fn start_with(
+        smart: smart::Config,
+        profile: Option<std::sync::Arc<fhirsurge::profile::Profile>>,
+    ) -> Served {
         let ehr = Ehr::new(Config {
             seed: 3,
             smart: Some(smart),
+            profile,
             ..Config::default()
         })
         .unwrap();

@@ -1,10 +1,11 @@
-//! The `private_key_jwt` client assertion of SMART Backend Services: a JWT signed RS384
+//! Client assertions: the `private_key_jwt` of SMART Backend Services, a JWT signed RS384
 //! or ES384 with the client's private key, header `alg`, `kid`, `typ: JWT` and optional
-//! `jku`; claims `iss` = `sub` = client id, `aud` = the token URL, `exp` under five
-//! minutes ahead, a fresh `jti`, `iat`. The key is checked by a trial signature when it
-//! is loaded, so a bad key is bad input before the run, and no error ever carries key
-//! material (errors are mapped to fixed wording). Uses `jsonwebtoken`; no I/O but
-//! reading the key.
+//! `jku`; and the `client_secret_jwt` of RFC 7523, the same claims signed HS256 or
+//! HS384 with the client secret (no `kid`). Claims: `iss` = `sub` = client id, `aud` =
+//! the token URL, `exp` under five minutes ahead, a fresh `jti`, `iat`. A key is checked
+//! by a trial signature when it is loaded, so a bad key is bad input before the run, and
+//! no error ever carries key material or the secret (errors are mapped to fixed
+//! wording). Uses `jsonwebtoken`; no I/O but reading the key.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,7 +17,8 @@ use serde::Serialize;
 use url::Url;
 
 use super::Error;
-use super::secret::SecretSource;
+use super::method::Hmac;
+use super::secret::{Secret, SecretSource};
 
 /// How far ahead `exp` is: under SMART's five-minute ceiling even with a client clock a
 /// minute ahead of the server's.
@@ -64,18 +66,20 @@ impl FromStr for Alg {
     }
 }
 
-/// Signs client assertions with one key.
+/// Signs client assertions with one key or one secret.
 pub struct Signer {
     key: EncodingKey,
-    alg: Alg,
-    kid: String,
+    alg: Algorithm,
+    /// `RS384`, `HS256`, …: for messages.
+    name: &'static str,
+    kid: Option<String>,
     jku: Option<Url>,
 }
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
-            .field("alg", &self.alg)
+            .field("alg", &self.name)
             .field("kid", &self.kid)
             .field("jku", &self.jku.as_ref().map(Url::as_str))
             .finish_non_exhaustive()
@@ -111,7 +115,13 @@ impl Signer {
             Alg::Es384 => EncodingKey::from_ec_pem(pem.expose().as_bytes()),
         };
         let key = parsed.map_err(|e| bad(pem_problem(e.kind(), pem.expose())))?;
-        let signer = Signer { key, alg, kid, jku };
+        let signer = Signer {
+            key,
+            alg: alg.algorithm(),
+            name: alg.as_str(),
+            kid: Some(kid),
+            jku,
+        };
         // A public key or a key of the wrong curve parses; only signing tells.
         signer
             .sign("probe", "urn:fhirsurge:probe", SystemTime::now())
@@ -119,15 +129,31 @@ impl Signer {
         Ok(signer)
     }
 
-    pub fn alg(&self) -> Alg {
-        self.alg
+    /// A `client_secret_jwt` signer: the secret is the HMAC key.
+    pub fn hmac(secret: &Secret, hmac: Hmac) -> Signer {
+        let alg = match hmac {
+            Hmac::Hs256 => Algorithm::HS256,
+            Hmac::Hs384 => Algorithm::HS384,
+        };
+        Signer {
+            key: EncodingKey::from_secret(secret.expose().as_bytes()),
+            alg,
+            name: hmac.as_str(),
+            kid: None,
+            jku: None,
+        }
+    }
+
+    /// The algorithm's name (`RS384`, `HS256`, …).
+    pub fn alg_name(&self) -> &'static str {
+        self.name
     }
 
     /// A fresh assertion for `client_id` addressed to `token_url`, issued at `now`.
     pub fn sign(&self, client_id: &str, token_url: &str, now: SystemTime) -> Result<String, Error> {
         let iat = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let mut header = Header::new(self.alg.algorithm());
-        header.kid = Some(self.kid.clone());
+        let mut header = Header::new(self.alg);
+        header.kid = self.kid.clone();
         header.jku = self.jku.as_ref().map(Url::to_string);
         let claims = Claims {
             iss: client_id,

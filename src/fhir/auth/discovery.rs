@@ -1,5 +1,6 @@
 //! SMART discovery: `{base}/.well-known/smart-configuration` says where the token endpoint
-//! is and which signing algorithms and scopes the server offers. Parsing is a pure
+//! is and which client authentication methods, signing algorithms and scopes the server
+//! offers. Parsing is a pure
 //! function of the document; fetching is one GET. A document without `token_endpoint`
 //! is bad input (exit 2); a server that cannot be reached or answers 5xx is exit 3.
 
@@ -8,24 +9,25 @@ use serde::Deserialize;
 use url::Url;
 
 use super::Error;
-use super::assertion::Alg;
 
 /// What the discovery document says that the client uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Discovered {
     pub token_url: Url,
+    /// `token_endpoint_auth_methods_supported`, when given.
+    pub methods: Option<Vec<String>>,
     /// `token_endpoint_auth_signing_alg_values_supported`, when given (Epic gives none).
     pub algs: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
 }
 
 impl Discovered {
-    /// Whether the server says it takes assertions signed with `alg`; `None` when it
-    /// does not say.
-    pub fn offers(&self, alg: Alg) -> Option<bool> {
+    /// Whether the server says it takes assertions signed with `alg` (`RS384`, …);
+    /// `None` when it does not say.
+    pub fn offers(&self, alg: &str) -> Option<bool> {
         self.algs
             .as_ref()
-            .map(|algs| algs.iter().any(|a| a.eq_ignore_ascii_case(alg.as_str())))
+            .map(|algs| algs.iter().any(|a| a.eq_ignore_ascii_case(alg)))
     }
 }
 
@@ -33,6 +35,8 @@ impl Discovered {
 struct Document {
     #[serde(default)]
     token_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -70,6 +74,7 @@ pub fn parse(at: &Url, body: &[u8]) -> Result<Discovered, Error> {
         .map_err(|_| bad("`token_endpoint` is not a URL".into()))?;
     Ok(Discovered {
         token_url,
+        methods: doc.token_endpoint_auth_methods_supported,
         algs: doc.token_endpoint_auth_signing_alg_values_supported,
         scopes: doc.scopes_supported,
     })
@@ -124,19 +129,22 @@ mod tests {
     #[test]
     fn a_document_gives_the_token_url_and_what_it_offers() {
         let body = br#"{"token_endpoint": "https://auth.test/token",
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS384"],
             "scopes_supported": ["system/Patient.rs"]}"#;
         let d = parse(&at(), body).unwrap();
         assert_eq!(d.token_url.as_str(), "https://auth.test/token");
-        assert_eq!(d.offers(Alg::Rs384), Some(true));
-        assert_eq!(d.offers(Alg::Es384), Some(false));
+        assert_eq!(d.methods, Some(vec!["client_secret_basic".to_owned()]));
+        assert_eq!(d.offers("RS384"), Some(true));
+        assert_eq!(d.offers("ES384"), Some(false));
     }
 
     #[test]
     fn a_document_without_algorithms_offers_nothing_in_particular() {
         let d = parse(&at(), br#"{"token_endpoint": "/oauth2/token"}"#).unwrap();
         assert_eq!(d.token_url.as_str(), "https://ehr.test/oauth2/token");
-        assert_eq!(d.offers(Alg::Es384), None);
+        assert_eq!(d.offers("ES384"), None);
+        assert_eq!(d.methods, None);
     }
 
     #[test]

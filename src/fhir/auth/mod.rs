@@ -1,16 +1,21 @@
 //! How the FHIR client proves who it is: no auth, a static bearer token, HTTP basic, or
-//! SMART Backend Services (`private_key_jwt` client assertion, client-credentials token,
-//! cached and renewed before expiry, one re-authentication on a 401). Secrets come from
-//! environment variables or files, live in [`Secret`]s that print `[redacted]`, and
+//! SMART Backend Services (a client-credentials token got with `private_key_jwt`,
+//! `client_secret_basic`, `client_secret_post` or `client_secret_jwt`, see `method`;
+//! one token for all users of the client, renewed before expiry by one request, never
+//! asked for more often than the EHR allows, one re-authentication on a 401). Secrets
+//! come from environment variables or files, live in [`Secret`]s that print `[redacted]`, and
 //! appear in no log, error or history record. Token requests are recorded as `token`
 //! interactions through the client's recorder. Uses `history`, `metrics` and the
 //! client's recorder; nothing above `fhir`.
 
 mod assertion;
 mod discovery;
+mod method;
 mod secret;
 mod session;
 mod token;
+
+use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use url::Url;
@@ -19,6 +24,7 @@ use crate::fhir::Recorder;
 use crate::history::Phase;
 
 pub use assertion::{Alg, LIFETIME as ASSERTION_LIFETIME};
+pub use method::{Choice, Hmac, Method, choose};
 pub use secret::{Secret, SecretSource};
 
 /// How the client authenticates: the scenario's `[auth]`.
@@ -42,10 +48,16 @@ pub enum Config {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SmartConfig {
     pub client_id: SecretSource,
-    /// A PEM private key: RSA for RS384, P-384 for ES384.
-    pub private_key: SecretSource,
+    /// A PEM private key (`private_key_jwt`): RSA for RS384, P-384 for ES384.
+    pub private_key: Option<SecretSource>,
+    /// The client secret (`client_secret_basic`, `_post`, `_jwt`).
+    pub client_secret: Option<SecretSource>,
+    /// How the private key signs.
     pub alg: Alg,
-    /// The key id the server knows the public key by (JWT header `kid`).
+    /// How the secret signs a `client_secret_jwt` assertion.
+    pub hmac: Hmac,
+    /// The key id the server knows the public key by (JWT header `kid`); empty without a
+    /// key.
     pub kid: String,
     /// The registered JWK Set URL (JWT header `jku`), when the server wants it.
     pub jku: Option<Url>,
@@ -54,6 +66,32 @@ pub struct SmartConfig {
     /// Sent as given (v1 `system/Patient.read` or v2 `system/Patient.rs` spelling);
     /// empty = no `scope` parameter (Epic ignores it).
     pub scopes: Vec<String>,
+    /// `client_auth`; `None` = the first the EHR profile and the server both allow.
+    pub method: Option<Method>,
+    /// What the EHR profile says of its token endpoint (set by the run).
+    pub ehr: EhrAuth,
+}
+
+/// What the EHR profile says of its token endpoint.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EhrAuth {
+    /// Its `client_auth` list, in its order; empty = not said.
+    pub methods: Vec<Method>,
+    /// Token requests no closer together than this (Oracle Health: 60 s).
+    pub min_token_interval: Option<Duration>,
+}
+
+impl SmartConfig {
+    /// The methods the configured credentials allow.
+    pub fn held(&self) -> Vec<Method> {
+        Method::ALL
+            .into_iter()
+            .filter(|m| match m.uses_secret() {
+                true => self.client_secret.is_some(),
+                false => self.private_key.is_some(),
+            })
+            .collect()
+    }
 }
 
 /// Why the client could not authenticate. Messages never carry a secret.
@@ -97,6 +135,16 @@ pub enum Error {
     },
     #[error("auth: the token endpoint answered HTTP {status} but {problem}")]
     BadTokenResponse { status: u16, problem: &'static str },
+    #[error(
+        "auth.client_auth: no client authentication method fits: the credentials allow {held}, \
+         the profile lists {profile}, the server advertises {server}; set client_auth or give \
+         the credential a listed method needs"
+    )]
+    NoMethod {
+        held: String,
+        profile: String,
+        server: String,
+    },
 }
 
 impl Error {
@@ -108,7 +156,8 @@ impl Error {
             | Error::Key { .. }
             | Error::UnsupportedAlg(_)
             | Error::Sign(_)
-            | Error::Discovery { .. } => 2,
+            | Error::Discovery { .. }
+            | Error::NoMethod { .. } => 2,
             Error::Unreachable { .. } | Error::Refused { .. } | Error::BadTokenResponse { .. } => 3,
         }
     }

@@ -1,8 +1,8 @@
 //! One access token and the request that gets it. The token request is an interaction
 //! like any other: an `Interaction::Token` invocation and completion in the history and
 //! a `token` latency sample, through the client's recorder. The record carries no
-//! assertion, token or client id, only the status, the error class and the OAuth
-//! `error` code. When a token is due for renewal is a pure function of its age.
+//! assertion, secret, token or client id, only the status, the error class and the
+//! OAuth `error` code. When a token is due for renewal is a pure function of its age.
 
 use std::time::{Duration, Instant};
 
@@ -123,11 +123,18 @@ fn printable(text: &str, max: usize) -> String {
         .collect()
 }
 
-/// POSTs the token request form and records it as a `token` interaction.
+/// What is sent to the token endpoint: the form and, for `client_secret_basic`, an
+/// `Authorization` header (marked sensitive).
+pub struct Request {
+    pub form: String,
+    pub authorization: Option<HeaderValue>,
+}
+
+/// POSTs the token request and records it as a `token` interaction.
 pub async fn request(
     io: &Io<'_>,
     token_url: &Url,
-    form: String,
+    req: Request,
 ) -> Result<(HeaderValue, Option<Duration>), Error> {
     let op = Op {
         f: Interaction::Token,
@@ -136,14 +143,15 @@ pub async fn request(
     };
     let index = io.recorder.invoke(io.process, &op).await;
     let started = Instant::now();
-    let sent = io
+    let mut post = io
         .http
         .post(token_url.clone())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::ACCEPT, "application/json")
-        .body(form)
-        .send()
-        .await;
+        .header(header::ACCEPT, "application/json");
+    if let Some(authorization) = req.authorization {
+        post = post.header(header::AUTHORIZATION, authorization);
+    }
+    let sent = post.body(req.form).send().await;
     let (answer, status, outcome, class) = match sent {
         Ok(resp) => {
             let status = resp.status().as_u16();

@@ -1,24 +1,28 @@
 //! SMART Backend Services for the mock EHR (`serve-mock --auth smart`, or a run whose
 //! scenario has `[auth] kind = "smart_backend"` and the mock as target): discovery at
 //! `/.well-known/smart-configuration`, a client-credentials token endpoint at
-//! `/auth/token` that takes `private_key_jwt` assertions (RS384/ES384, checked against
-//! trusted JWKs, replayed `jti`s refused), opaque bearer tokens that expire on the
-//! mock's clock, and a guard in front of the FHIR API: 401 without a live token, 403 for
-//! an interaction the granted scopes do not allow.
+//! `/auth/token` that takes the client authentication methods of `Config::methods` —
+//! the emulated EHR profile's front door ([`methods_for`]) — and refuses the others
+//! with `invalid_client`: `private_key_jwt` assertions (RS384/ES384, checked against
+//! trusted JWKs, replayed `jti`s refused) and the client secret (`client_secret_basic`,
+//! `_post`, `_jwt`, see `secret`); opaque bearer tokens that expire on the mock's clock,
+//! and a guard in front of the FHIR API: 401 without a live token, 403 for an
+//! interaction the granted scopes do not allow.
 //!
-//! Choices: every token-endpoint refusal answers **400** with an OAuth error body
-//! (RFC 6749 §5.2 allows 401 for `invalid_client` only when the client authenticated
-//! with an `Authorization` header, which assertions do not use). With no `scope`
+//! Choices: a token-endpoint refusal answers **400** with an OAuth error body, or **401**
+//! with `WWW-Authenticate: Basic` for an `invalid_client` of a client that authenticated
+//! with HTTP Basic (RFC 6749 §5.2). With no `scope`
 //! parameter the grant is everything the client may have (`Config::scopes`). Requested
 //! scopes that are not `system/` scopes, or are granular, are left out of the grant; a
 //! malformed `system/` scope, or a request of which nothing can be granted, is
 //! `invalid_scope`. Grants are written in v2 spelling. Refusals never reach the fault
-//! ledger. Depends on `mock::outcome` and `mock::http::base` only.
+//! ledger. Depends on `mock::outcome`, `mock::http::base` and `profile` (the methods).
 
 mod assertion;
 mod guard;
 mod keys;
 mod scope;
+mod secret;
 mod token;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::JwkSet;
 use url::Url;
+
+use crate::profile::{AuthKind, ClientAuth, Profile};
 
 pub use assertion::{MAX_AHEAD_S, Rejection, SKEW_S};
 pub use guard::wrap;
@@ -57,6 +63,39 @@ pub struct Config {
     pub scopes: Vec<String>,
     /// How long an access token lives (at least 1 s).
     pub token_lifetime: Duration,
+    /// The client authentication methods the token endpoint accepts, in the order the
+    /// SMART configuration lists them; the others are refused with `invalid_client`.
+    pub methods: Vec<ClientAuth>,
+    /// The client secret of the registered clients (`client_secret_*`); `None` = none.
+    pub client_secret: Option<String>,
+}
+
+/// The token lifetime the profile documents (Oracle Health: 570 s), if any.
+pub fn lifetime_for(profile: Option<&Profile>) -> Option<Duration> {
+    match profile.map(|p| &p.auth.kind) {
+        Some(AuthKind::SmartBackend(sb)) => sb.token_lifetime,
+        _ => None,
+    }
+}
+
+/// The methods the mock's token endpoint accepts: the profile's `client_auth` list when
+/// it has one (the EHR's front door), else `private_key_jwt` and, with a client secret,
+/// the three client-secret methods.
+pub fn methods_for(profile: Option<&Profile>, secret: bool) -> Vec<ClientAuth> {
+    if let Some(AuthKind::SmartBackend(sb)) = profile.map(|p| &p.auth.kind)
+        && !sb.client_auth.is_empty()
+    {
+        return sb.client_auth.clone();
+    }
+    let mut methods = vec![ClientAuth::PrivateKeyJwt];
+    if secret {
+        methods.extend([
+            ClientAuth::ClientSecretBasic,
+            ClientAuth::ClientSecretPost,
+            ClientAuth::ClientSecretJwt,
+        ]);
+    }
+    methods
 }
 
 impl Default for Config {
@@ -68,6 +107,8 @@ impl Default for Config {
             jku_allow: Vec::new(),
             scopes: Vec::new(),
             token_lifetime: DEFAULT_LIFETIME,
+            methods: vec![ClientAuth::PrivateKeyJwt],
+            client_secret: None,
         }
     }
 }
@@ -76,9 +117,11 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "mock SMART: no trusted key: give a JWK Set (--jwks), a JWK Set URL (--jwks-url) or an allowed jku (--jku-allow)"
+        "mock SMART: no trusted key and no client secret: give a JWK Set (--jwks), a JWK Set URL (--jwks-url), an allowed jku (--jku-allow) or a client secret (--client-secret-env)"
     )]
     NoKeys,
+    #[error("mock SMART: the token endpoint accepts no client authentication method")]
+    NoMethods,
     #[error("mock SMART: `{0}` is not a system scope (system/<Type|*>.<cruds|read|write|*>)")]
     Scope(String),
     #[error("mock SMART: the token lifetime must be at least 1s")]
@@ -105,6 +148,8 @@ struct Inner {
     trust: keys::Trust,
     allowed: Scopes,
     lifetime: Duration,
+    methods: Vec<ClientAuth>,
+    secret: Option<String>,
     /// Added to the system clock (tests move time forward).
     offset_ms: AtomicU64,
     /// `(client, jti)` of the assertions used, until their `exp`.
@@ -151,13 +196,21 @@ impl<K: std::hash::Hash + Eq, V> Pruned<K, V> {
 struct Kept {
     tokens: Vec<String>,
     assertions: Vec<String>,
+    /// When each token request arrived (the mock's clock), and how each issued token
+    /// was got.
+    requests: Vec<Duration>,
+    methods: Vec<ClientAuth>,
 }
 
 impl Authority {
     pub fn new(config: Config) -> Result<Authority, Error> {
         let trust = keys::Trust::new(config.keys, config.jwks_url, config.jku_allow)?;
-        if trust.is_empty() {
+        let secret = config.client_secret.filter(|s| !s.is_empty());
+        if trust.is_empty() && secret.is_none() {
             return Err(Error::NoKeys);
+        }
+        if config.methods.is_empty() {
+            return Err(Error::NoMethods);
         }
         if config.token_lifetime < Duration::from_secs(1) {
             return Err(Error::Lifetime);
@@ -175,6 +228,8 @@ impl Authority {
                 trust,
                 allowed,
                 lifetime: config.token_lifetime,
+                methods: config.methods,
+                secret,
                 offset_ms: AtomicU64::new(0),
                 replay: Mutex::new(Pruned::new()),
                 tokens: Mutex::new(Pruned::new()),
@@ -209,6 +264,25 @@ impl Authority {
         self.kept().assertions.clone()
     }
 
+    /// When each token request arrived, on the mock's clock (the first [`KEPT`]): what
+    /// the token endpoint counts.
+    pub fn token_requests(&self) -> Vec<Duration> {
+        self.kept().requests.clone()
+    }
+
+    /// The client authentication method of each token issued (the first [`KEPT`]).
+    pub fn issued_methods(&self) -> Vec<ClientAuth> {
+        self.kept().methods.clone()
+    }
+
+    fn keep_request(&self) {
+        let now = self.now();
+        let mut kept = self.kept();
+        if kept.requests.len() < KEPT {
+            kept.requests.push(now);
+        }
+    }
+
     fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.inner
             .kept
@@ -240,8 +314,9 @@ impl Authority {
         true
     }
 
-    /// Issues a fresh opaque token for `grant`; returns it with its lifetime.
-    fn issue(&self, grant: Scopes) -> (String, Duration) {
+    /// Issues a fresh opaque token for `grant`, got by `method`; returns it with its
+    /// lifetime.
+    fn issue(&self, grant: Scopes, method: ClientAuth) -> (String, Duration) {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
         let token = {
@@ -261,6 +336,7 @@ impl Authority {
         let mut kept = self.kept();
         if kept.tokens.len() < KEPT {
             kept.tokens.push(token.clone());
+            kept.methods.push(method);
         }
         (token, self.inner.lifetime)
     }
@@ -286,6 +362,7 @@ impl std::fmt::Debug for Authority {
             .field("clients", &self.inner.clients.as_ref().map(HashSet::len))
             .field("allowed", &self.inner.allowed.render())
             .field("lifetime", &self.inner.lifetime)
+            .field("methods", &self.inner.methods)
             .finish_non_exhaustive()
     }
 }

@@ -1,8 +1,12 @@
-//! The two SMART endpoints: the discovery document and the client-credentials token
-//! endpoint. The token endpoint checks, in order: `grant_type`, `client_assertion_type`,
-//! the assertion's header, its signature with the trusted key, its claims, its `jti`
-//! (replay), then the scopes; the first failure is the answer (400, OAuth error body,
-//! `Cache-Control: no-store`). Nothing secret is logged.
+//! The two SMART endpoints: the discovery document (listing the client authentication
+//! methods the token endpoint accepts) and the client-credentials token endpoint. The
+//! token endpoint checks, in order: `grant_type`, which client authentication the
+//! request presents (`secret::presented`) and whether this server accepts that method,
+//! the credential (an assertion's header, signature and claims, or the client secret),
+//! the scopes, then an assertion's `jti` (replay); the first failure is the answer (an
+//! RFC 6749 JSON error body, `Cache-Control: no-store`): 401 with `WWW-Authenticate:
+//! Basic` when the client authenticated with HTTP Basic (RFC 6749 §5.2), 400 otherwise.
+//! Nothing secret is logged.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,24 +14,37 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::assertion::{self, Expect, Rejection};
+use super::assertion::{self, Claims, Expect, Rejection};
 use super::scope::{self, Parsed, Scopes};
+use super::secret::{self, Presented};
 use super::{Authority, millis};
 use crate::mock::http::base;
-
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+use crate::profile::ClientAuth;
 /// Where the token endpoint is, under the base.
 pub const TOKEN_PATH: &str = "auth/token";
 
 /// `GET /.well-known/smart-configuration`.
 pub async fn discovery(State(a): State<Authority>, headers: HeaderMap) -> Response {
+    let methods = &a.inner.methods;
+    let names: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+    let mut algs = vec!["RS384", "ES384"];
+    let mut capabilities = vec!["permission-v1", "permission-v2"];
+    if methods.contains(&ClientAuth::ClientSecretJwt) {
+        algs.extend(["HS256", "HS384"]);
+    }
+    if methods.contains(&ClientAuth::PrivateKeyJwt) {
+        capabilities.push("client-confidential-asymmetric");
+    }
+    if methods.iter().any(|m| *m != ClientAuth::PrivateKeyJwt) {
+        capabilities.push("client-confidential-symmetric");
+    }
     let doc = json!({
         "token_endpoint": format!("{}{TOKEN_PATH}", base(&headers)),
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "token_endpoint_auth_methods_supported": names,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
         "grant_types_supported": ["client_credentials"],
         "scopes_supported": a.inner.allowed.supported(),
-        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        "capabilities": capabilities,
     });
     json_response(StatusCode::OK, &doc)
 }
@@ -35,7 +52,11 @@ pub async fn discovery(State(a): State<Authority>, headers: HeaderMap) -> Respon
 /// `POST /auth/token` (form-encoded).
 pub async fn token(State(a): State<Authority>, headers: HeaderMap, body: Bytes) -> Response {
     let token_url = format!("{}{TOKEN_PATH}", base(&headers));
-    match grant(&a, &token_url, &body).await {
+    a.keep_request();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or_default());
+    match grant(&a, &token_url, authorization, &body).await {
         Ok((token, lifetime, scope)) => {
             let doc = json!({
                 "access_token": token,
@@ -52,6 +73,16 @@ pub async fn token(State(a): State<Authority>, headers: HeaderMap, body: Bytes) 
                 r.description
             );
             let doc = json!({"error": r.error, "error_description": r.description});
+            let basic = authorization
+                .is_some_and(|v| v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")));
+            if basic && r.error == "invalid_client" {
+                let mut resp = json_response(StatusCode::UNAUTHORIZED, &doc);
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"fhirsurge-mock\""),
+                );
+                return resp;
+            }
             json_response(StatusCode::BAD_REQUEST, &doc)
         }
     }
@@ -61,15 +92,12 @@ pub async fn token(State(a): State<Authority>, headers: HeaderMap, body: Bytes) 
 async fn grant(
     a: &Authority,
     token_url: &str,
+    authorization: Option<&str>,
     body: &[u8],
 ) -> Result<(String, std::time::Duration, String), Rejection> {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    match field("grant_type") {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match field("grant_type").as_deref() {
         Some("client_credentials") => {}
         Some(_) => {
             return Err(Rejection::new(
@@ -79,37 +107,67 @@ async fn grant(
         }
         None => return Err(Rejection::new("invalid_request", "grant_type is required")),
     }
-    if field("client_assertion_type") != Some(ASSERTION_TYPE) {
+    let presented = secret::presented(authorization, field)?;
+    let method = presented.method();
+    if !a.inner.methods.contains(&method) {
+        let accepted: Vec<&str> = a.inner.methods.iter().map(|m| m.as_str()).collect();
         return Err(Rejection::client(format!(
-            "client_assertion_type must be {ASSERTION_TYPE}"
+            "client authentication by {} is not accepted; this server takes {}",
+            method.as_str(),
+            accepted.join(", ")
         )));
     }
-    let jwt = field("client_assertion")
-        .filter(|j| !j.is_empty())
-        .ok_or_else(|| Rejection::client("client_assertion is required"))?;
-    a.keep_assertion(jwt);
-    let head = assertion::header(jwt)?;
-    let key = a.inner.trust.key(&head.kid, head.jku.as_deref()).await?;
-    let claims = assertion::verify(jwt, &head, &key)?;
-    let expect = Expect {
-        token_url,
-        now: a.now().as_secs(),
-        clients: a.inner.clients.as_ref(),
-    };
-    let verified = assertion::check(claims, expect)?;
-    let granted = granted(field("scope"), &a.inner.allowed)?;
-    if !a.first_use(&verified.client_id, &verified.jti, verified.exp) {
+    let replay = authenticate(a, token_url, presented).await?;
+    let granted = granted(field("scope").as_deref(), &a.inner.allowed)?;
+    if let Some(v) = replay
+        && !a.first_use(&v.client_id, &v.jti, v.exp)
+    {
         return Err(Rejection::client(
             "client_assertion: this `jti` was already used (replay)",
         ));
     }
     let scope = granted.render();
-    let (token, lifetime) = a.issue(granted);
+    let (token, lifetime) = a.issue(granted, method);
     tracing::debug!(
-        "mock SMART: token issued for {scope}, expires at {} ms",
+        "mock SMART: token issued ({}) for {scope}, expires at {} ms",
+        method.as_str(),
         millis(a.now() + lifetime)
     );
     Ok((token, lifetime, scope))
+}
+
+/// Checks the presented credential; an assertion's `(client, jti, exp)` is returned
+/// for the replay check.
+async fn authenticate(
+    a: &Authority,
+    token_url: &str,
+    presented: Presented,
+) -> Result<Option<assertion::Verified>, Rejection> {
+    let registered = a.inner.secret.as_deref();
+    let claims: Claims = match presented {
+        Presented::Secret {
+            client_id, secret, ..
+        } => {
+            secret::check_secret(&client_id, &secret, registered, a.inner.clients.as_ref())?;
+            return Ok(None);
+        }
+        Presented::Assertion { method, jwt } => {
+            a.keep_assertion(&jwt);
+            if method == ClientAuth::ClientSecretJwt {
+                secret::verify_hmac(&jwt, registered)?
+            } else {
+                let head = assertion::header(&jwt)?;
+                let key = a.inner.trust.key(&head.kid, head.jku.as_deref()).await?;
+                assertion::verify(&jwt, &head, &key)?
+            }
+        }
+    };
+    let expect = Expect {
+        token_url,
+        now: a.now().as_secs(),
+        clients: a.inner.clients.as_ref(),
+    };
+    assertion::check(claims, expect).map(Some)
 }
 
 /// The grant for a `scope` parameter: everything allowed when there is none.

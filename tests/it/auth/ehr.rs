@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fhirsurge::fhir::auth::{Alg, SecretSource, SmartConfig};
+use fhirsurge::fhir::auth::{self, Alg, SecretSource, SmartConfig};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::json;
 use wiremock::matchers::{method, path, path_regex};
@@ -120,12 +120,18 @@ impl Ehr {
     pub fn smart(&self, alg: Alg, private_pem: &str, scopes: &[&str]) -> SmartConfig {
         SmartConfig {
             client_id: SecretSource::File(self.file("client_id", &format!("{CLIENT_ID}\n"))),
-            private_key: SecretSource::File(self.file(&unique("key.pem"), private_pem)),
+            private_key: Some(SecretSource::File(
+                self.file(&unique("key.pem"), private_pem),
+            )),
             alg,
             kid: "test-kid-1".into(),
             jku: None,
             token_url: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            client_secret: None,
+            hmac: auth::Hmac::default(),
+            method: None,
+            ehr: auth::EhrAuth::default(),
         }
     }
 

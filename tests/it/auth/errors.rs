@@ -87,7 +87,7 @@ async fn bad_keys_and_algorithms_are_exit_2_and_never_show_the_key() {
     secrets.extend(key_lines(&ec_private));
     let mut messages = Vec::new();
     let mut missing = ehr.smart(Alg::Rs384, &rsa_private, &[]);
-    missing.private_key = SecretSource::File(ehr.dir.path().join("no-such-key.pem"));
+    missing.private_key = Some(SecretSource::File(ehr.dir.path().join("no-such-key.pem")));
     let cases = [
         (missing, "no-such-key.pem"),
         (ehr.smart(Alg::Rs384, &rsa_public, &[]), "private key"),
@@ -123,12 +123,16 @@ async fn discovery_without_a_token_endpoint_is_exit_2() {
     let (private, _) = key_pair(Alg::Es384);
     let smart = SmartConfig {
         client_id: SecretSource::File(write(dir.path(), "id", CLIENT_ID)),
-        private_key: SecretSource::File(write(dir.path(), "k", &private)),
+        private_key: Some(SecretSource::File(write(dir.path(), "k", &private))),
         alg: Alg::Es384,
         kid: "k1".into(),
         jku: None,
         token_url: None,
         scopes: vec![],
+        client_secret: None,
+        hmac: auth::Hmac::default(),
+        method: None,
+        ehr: auth::EhrAuth::default(),
     };
     let (c, _rx) = client(
         &format!("{}/fhir/", server.uri()),
@@ -161,12 +165,16 @@ async fn a_refusing_token_endpoint_is_exit_3_with_the_oauth_error() {
     let (private, _) = key_pair(Alg::Rs384);
     let smart = SmartConfig {
         client_id: SecretSource::File(write(dir.path(), "id", CLIENT_ID)),
-        private_key: SecretSource::File(write(dir.path(), "k", &private)),
+        private_key: Some(SecretSource::File(write(dir.path(), "k", &private))),
         alg: Alg::Rs384,
         kid: "k1".into(),
         jku: None,
         token_url: Some(url::Url::parse(&format!("{}/token", server.uri())).unwrap()),
         scopes: vec!["system/Patient.read".into()],
+        client_secret: None,
+        hmac: auth::Hmac::default(),
+        method: None,
+        ehr: auth::EhrAuth::default(),
     };
     let (c, mut rx) = client(&server.uri(), auth::Config::Smart(Box::new(smart)));
     let e = c.authenticate().await.unwrap_err();

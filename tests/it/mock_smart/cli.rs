@@ -1,6 +1,7 @@
 //! The binary: `serve-mock --auth smart` with its flags, SMART flags without
 //! `--auth smart` (exit 2), a run whose token endpoint refuses (exit 3, the OAuth code
-//! on stderr, no key material), and a key that does not fit the algorithm (exit 2).
+//! on stderr, no key material), a key that does not fit the algorithm (exit 2), and a
+//! wrong client secret at `serve-mock --profile oracle-health --client-secret-env` (exit 3).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -211,4 +212,75 @@ async fn a_key_that_does_not_fit_the_algorithm_exits_2() {
     for s in keys.secret_lines() {
         assert!(!stderr.contains(s.as_str()), "{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_client_secret_against_serve_mock_emulating_oracle_health_exits_3() {
+    let secret = super::secret::SECRET;
+    let mut child = fhirsurge()
+        .env("FHIRSURGE_IT_MOCK_SECRET", secret)
+        .args(["serve-mock", "--listen", "127.0.0.1:0", "--auth", "smart"])
+        .args(["--profile", "oracle-health", "--client-id", CLIENT])
+        .args(["--client-secret-env", "FHIRSURGE_IT_MOCK_SECRET"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the mock says where it listens")
+        .unwrap()
+        .unwrap();
+    assert!(!first.contains(secret), "{first}");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{first}"))
+        .trim_end_matches(',')
+        .to_owned();
+    let doc: Value = reqwest::get(format!("{base}.well-known/smart-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "private_key_jwt"])
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "wrong-a8f3c1-not-the-secret";
+    write(dir.path(), "client_id", CLIENT);
+    write(dir.path(), "client_secret", wrong);
+    let text = format!(
+        "name = \"wrong-secret\"\nprofile = \"oracle-health\"\n[target]\nurl = \"{base}\"\n\
+         timeout = \"5s\"\n[load]\nmodel = \"closed\"\nusers = 1\nduration = \"1s\"\n\
+         [auth]\nkind = \"smart_backend\"\nclient_id_file = \"client_id\"\n\
+         client_secret_file = \"client_secret\"\n"
+    );
+    let path = write(dir.path(), "wrong.toml", &text);
+    let out = dir.path().join("out");
+    let (code, stderr) = output(
+        fhirsurge()
+            .env("FHIRSURGE_LOG", "debug")
+            .arg("run")
+            .arg(&path)
+            .arg("--out")
+            .arg(&out),
+    )
+    .await;
+    child.kill().await.unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("invalid_client"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("client_auth = client_secret_basic"),
+        "{stderr}"
+    );
+    for s in [wrong, secret, CLIENT] {
+        assert!(!stderr.contains(s), "a secret is on stderr: {stderr}");
+    }
+    assert!(!out.exists(), "a refused run writes no run folder");
 }

@@ -168,12 +168,16 @@ async fn the_harness_client_reauthenticates_once_when_the_mock_expires_its_token
     let dir = tempfile::tempdir().unwrap();
     let smart = SmartConfig {
         client_id: SecretSource::File(write(dir.path(), "id", CLIENT)),
-        private_key: SecretSource::File(write(dir.path(), "key.pem", &keys.rsa)),
+        private_key: Some(SecretSource::File(write(dir.path(), "key.pem", &keys.rsa))),
         alg: Alg::Rs384,
         kid: RSA_KID.into(),
         jku: None,
         token_url: None,
         scopes: vec!["system/*.rs".into()],
+        client_secret: None,
+        hmac: client_auth::Hmac::default(),
+        method: None,
+        ehr: client_auth::EhrAuth::default(),
     };
     let (recorder, mut rx) = Recorder::new(Instant::now(), 10_000);
     let settings = Settings {

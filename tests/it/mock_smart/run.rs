@@ -20,7 +20,7 @@ use super::{CLIENT, Keys, RSA_KID, Served, private_key, write};
 use crate::run::assert_valid_report;
 
 /// Log lines captured from every test of this binary once [`capture_logs`] ran.
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+pub(super) static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// Beyond this the capture stops (the scan covers what was kept).
 const LOG_CAP: usize = 256 << 20;
 
@@ -41,7 +41,7 @@ impl Write for Capture {
 }
 
 /// Sends every `tracing` event, debug and up, to [`LOGS`].
-fn capture_logs() {
+pub(super) fn capture_logs() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::new("debug,goose=info,h2=info");
@@ -89,7 +89,7 @@ scopes = ["system/*.cruds"]
     Scenario::from_str(&text, Path::new("smart-it.toml")).unwrap()
 }
 
-fn history(dir: &Path) -> Vec<Record> {
+pub(super) fn history(dir: &Path) -> Vec<Record> {
     Reader::open(&dir.join(fhirsurge::history::FILE))
         .unwrap()
         .map(Result::unwrap)
@@ -98,7 +98,7 @@ fn history(dir: &Path) -> Vec<Record> {
 
 /// Every 401 is followed by a re-sent request that ends `ok`, after a token request;
 /// no completion fails otherwise. Returns (401s, tokens fetched).
-fn every_401_was_handled(records: &[Record]) -> (usize, usize) {
+pub(super) fn every_401_was_handled(records: &[Record]) -> (usize, usize) {
     let mut ops: HashMap<u64, &Op> = HashMap::new();
     let mut ok = HashMap::new();
     let mut unauthorized = Vec::new();
@@ -176,7 +176,7 @@ async fn an_authenticated_run_against_the_mock_renews_3s_tokens_and_finds_nothin
 }
 
 /// Every file under `dir`, recursively (bounded).
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_owned()];
     while let Some(d) = todo.pop() {
