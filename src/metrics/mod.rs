@@ -59,6 +59,17 @@ pub struct Second {
     pub errors: BTreeMap<ErrorClass, u64>,
 }
 
+/// One second of an open-model run: encounter starts the rate plan offered, the starts
+/// users began, and the starts dropped because no user was free.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateSecond {
+    /// Second of the run clock.
+    pub t_s: u64,
+    pub offered: u64,
+    pub started: u64,
+    pub dropped: u64,
+}
+
 /// The summary of one operation, as the report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OpSummary {

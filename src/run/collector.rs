@@ -49,6 +49,8 @@ pub struct Collected {
     pub metrics: Metrics,
     /// The final read-back.
     pub readback: Metrics,
+    /// Whole encounters, one sample each (op `encounter`), apart from the interactions.
+    pub encounters: Metrics,
     pub records: u64,
     /// Load-phase invocations that re-sent an earlier one.
     pub retries: u64,
@@ -70,6 +72,7 @@ struct Collector {
     hlogs: Hlogs,
     metrics: Metrics,
     readback: Metrics,
+    encounters: Metrics,
     records: u64,
     retries: u64,
     flushed: Instant,
@@ -90,6 +93,7 @@ pub async fn collect(
         hlogs: Hlogs::new(&sinks.dir, sinks.wall_start),
         metrics: Metrics::new(),
         readback: Metrics::new(),
+        encounters: Metrics::new(),
         records: 0,
         retries: 0,
         flushed: Instant::now(),
@@ -130,6 +134,7 @@ pub async fn collect(
         path,
         metrics,
         readback,
+        encounters,
         records,
         retries,
         ..
@@ -140,6 +145,7 @@ pub async fn collect(
     Ok(Collected {
         metrics,
         readback,
+        encounters,
         records,
         retries,
     })
@@ -170,6 +176,7 @@ impl Collector {
                     self.metrics.record(&sample);
                 }
             }
+            Note::Encounter(sample) => self.encounters.record(&sample),
             Note::Flush(done) => {
                 self.flush()?;
                 let _ = done.send(());

@@ -6,6 +6,7 @@
 pub mod collector;
 mod hlog;
 pub mod load;
+pub mod open;
 mod progress;
 pub mod readback;
 pub mod recheck;
@@ -94,6 +95,8 @@ struct Phases {
     interrupted: bool,
     /// How the EHR's dialect was spoken.
     mapping: report::Mapping,
+    /// The open model's schedule as it went.
+    open: Option<load::Opened>,
 }
 
 /// Executes the scenario.
@@ -205,6 +208,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         skipped: flow.skipped.load(Ordering::Relaxed),
         interrupted: driven.interrupted || goose::is_killswitch_triggered(),
         mapping: mapper.report(),
+        open: driven.open,
     };
     stack
         .write_ledger(&dir)
@@ -303,9 +307,22 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
+        workload: workload(&collected.encounters, p.open, p.load_s),
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// The workload section: whole encounters' latency and the open model's schedule.
+fn workload(
+    encounters: &crate::metrics::Metrics,
+    open: Option<load::Opened>,
+    load_s: f64,
+) -> report::Workload {
+    report::Workload {
+        encounter: encounters.summaries(load_s).into_iter().next(),
+        open: open.map(|o| report::workload::OpenLoad::of(o.seconds, o.users_reached, load_s)),
+    }
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

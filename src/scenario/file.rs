@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
+use super::rate::RatePlan;
 use super::slo::{self, Slo};
 use super::{Load, Readback, Retry, Scenario, Step, Target};
 use crate::fault::Spec;
@@ -80,9 +81,20 @@ struct LoadFile {
     duration: Option<Duration>,
     #[serde(default)]
     test_plan: Option<Spanned<String>>,
-    /// Open model: encounters started per second.
+    /// Open model: encounters started per second, or a rate plan.
     #[serde(default)]
-    rate: Option<Spanned<f64>>,
+    rate: Option<Spanned<RateFile>>,
+    /// Open model: the most users the pool may grow to (default `users`).
+    #[serde(default)]
+    max_users: Option<Spanned<usize>>,
+}
+
+/// `rate = 40.0` or `rate = "10/s,1m;50/s,5m;0/s,0s"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RateFile {
+    Number(f64),
+    Plan(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,6 +315,9 @@ impl LoadFile {
                 if let Some(r) = &self.rate {
                     return Err(at.error(r.span(), "load.rate: only for model = \"open\""));
                 }
+                if let Some(m) = &self.max_users {
+                    return Err(at.error(m.span(), "load.max_users: only for model = \"open\""));
+                }
                 let plan = match &self.test_plan {
                     Some(p) => Some(
                         TestPlan::parse(p.get_ref())
@@ -330,21 +345,50 @@ impl LoadFile {
                 if let Some(p) = &self.test_plan {
                     return Err(at.error(p.span(), "load.test_plan: only for model = \"closed\""));
                 }
-                let (Some(rate), Some(users), Some(duration)) = (&self.rate, users, duration)
-                else {
-                    return Err(at.error(table, need("open", "rate, users, duration")));
+                let (Some(rate), Some(users)) = (&self.rate, users) else {
+                    return Err(at.error(table, need("open", "rate, users")));
                 };
-                let r = *rate.get_ref();
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(at.error(rate.span(), "load.rate: must be above 0"));
-                }
+                let rate = open_rate(rate, duration, at, table)?;
+                let max_users = match &self.max_users {
+                    None => users,
+                    Some(m) => NonZeroUsize::new(*m.get_ref())
+                        .filter(|m| *m >= users)
+                        .ok_or_else(|| {
+                            at.error(m.span(), "load.max_users: must be at least `users`")
+                        })?,
+                };
                 Ok(Load::Open {
-                    rate: r,
+                    rate,
                     users,
-                    duration,
+                    max_users,
                 })
             }
         }
+    }
+}
+
+/// The open model's schedule: a constant rate needs a duration, a plan brings its own.
+fn open_rate(
+    rate: &Spanned<RateFile>,
+    duration: Option<Duration>,
+    at: &Locator<'_>,
+    table: Range<usize>,
+) -> Result<RatePlan, SourceError> {
+    match (rate.get_ref(), duration) {
+        (RateFile::Number(r), Some(d)) if r.is_finite() && *r > 0.0 => {
+            Ok(RatePlan::constant(*r, d))
+        }
+        (RateFile::Number(r), Some(_)) => {
+            Err(at.error(rate.span(), format!("load.rate: must be above 0, not {r}")))
+        }
+        (RateFile::Number(_), None) => Err(at.error(table, need("open", "rate, users, duration"))),
+        (RateFile::Plan(text), None) => {
+            RatePlan::parse(text).map_err(|m| at.error(rate.span(), format!("load.rate: {m}")))
+        }
+        (RateFile::Plan(_), Some(_)) => Err(at.error(
+            rate.span(),
+            "load.rate: a rate plan sets its own length; leave `duration` out",
+        )),
     }
 }
 

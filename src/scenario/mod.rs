@@ -8,6 +8,7 @@
 mod auth;
 mod file;
 mod plan;
+mod rate;
 mod slo;
 
 use std::num::NonZeroUsize;
@@ -22,6 +23,7 @@ use crate::fhir::RetryPolicy;
 use crate::source::{self, SourceError};
 
 pub use plan::TestPlan;
+pub use rate::RatePlan;
 pub use slo::{FINDING_KINDS, LatencySlo, Slo};
 
 /// One validated scenario.
@@ -99,12 +101,15 @@ pub enum Load {
         duration: Duration,
         plan: Option<TestPlan>,
     },
-    /// Encounters start at `rate` per second, run by a pool of `users`; each is timed
-    /// from its intended start (no coordinated omission).
+    /// Encounters start on the schedule of `rate` (a constant rate or a rate plan),
+    /// whatever the server does, run by a pool of `users` that grows up to `max_users`
+    /// when no user is free at a start; a start no user can serve is dropped and
+    /// counted. Each encounter's first request is timed from its intended start (no
+    /// coordinated omission).
     Open {
-        rate: f64,
+        rate: RatePlan,
         users: NonZeroUsize,
-        duration: Duration,
+        max_users: NonZeroUsize,
     },
 }
 
@@ -115,7 +120,8 @@ impl Load {
             Load::Closed {
                 plan: Some(plan), ..
             } => plan.duration(),
-            Load::Closed { duration, .. } | Load::Open { duration, .. } => *duration,
+            Load::Closed { duration, .. } => *duration,
+            Load::Open { rate, .. } => rate.duration(),
         }
     }
 
@@ -125,7 +131,8 @@ impl Load {
             Load::Closed {
                 plan: Some(plan), ..
             } => plan.peak_users(),
-            Load::Closed { users, .. } | Load::Open { users, .. } => users.get(),
+            Load::Closed { users, .. } => users.get(),
+            Load::Open { max_users, .. } => max_users.get(),
         }
     }
 }
@@ -261,10 +268,13 @@ impl Scenario {
                     duration: plan.map_or(duration, |p| p.duration()),
                     plan: None,
                 },
-                Load::Open { rate, duration, .. } => Load::Open {
+                // The pool starts at `users` and may still grow to the larger cap.
+                Load::Open {
+                    rate, max_users, ..
+                } => Load::Open {
                     rate,
                     users,
-                    duration,
+                    max_users: max_users.max(users),
                 },
             };
         }
@@ -283,10 +293,15 @@ impl Scenario {
                     duration: d,
                     plan: None,
                 },
-                Load::Open { rate, users, .. } => Load::Open {
+                // A rate plan keeps its shape, scaled to the new length.
+                Load::Open {
                     rate,
                     users,
-                    duration: d,
+                    max_users,
+                } => Load::Open {
+                    rate: rate.scaled_to(d),
+                    users,
+                    max_users,
                 },
             };
         }

@@ -46,6 +46,16 @@ pub struct Workflow {
     pub skipped: AtomicU64,
 }
 
+/// How an encounter ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Completed,
+    /// Admission failed: the rest of the workflow could not run.
+    Abandoned,
+    /// Ctrl-C between steps.
+    Interrupted,
+}
+
 /// Where the visit's encounter stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
@@ -104,8 +114,9 @@ impl Workflow {
         })
     }
 
-    /// Runs encounter `n`; `intended` is its scheduled start under the open model.
-    pub async fn encounter(&self, n: u64, intended: Option<Instant>) {
+    /// Runs encounter `n`; `intended` is its scheduled start under the open model: the
+    /// encounter's first request is timed from it, every later one from its own send.
+    pub async fn encounter(&self, n: u64, intended: Option<Instant>) -> Ended {
         let enc = self.population.encounter(n);
         let mut visit = Visit {
             flow: self,
@@ -129,16 +140,16 @@ impl Workflow {
         for (step, weight) in &self.steps {
             for _ in 0..*weight {
                 if goose::is_killswitch_triggered() {
-                    return; // Ctrl-C: stop between steps, the report is partial
+                    return Ended::Interrupted; // Ctrl-C: stop between steps, the report is partial
                 }
                 visit.ctx.step = Some(step.as_str());
                 if !visit.step(*step, &enc).await {
                     self.abandoned.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return Ended::Abandoned;
                 }
-                visit.ctx.intended = None;
             }
         }
+        Ended::Completed
     }
 
     /// Whether the retry policy wants creates made safe to repeat (`If-None-Exist`).
@@ -150,6 +161,14 @@ impl Workflow {
 impl Visit<'_> {
     fn mapper(&self) -> &Mapper {
         &self.flow.mapper
+    }
+
+    /// The context of a request about to be sent: only the encounter's first request
+    /// carries the intended start, so each later one is timed from its own send.
+    fn send_ctx(&mut self) -> Ctx {
+        let ctx = self.ctx;
+        self.ctx.intended = None;
+        ctx
     }
 
     /// Runs one step; `false` when the encounter cannot go on.
@@ -220,7 +239,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .create(self.ctx, &mapped.body, &r.identifier, conditional)
+            .create(self.send_ctx(), &mapped.body, &r.identifier, conditional)
             .await;
         self.after(&reply);
         self.mapper()
@@ -346,7 +365,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .search(self.ctx, rt, &pairs(&params), None)
+            .search(self.send_ctx(), rt, &pairs(&params), None)
             .await;
         self.after(&reply);
         Some(reply)

@@ -1,0 +1,130 @@
+//! The open model against a server that stalls every answer for 2 s in the middle of the
+//! run (the fault proxy's `stall` in front of the mock, on loopback): encounters keep
+//! starting on schedule, the first request of each is timed from its intended start, the
+//! next from its own send; the closed model against the same server hides the stall.
+
+use std::path::Path;
+
+use fhirsurge::history::{self, Event, Interaction, Record};
+use fhirsurge::metrics::OpSummary;
+use fhirsurge::report::Report;
+use fhirsurge::scenario::Scenario;
+
+use crate::run::{assert_valid_report, run};
+
+/// A stall of every answer from 1 s to 2 s into the run, holding each for 2 s.
+const STALL: &str = r#"
+[[faults]]
+kind = "stall"
+latency = "2s"
+from = "1s"
+for = "1s"
+"#;
+
+fn scenario(load: &str) -> Scenario {
+    let text = format!(
+        r#"
+name = "stall"
+seed = 3
+workflow = [{{ step = "admit" }}]
+[target]
+url = "mock"
+timeout = "10s"
+[load]
+{load}
+[readback]
+settle = "50ms"
+concurrency = 64
+{STALL}
+"#
+    );
+    Scenario::from_str(&text, Path::new("stall.toml")).unwrap()
+}
+
+fn op<'a>(r: &'a Report, name: &str) -> &'a OpSummary {
+    r.operations
+        .iter()
+        .find(|o| o.op == name)
+        .unwrap_or_else(|| panic!("no `{name}` in the report"))
+}
+
+/// Load-phase completions of `f` `resource_type` slower than `ms`, and all of them.
+fn slow(dir: &Path, f: Interaction, resource_type: &str, ms: u64) -> (usize, usize) {
+    let records: Vec<Record> = history::Reader::open(&dir.join(history::FILE))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let wanted: std::collections::HashSet<u64> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Invoke(op)
+                if op.f == f
+                    && op.resource_type == resource_type
+                    && op.phase == history::Phase::Load =>
+            {
+                Some(r.index)
+            }
+            _ => None,
+        })
+        .collect();
+    let latencies: Vec<u64> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Ok(c) | Event::Fail(c) | Event::Info(c) if wanted.contains(&c.invoke) => {
+                Some(c.latency_us)
+            }
+            _ => None,
+        })
+        .collect();
+    let slow = latencies.iter().filter(|&&us| us >= ms * 1000).count();
+    (slow, latencies.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_shows_a_stall_where_it_happened_and_the_closed_model_hides_it() {
+    let open = run(&scenario(
+        "model = \"open\"\nrate = 40.0\nusers = 10\nmax_users = 200\nduration = \"3s\"",
+    ))
+    .await;
+    let r = &open.report;
+    assert_valid_report(&open.dir.join("report.json"));
+    let patient = op(r, "create Patient");
+    let encounter = op(r, "create Encounter");
+    // Encounters due during the stall waited for it: the first request shows it.
+    assert!(patient.latency_ms.p99 >= 1500.0, "{patient:?}");
+    // The call sent after the stall is timed from its own send: normal latency.
+    assert!(encounter.latency_ms.p95 < 1000.0, "{encounter:?}");
+    let whole = r.workload.encounter.as_ref().expect("an encounter row");
+    assert!(whole.latency_ms.p99 >= 1500.0, "{whole:?}");
+    let o = r.workload.open.as_ref().expect("the open model's schedule");
+    assert_eq!(o.dropped_starts, 0, "200 users are enough: {o:?}");
+    assert!((100..=125).contains(&o.offered), "3 s at 40/s: {o:?}");
+    assert_eq!(o.started, o.offered, "{o:?}");
+    assert!(
+        o.users_reached > 10,
+        "the pool grew through the stall: {o:?}"
+    );
+    let (open_slow, open_all) = slow(&open.dir, Interaction::Create, "Patient", 1500);
+    // A second's worth of starts (40) was due during the stall.
+    assert!(open_slow >= 25, "{open_slow} of {open_all}");
+
+    let closed = run(&scenario(
+        "model = \"closed\"\nusers = 4\nduration = \"3s\"",
+    ))
+    .await;
+    let (closed_slow, closed_all) = slow(&closed.dir, Interaction::Create, "Patient", 1500);
+    // Each of the 4 closed users is caught by the stall at most once: the users wait
+    // instead of sending, so the stall hides in a handful of samples.
+    assert!(closed_slow <= 4, "{closed_slow} of {closed_all}");
+    assert!(
+        closed_all > closed_slow,
+        "the closed users ran: {closed_all}"
+    );
+    let share = |slow: usize, all: usize| slow as f64 / all.max(1) as f64;
+    assert!(
+        share(closed_slow, closed_all) < share(open_slow, open_all) / 2.0,
+        "closed {closed_slow}/{closed_all} vs open {open_slow}/{open_all}"
+    );
+    assert!(closed.report.workload.open.is_none());
+    assert!(closed.report.workload.encounter.is_some());
+}
