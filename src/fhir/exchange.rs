@@ -3,7 +3,7 @@
 //! record the completion and its latency sample. Retries and re-authentication are the
 //! caller's ([`Client`]'s `send`); this is a single attempt.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::{RequestBuilder, header};
 use serde_json::Value;
@@ -115,9 +115,7 @@ impl Client {
         if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
             reply.version = Some(v);
         }
-        reply.retry_after = retry_after
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        reply.retry_after = retry_after.as_deref().and_then(response::retry_after);
         match resp.bytes().await {
             Ok(bytes) => self.read_body(op, &bytes, &mut reply),
             // The status line arrived but the body broke off. A read learned nothing; a

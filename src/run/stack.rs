@@ -142,6 +142,7 @@ impl Stack {
                 policy: scenario.retry.policy,
                 max_attempts: scenario.retry.max_attempts,
                 backoff: scenario.retry.backoff,
+                max_retry_after: scenario.retry.max_retry_after,
             },
             harness_prefix: crate::HARNESS_PREFIX.to_owned(),
             prefer: profile.write.prefer.clone(),

@@ -106,6 +106,9 @@ struct RetryFile {
     max_attempts: Option<Spanned<u32>>,
     #[serde(default = "default_backoff", with = "humantime_serde")]
     backoff: Duration,
+    /// The longest a `Retry-After` is waited for.
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    max_retry_after: Duration,
 }
 
 impl Default for RetryFile {
@@ -114,8 +117,13 @@ impl Default for RetryFile {
             policy: RetryPolicy::None,
             max_attempts: None,
             backoff: default_backoff(),
+            max_retry_after: default_max_retry_after(),
         }
     }
+}
+
+fn default_max_retry_after() -> Duration {
+    crate::fhir::MAX_RETRY_AFTER
 }
 
 fn default_backoff() -> Duration {
@@ -297,6 +305,7 @@ fn validate_retry(r: &RetryFile, at: &Locator<'_>) -> Result<Retry, SourceError>
         policy: r.policy,
         max_attempts,
         backoff: r.backoff,
+        max_retry_after: r.max_retry_after,
     })
 }
 

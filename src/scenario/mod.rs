@@ -144,6 +144,8 @@ pub struct Retry {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// The longest a 429's or 503's `Retry-After` is waited for.
+    pub max_retry_after: Duration,
 }
 
 /// The final read-back phase.

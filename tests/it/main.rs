@@ -15,6 +15,7 @@ mod profile;
 mod proxy;
 mod real_server;
 mod report;
+mod retry_after;
 mod run;
 mod scoring;
 mod synth;
