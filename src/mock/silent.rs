@@ -20,6 +20,7 @@ pub const KINDS: &[&str] = &[
     "commit_then_reset",
     "commit_then_500",
     "partial_transaction",
+    "stale_if_match",
 ];
 
 /// A silent failure, typed.
@@ -41,6 +42,9 @@ pub enum Kind {
     CommitThen500,
     /// One create of a transaction is not applied; the response claims it was.
     PartialTransaction,
+    /// An update whose `If-Match` names a version no longer current is applied anyway
+    /// (as a server that ignores `If-Match` would): a lost update.
+    StaleIfMatch,
 }
 
 /// What kind of write a decision is for.
@@ -52,6 +56,8 @@ pub enum Write {
     Update,
     /// A transaction Bundle with at least one create.
     Transaction,
+    /// An update whose `If-Match` does not hold.
+    StaleUpdate,
 }
 
 /// Checks a spec the way the mock will use it.
@@ -77,6 +83,7 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         "commit_then_reset" => Kind::CommitThenReset,
         "commit_then_500" => Kind::CommitThen500,
         "partial_transaction" => Kind::PartialTransaction,
+        "stale_if_match" => Kind::StaleIfMatch,
         _ => {
             return Err(SpecError::UnknownKind(spec.kind.clone(), KINDS.join(", ")));
         }
@@ -165,8 +172,9 @@ impl Fault {
         }
         match self.kind {
             Kind::PartialTransaction => write == Write::Transaction,
+            Kind::StaleIfMatch => write == Write::StaleUpdate,
             Kind::StaleRead(_) => write == Write::Update,
-            _ if write == Write::Transaction => false,
+            _ if matches!(write, Write::Transaction | Write::StaleUpdate) => false,
             Kind::Strip => strip_target(resource_type, resource).is_some(),
             Kind::Remap => remap_target(resource).is_some(),
             _ => true,
@@ -200,6 +208,8 @@ pub struct Plan<'a> {
     pub stale: Option<(&'a Fault, Duration)>,
     /// `commit_then_reset` or `commit_then_500` (the first that fired).
     pub after: Option<&'a Fault>,
+    /// `stale_if_match`: apply the update whose `If-Match` does not hold.
+    pub accept_stale: Option<&'a Fault>,
 }
 
 /// Decides every eligible fault (each advances its own counter) and combines those that
@@ -233,6 +243,9 @@ pub fn plan<'a>(
             }
             Kind::CommitThenReset | Kind::CommitThen500 => {
                 plan.after.get_or_insert(f);
+            }
+            Kind::StaleIfMatch => {
+                plan.accept_stale.get_or_insert(f);
             }
             Kind::PartialTransaction => {}
         }

@@ -298,6 +298,12 @@ impl Report {
         if let Some(open) = &w.open {
             let _ = writeln!(out, "\n{}", open.line());
         }
+        if let Some(races) = &w.races {
+            let _ = writeln!(out, "{}", races.line());
+        }
+        for c in w.checks.iter().filter(|c| !c.measured) {
+            let _ = writeln!(out, "{}: not measured ({})", c.kind, c.detail);
+        }
         if !self.faults.injected.is_empty() {
             let list: Vec<String> = self
                 .faults

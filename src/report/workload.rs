@@ -17,6 +17,67 @@ pub struct Workload {
     /// The open model's schedule, as offered and as achieved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenLoad>,
+    /// The `contended_update` races, when the workflow has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub races: Option<Races>,
+    /// Which workload-driven checks ran: a check whose situation never arose is not
+    /// measured, never a pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRan>,
+}
+
+/// Two writers updating one resource from one version with `If-Match`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Races {
+    /// Races sent.
+    pub run: u64,
+    /// Races in which the server refused one writer (412 or 409): expected.
+    pub refused: u64,
+    /// Races in which the server acknowledged both writers.
+    pub both_acknowledged: u64,
+    /// Refused writers' re-read-and-retry attempts, and those acknowledged.
+    pub loser_retries: u64,
+    pub loser_retries_ok: u64,
+    /// `lost_update` findings of the run (the checker's verdict, from the history).
+    pub lost_updates: u64,
+}
+
+/// Whether the check of one finding kind had anything to judge.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckRan {
+    /// The finding kind (`lost_update`).
+    pub kind: String,
+    pub measured: bool,
+    /// What it was measured on, or why not.
+    pub detail: String,
+}
+
+impl Races {
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        format!(
+            "races: {} run, {} refused one writer (412/409), {} acknowledged both, {} lost updates found; {} loser retries ({} ok)",
+            self.run,
+            self.refused,
+            self.both_acknowledged,
+            self.lost_updates,
+            self.loser_retries,
+            self.loser_retries_ok
+        )
+    }
+
+    /// Whether `lost_update` was measured by races.
+    pub fn check(&self) -> CheckRan {
+        CheckRan {
+            kind: "lost_update".into(),
+            measured: self.run > 0,
+            detail: if self.run > 0 {
+                format!("{} races of two If-Match writers", self.run)
+            } else {
+                "no contended_update race ran".into()
+            },
+        }
+    }
 }
 
 impl Workload {

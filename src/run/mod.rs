@@ -97,6 +97,8 @@ struct Phases {
     mapping: report::Mapping,
     /// The open model's schedule as it went.
     open: Option<load::Opened>,
+    /// The races, when the workflow has them.
+    races: Option<report::workload::Races>,
 }
 
 /// Executes the scenario.
@@ -209,6 +211,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         interrupted: driven.interrupted || goose::is_killswitch_triggered(),
         mapping: mapper.report(),
         open: driven.open,
+        races: races(scenario, &flow.races),
     };
     stack
         .write_ledger(&dir)
@@ -287,6 +290,13 @@ fn assemble(
         all,
         readback: collected.readback.total(0.0),
     };
+    let workload = workload(
+        &collected.encounters,
+        p.open.clone(),
+        p.races.clone(),
+        &checked.counts,
+        p.load_s,
+    );
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
@@ -307,22 +317,48 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
-        workload: workload(&collected.encounters, p.open, p.load_s),
+        workload,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
 }
 
-/// The workload section: whole encounters' latency and the open model's schedule.
+/// The workload section: whole encounters' latency, the open model's schedule, the
+/// races and which checks they let run.
 fn workload(
     encounters: &crate::metrics::Metrics,
     open: Option<load::Opened>,
+    races: Option<report::workload::Races>,
+    findings: &std::collections::BTreeMap<check::Kind, u64>,
     load_s: f64,
 ) -> report::Workload {
+    let races = races.map(|r| report::workload::Races {
+        lost_updates: findings.get(&check::Kind::LostUpdate).copied().unwrap_or(0),
+        ..r
+    });
     report::Workload {
         encounter: encounters.summaries(load_s).into_iter().next(),
         open: open.map(|o| report::workload::OpenLoad::of(o.seconds, o.users_reached, load_s)),
+        checks: races.iter().map(report::workload::Races::check).collect(),
+        races,
     }
+}
+
+/// What the races saw, when the workflow has a `contended_update` step.
+fn races(scenario: &Scenario, r: &workflow::Races) -> Option<report::workload::Races> {
+    let raced = scenario
+        .workflow
+        .iter()
+        .any(|(s, w)| *s == crate::scenario::Step::ContendedUpdate && *w > 0);
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    raced.then(|| report::workload::Races {
+        run: n(&r.run),
+        refused: n(&r.refused),
+        both_acknowledged: n(&r.both_acknowledged),
+        loser_retries: n(&r.retries),
+        loser_retries_ok: n(&r.retries_ok),
+        lost_updates: 0,
+    })
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

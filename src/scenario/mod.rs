@@ -175,9 +175,14 @@ pub enum Step {
     CloseEncounter,
     /// Read back what this encounter wrote.
     ReadBack,
+    /// Two writers update the encounter from the same version with `If-Match` at
+    /// nearly the same time (the nurse closes it while the AI agent amends it): one must
+    /// be refused. Not in the default workflow.
+    ContendedUpdate,
 }
 
 impl Step {
+    /// The default workflow, in order.
     pub const ALL: [Step; 7] = [
         Step::Admit,
         Step::LookupPatient,
@@ -197,6 +202,7 @@ impl Step {
             Step::Billing => "billing",
             Step::CloseEncounter => "close_encounter",
             Step::ReadBack => "read_back",
+            Step::ContendedUpdate => "contended_update",
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod mapper;
 mod observe;
+mod race;
 mod reads;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 pub use mapper::Mapper;
+pub use race::Races;
 
 use crate::fhir::{Client, Ctx, Reply, RetryPolicy};
 use crate::history::{Content, Outcome, Phase};
@@ -44,6 +46,8 @@ pub struct Workflow {
     pub abandoned: AtomicU64,
     /// Writes skipped because a resource they reference was never created.
     pub skipped: AtomicU64,
+    /// What the `contended_update` races saw.
+    pub races: Races,
 }
 
 /// How an encounter ended.
@@ -111,6 +115,7 @@ impl Workflow {
             started: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            races: Races::default(),
         })
     }
 
@@ -191,6 +196,7 @@ impl Visit<'_> {
             }
             Step::CloseEncounter => self.close(enc).await,
             Step::ReadBack => self.read_back(enc).await,
+            Step::ContendedUpdate => self.contended_update(enc).await,
         }
         true
     }
