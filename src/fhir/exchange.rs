@@ -47,7 +47,7 @@ impl Client {
         };
         reply.index = index;
         let latency_us = started.elapsed().as_micros() as u64;
-        self.complete(ctx.process, req, &mut reply, latency_us, detail)
+        self.complete(ctx, req, &mut reply, latency_us, detail)
             .await;
         (reply, generation)
     }
@@ -181,7 +181,7 @@ impl Client {
 
     async fn complete(
         &self,
-        process: u64,
+        ctx: Ctx,
         req: &Request,
         reply: &mut Reply,
         latency_us: u64,
@@ -214,8 +214,9 @@ impl Client {
             at_us: recorder.now_us(),
             latency_us,
             phase: req.op.phase,
+            group: ctx.group,
         };
-        let note = recorder.done(process, outcome, &completion, sample);
+        let note = recorder.done(ctx.process, outcome, &completion, sample);
         reply.seen = completion.seen;
         recorder.send(note).await;
     }

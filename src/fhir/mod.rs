@@ -119,6 +119,8 @@ pub struct Ctx {
     pub step: Option<&'static str>,
     /// The intended start (open model): latency is measured from it.
     pub intended: Option<Instant>,
+    /// The scenario's user group (its index), for per-group latency.
+    pub group: Option<u16>,
 }
 
 /// What came back, for the caller.

@@ -273,6 +273,7 @@ mod tests {
             at_us: 1,
             latency_us: 12,
             phase: Default::default(),
+            group: None,
         };
         recorder.invoke(3, &op).await;
         recorder

@@ -27,6 +27,8 @@ pub struct Sample {
     pub latency_us: u64,
     /// Read-back samples are kept apart from the load phase's.
     pub phase: Phase,
+    /// The user group (its index in the scenario), when the scenario has groups.
+    pub group: Option<u16>,
 }
 
 /// Everything measured so far.
@@ -277,6 +279,7 @@ mod tests {
             at_us,
             latency_us,
             phase: Phase::Load,
+            group: None,
         }
     }
 

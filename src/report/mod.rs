@@ -298,6 +298,9 @@ impl Report {
         if let Some(open) = &w.open {
             let _ = writeln!(out, "\n{}", open.line());
         }
+        for g in &w.groups {
+            let _ = writeln!(out, "{}", g.line());
+        }
         if let Some(races) = &w.races {
             let _ = writeln!(out, "{}", races.line());
         }

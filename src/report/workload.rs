@@ -20,10 +20,45 @@ pub struct Workload {
     /// The `contended_update` races, when the workflow has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub races: Option<Races>,
+    /// Per user group (`[[groups]]`): its latency and counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupLoad>,
     /// Which workload-driven checks ran: a check whose situation never arose is not
     /// measured, never a pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckRan>,
+}
+
+/// One user group's share of the load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupLoad {
+    pub name: String,
+    /// Its weight (or fixed user count).
+    pub weight: u32,
+    /// Its whole encounters.
+    pub encounter: OpSummary,
+    /// Its interactions, all together.
+    pub all: OpSummary,
+    /// Its interactions per operation.
+    pub operations: Vec<OpSummary>,
+}
+
+impl GroupLoad {
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        format!(
+            "group {} (weight {}): {} encounters (p95 {:.1} ms), {} interactions (p95 {:.1} ms, p99 {:.1} ms), {} fail, {} info",
+            self.name,
+            self.weight,
+            self.encounter.count,
+            self.encounter.latency_ms.p95,
+            self.all.count,
+            self.all.latency_ms.p95,
+            self.all.latency_ms.p99,
+            self.all.fail,
+            self.all.info
+        )
+    }
 }
 
 /// Two writers updating one resource from one version with `If-Match`.

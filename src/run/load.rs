@@ -61,7 +61,8 @@ pub async fn drive(
             max_users,
         } => {
             let clock = flow.client.recorder().start();
-            let (pool, tx) = Pool::new(users.get(), max_users.get(), clock);
+            let weights = flow.groups.iter().map(|g| g.weight).collect();
+            let (pool, tx) = Pool::new(users.get(), max_users.get(), clock, weights);
             let dispatcher = tokio::spawn(pool.clone().dispatch(rate.clone(), tx));
             (Some(pool), Some(dispatcher))
         }
@@ -76,13 +77,7 @@ pub async fn drive(
         peak: AtomicU64::new(0),
         deadline,
     });
-    let s = shared.clone();
-    let transaction: TransactionFunction = Arc::new(move |user| {
-        let shared = s.clone();
-        let index = user.weighted_users_index;
-        Box::pin(async move { shared.one(index).await })
-    });
-    let goose_error = match attack(transaction, load, host) {
+    let goose_error = match attack(&shared, load, host) {
         Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
         Err(e) => Some(describe(&e)),
     };
@@ -114,19 +109,20 @@ struct Shared {
 }
 
 impl Shared {
-    /// One goose transaction of user `index`: one encounter, when there is one to run.
-    async fn one(&self, index: usize) -> TransactionResult {
-        let intended = match &self.pool {
+    /// One goose transaction of user `index` (of `group`, closed model): one
+    /// encounter, when there is one to run.
+    async fn one(&self, index: usize, group: Option<u16>) -> TransactionResult {
+        let (intended, group) = match &self.pool {
             Some(pool) => {
                 if !pool.member(index, self.deadline).await {
                     return idle(self.deadline).await;
                 }
                 match pool.next().await {
-                    Some(due) => Some(due),
+                    Some(start) => (Some(start.due), start.group),
                     None => return idle(self.deadline).await,
                 }
             }
-            None => None,
+            None => (None, group),
         };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         if n >= self.max_encounters {
@@ -135,7 +131,7 @@ impl Shared {
         self.flow.started.fetch_add(1, Ordering::Relaxed);
         let _busy = Busy::new(&self.active, &self.peak);
         let begun = intended.unwrap_or_else(Instant::now);
-        let ended = self.flow.encounter(n, intended).await;
+        let ended = self.flow.encounter(n, intended, group).await;
         let outcome = match ended {
             Ended::Completed => Outcome::Ok,
             Ended::Abandoned => Outcome::Fail,
@@ -150,6 +146,7 @@ impl Shared {
                 at_us: recorder.now_us(),
                 latency_us: begun.elapsed().as_micros() as u64,
                 phase: Phase::Load,
+                group,
             })
             .await;
         Ok(())
@@ -192,19 +189,46 @@ async fn idle(deadline: Instant) -> TransactionResult {
     Ok(())
 }
 
-fn attack(
-    transaction: TransactionFunction,
-    load: &Load,
-    host: &str,
-) -> Result<Box<GooseAttack>, GooseError> {
-    let scenario = Scenario::new("encounter")
-        .register_transaction(Transaction::new(transaction).set_name("encounter"));
+/// The goose scenarios: one per user group, weighted (the closed model's users are
+/// shared out by weight); one for the open model's pool, which deals each start to a
+/// group itself; one without groups.
+fn scenarios(shared: &Arc<Shared>, load: &Load) -> Result<Vec<Scenario>, GooseError> {
+    let groups: Vec<(String, u32, Option<u16>)> = match (load, shared.flow.groups.is_empty()) {
+        (Load::Closed { .. }, false) => shared
+            .flow
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), g.weight, Some(i as u16)))
+            .collect(),
+        _ => vec![(ENCOUNTER.to_owned(), 1, None)],
+    };
+    groups
+        .into_iter()
+        .map(|(name, weight, group)| {
+            let s = shared.clone();
+            let transaction: TransactionFunction = Arc::new(move |user| {
+                let shared = s.clone();
+                let index = user.weighted_users_index;
+                Box::pin(async move { shared.one(index, group).await })
+            });
+            Scenario::new(&name)
+                .set_weight(weight as usize)
+                .map(|s| s.register_transaction(Transaction::new(transaction).set_name(ENCOUNTER)))
+        })
+        .collect()
+}
+
+fn attack(shared: &Arc<Shared>, load: &Load, host: &str) -> Result<Box<GooseAttack>, GooseError> {
     // The harness sends through `fhir::Client`; goose's own client is never used, so
     // every user shares one instead of building hundreds (slow with many users).
-    let shared = goose::client::GooseClientBuilder::new().without_cookies();
+    let client = goose::client::GooseClientBuilder::new().without_cookies();
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())?
-        .set_client_builder_without_cookies(shared)?
-        .register_scenario(scenario)
+        .set_client_builder_without_cookies(client)?;
+    for scenario in scenarios(shared, load)? {
+        attack = attack.register_scenario(scenario);
+    }
+    let mut attack = attack
         .set_default(GooseDefault::Host, host)?
         .set_default(GooseDefault::NoPrintMetrics, true)?
         .set_default(GooseDefault::NoTelnet, true)?

@@ -147,6 +147,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         client.clone(),
         population,
         scenario.workflow.clone(),
+        scenario.groups.clone(),
         mapper.clone(),
     );
 
@@ -262,7 +263,11 @@ fn assemble(
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
     let counts = &checked.counts;
-    let percentile = |op: &str, q: f64| metrics.percentile(op, q);
+    let encounters = &collected.encounters;
+    let percentile = |op: &str, q: f64| match op {
+        load::ENCOUNTER => encounters.percentile(op, q),
+        _ => metrics.percentile(op, q),
+    };
     let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
     let slo = report::slo::judge(
         &scenario.slo,
@@ -290,13 +295,14 @@ fn assemble(
         all,
         readback: collected.readback.total(0.0),
     };
-    let workload = workload(
+    let mut workload = workload(
         &collected.encounters,
         p.open.clone(),
         p.races.clone(),
         &checked.counts,
         p.load_s,
     );
+    workload.groups = groups(scenario, &collected.groups, p.load_s);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
@@ -341,14 +347,44 @@ fn workload(
         open: open.map(|o| report::workload::OpenLoad::of(o.seconds, o.users_reached, load_s)),
         checks: races.iter().map(report::workload::Races::check).collect(),
         races,
+        groups: Vec::new(),
     }
+}
+
+/// Each user group's latency and counts.
+fn groups(
+    scenario: &Scenario,
+    measured: &std::collections::BTreeMap<u16, (crate::metrics::Metrics, crate::metrics::Metrics)>,
+    load_s: f64,
+) -> Vec<report::workload::GroupLoad> {
+    let empty = (
+        crate::metrics::Metrics::new(),
+        crate::metrics::Metrics::new(),
+    );
+    scenario
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let (ops, encounters) = measured.get(&(i as u16)).unwrap_or(&empty);
+            let mut encounter = encounters.total(load_s);
+            encounter.op = load::ENCOUNTER.to_owned();
+            report::workload::GroupLoad {
+                name: g.name.clone(),
+                weight: g.weight,
+                encounter,
+                all: ops.total(load_s),
+                operations: ops.summaries(load_s),
+            }
+        })
+        .collect()
 }
 
 /// What the races saw, when the workflow has a `contended_update` step.
 fn races(scenario: &Scenario, r: &workflow::Races) -> Option<report::workload::Races> {
-    let raced = scenario
-        .workflow
-        .iter()
+    let raced = std::iter::once(&scenario.workflow)
+        .chain(scenario.groups.iter().map(|g| &g.workflow))
+        .flatten()
         .any(|(s, w)| *s == crate::scenario::Step::ContendedUpdate && *w > 0);
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     raced.then(|| report::workload::Races {

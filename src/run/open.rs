@@ -20,6 +20,13 @@ use crate::scenario::RatePlan;
 /// schedule anyway (goose starts them within the first second).
 const READY_WAIT: Duration = Duration::from_secs(5);
 
+/// One encounter start handed to a user: when it was due, and for which group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Start {
+    pub due: Instant,
+    pub group: Option<u16>,
+}
+
 /// The shared state of the dispatcher and the users.
 pub struct Pool {
     /// Users allowed to take starts: the first `users`, grown up to `max`.
@@ -29,7 +36,9 @@ pub struct Pool {
     /// Users waiting for a start, minus starts handed out and not yet taken.
     idle: AtomicI64,
     ready: Notify,
-    slots: tokio::sync::Mutex<mpsc::UnboundedReceiver<Instant>>,
+    slots: tokio::sync::Mutex<mpsc::UnboundedReceiver<Start>>,
+    /// The groups' weights: starts are dealt out among them (empty: no groups).
+    weights: Vec<u32>,
     dropped: AtomicU64,
     clock: Instant,
     seconds: Mutex<Vec<RateSecond>>,
@@ -42,7 +51,8 @@ impl Pool {
         users: usize,
         max: usize,
         clock: Instant,
-    ) -> (Arc<Pool>, mpsc::UnboundedSender<Instant>) {
+        weights: Vec<u32>,
+    ) -> (Arc<Pool>, mpsc::UnboundedSender<Start>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let pool = Pool {
             allocated: watch::Sender::new(users),
@@ -54,26 +64,29 @@ impl Pool {
             dropped: AtomicU64::new(0),
             clock,
             seconds: Mutex::new(Vec::new()),
+            weights,
         };
         (Arc::new(pool), tx)
     }
 
     /// Walks the plan: each due start goes to a free user, or grows the pool, or is
     /// dropped. Returns when the plan ends (the channel then closes).
-    pub async fn dispatch(self: Arc<Self>, plan: RatePlan, tx: mpsc::UnboundedSender<Instant>) {
+    pub async fn dispatch(self: Arc<Self>, plan: RatePlan, tx: mpsc::UnboundedSender<Start>) {
         let _ = tokio::time::timeout(READY_WAIT, self.ready.notified()).await;
         let start = Instant::now();
         let mut k = 0;
         while let Some(offset) = plan.start_of(k) {
             k += 1;
             let due = start + offset;
+            let group = (!self.weights.is_empty())
+                .then(|| crate::scenario::group_of(&self.weights, k - 1) as u16);
             tokio::time::sleep_until(due.into()).await;
             if goose::is_killswitch_triggered() {
                 break;
             }
             self.count(due, |s| s.offered += 1);
             if self.claim_idle() || self.grow() {
-                let _ = tx.send(due);
+                let _ = tx.send(Start { due, group });
             } else {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 self.count(due, |s| s.dropped += 1);
@@ -117,8 +130,8 @@ impl Pool {
         )
     }
 
-    /// The next start this user is to serve (its due time); `None` once the plan ended.
-    pub async fn next(&self) -> Option<Instant> {
+    /// The next start this user is to serve; `None` once the plan ended.
+    pub async fn next(&self) -> Option<Start> {
         let waiting = self.idle.fetch_add(1, Ordering::AcqRel) + 1;
         if waiting == self.initial as i64 {
             self.ready.notify_one();
@@ -175,7 +188,7 @@ mod tests {
     /// pool grows once and the fourth start is dropped.
     #[tokio::test]
     async fn the_pool_grows_to_its_cap_then_drops() {
-        let (pool, tx) = Pool::new(2, 3, Instant::now());
+        let (pool, tx) = Pool::new(2, 3, Instant::now(), Vec::new());
         let plan = RatePlan::constant(1000.0, Duration::from_millis(4));
         let p = pool.clone();
         let taken = tokio::spawn(async move {

@@ -42,6 +42,8 @@ pub(super) struct File {
     #[serde(default)]
     workflow: Option<Spanned<Vec<StepFile>>>,
     #[serde(default)]
+    groups: Vec<Spanned<super::group::GroupFile>>,
+    #[serde(default)]
     slo: slo::SloFile,
     #[serde(default)]
     auth: Option<Spanned<AuthFile>>,
@@ -158,10 +160,10 @@ fn default_concurrency() -> Spanned<usize> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StepFile {
-    step: Step,
+pub(super) struct StepFile {
+    pub step: Step,
     #[serde(default = "one")]
-    weight: u32,
+    pub weight: u32,
 }
 
 fn one() -> u32 {
@@ -225,7 +227,7 @@ impl File {
                 .map_err(|e| at.error(at.key_in(span, e.field()), e.to_string()))?;
             faults.push(spec);
         }
-        let workflow = match self.workflow {
+        let workflow: Vec<(Step, u32)> = match self.workflow {
             None => Step::ALL.iter().map(|s| (*s, 1)).collect(),
             Some(w) if w.get_ref().is_empty() => {
                 return Err(at.error(w.span(), "workflow: needs at least one step"));
@@ -238,6 +240,11 @@ impl File {
         };
         if let Some(ns) = &self.namespace {
             check_namespace(ns, &at)?;
+        }
+        let groups_span = self.groups.first().map(Spanned::span);
+        let groups = super::group::validate(self.groups, &workflow, &at)?;
+        if let Some(span) = groups_span {
+            check_fixed_users(&groups, &load, &at, span)?;
         }
         let auth = auth::validate_auth(self.auth, &at)?;
         if let Some(lifetime) = self.target.token_lifetime {
@@ -273,11 +280,40 @@ impl File {
             },
             faults,
             workflow,
+            groups,
             slo: Slo::validate(self.slo, &at)?,
             auth,
             tls: auth::validate_tls(self.tls, &at)?,
         })
     }
+}
+
+/// Fixed user counts per group are for the closed model with `users`: they must add up
+/// to it.
+fn check_fixed_users(
+    groups: &[super::Group],
+    load: &Load,
+    at: &Locator<'_>,
+    span: Range<usize>,
+) -> Result<(), SourceError> {
+    let fixed: u64 = groups.iter().filter_map(|g| g.users).map(u64::from).sum();
+    if fixed == 0 {
+        return Ok(());
+    }
+    let problem = match load {
+        Load::Closed {
+            users, plan: None, ..
+        } if users.get() as u64 == fixed => return Ok(()),
+        Load::Closed {
+            plan: None, users, ..
+        } => format!("the groups' users add up to {fixed} but load.users is {users}"),
+        _ => "fixed users per group need model = \"closed\" with `users` (give weights instead)"
+            .to_owned(),
+    };
+    Err(at.error(
+        at.key_in(span, Some("users")),
+        format!("groups.users: {problem}"),
+    ))
 }
 
 fn check_namespace(ns: &Spanned<String>, at: &Locator<'_>) -> Result<(), SourceError> {

@@ -7,6 +7,7 @@
 
 mod auth;
 mod file;
+mod group;
 mod plan;
 mod rate;
 mod slo;
@@ -22,6 +23,7 @@ use crate::fault::Spec;
 use crate::fhir::RetryPolicy;
 use crate::source::{self, SourceError};
 
+pub use group::{Group, group_of};
 pub use plan::TestPlan;
 pub use rate::RatePlan;
 pub use slo::{FINDING_KINDS, LatencySlo, Slo};
@@ -54,6 +56,9 @@ pub struct Scenario {
     pub faults: Vec<Spec>,
     /// The encounter's steps in order, each with how many times it runs.
     pub workflow: Vec<(Step, u32)>,
+    /// User groups (`[[groups]]`), each with its own workflow; none: every user runs
+    /// `workflow`.
+    pub groups: Vec<Group>,
     pub slo: Slo,
     /// How the client authenticates (`[auth]`); secrets are named, never given.
     pub auth: crate::fhir::auth::Config,

@@ -128,3 +128,50 @@ async fn the_open_model_shows_a_stall_where_it_happened_and_the_closed_model_hid
     assert!(closed.report.workload.open.is_none());
     assert!(closed.report.workload.encounter.is_some());
 }
+
+/// The shipped hospital day, shortened to 4 s (the rate plan keeps its shape): every
+/// group runs its own workflow and the report shows each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hospital_day_runs_shortened_and_reports_each_group() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hospital-day.toml");
+    let mut s = Scenario::load(&path).unwrap();
+    assert_eq!(s.load.duration(), std::time::Duration::from_secs(26));
+    s.apply(&fhirsurge::scenario::Overrides {
+        duration: Some(std::time::Duration::from_secs(4)),
+        ..Default::default()
+    })
+    .unwrap();
+    let ran = run(&s).await;
+    let r = &ran.report;
+    assert_valid_report(&ran.dir.join("report.json"));
+    let names: Vec<&str> = r.workload.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["clinicians", "ai-agent", "billing"]);
+    for g in &r.workload.groups {
+        assert!(g.encounter.count > 0 && g.all.count > 0, "{g:?}");
+    }
+    let ops = |name: &str| -> Vec<&str> {
+        let g = r.workload.groups.iter().find(|g| g.name == name).unwrap();
+        g.operations.iter().map(|o| o.op.as_str()).collect()
+    };
+    // Each group ran its own workflow, and only it.
+    let claim = "conditional_create Claim";
+    assert!(ops("billing").contains(&claim), "{:?}", ops("billing"));
+    assert!(!ops("clinicians").contains(&claim));
+    assert!(!ops("ai-agent").contains(&claim));
+    assert!(ops("ai-agent").contains(&"update Encounter"));
+    assert!(!ops("clinicians").contains(&"update Encounter"));
+    let total: u64 = r.workload.groups.iter().map(|g| g.encounter.count).sum();
+    assert_eq!(
+        total, r.summary.encounters,
+        "every encounter belongs to a group"
+    );
+    let races = r
+        .workload
+        .races
+        .as_ref()
+        .expect("the agent races the nurse");
+    assert!(races.run > 0, "{races:?}");
+    let open = r.workload.open.as_ref().unwrap();
+    assert_eq!(open.dropped_starts, 0, "{open:?}");
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+}

@@ -16,7 +16,7 @@ mod reads;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ use crate::history::{Content, Outcome, Phase};
 use crate::profile::Verb;
 use crate::profile::dialect::{self, Context, Decision, EncounterState, Mapped, Replacement};
 use crate::report::mapping::Action;
-use crate::scenario::Step;
+use crate::scenario::{Group, Step};
 use crate::synth::{self, Encounter, MRN_SYSTEM, Population, Resource};
 
 /// Shared by every virtual user.
@@ -36,6 +36,9 @@ pub struct Workflow {
     pub client: Client,
     pub population: Population,
     pub steps: Vec<(Step, u32)>,
+    /// User groups, each with its own steps and think time (none: every user runs
+    /// `steps`).
+    pub groups: Vec<Group>,
     /// The profile's dialect and the tally of what it changed.
     pub mapper: Arc<Mapper>,
     /// Logical process ids: a fresh one per encounter and after every `info` (Jepsen).
@@ -104,12 +107,14 @@ impl Workflow {
         client: Client,
         population: Population,
         steps: Vec<(Step, u32)>,
+        groups: Vec<Group>,
         mapper: Arc<Mapper>,
     ) -> Arc<Self> {
         Arc::new(Self {
             client,
             population,
             steps,
+            groups,
             mapper,
             processes: AtomicU64::new(0),
             started: AtomicU64::new(0),
@@ -121,7 +126,7 @@ impl Workflow {
 
     /// Runs encounter `n`; `intended` is its scheduled start under the open model: the
     /// encounter's first request is timed from it, every later one from its own send.
-    pub async fn encounter(&self, n: u64, intended: Option<Instant>) -> Ended {
+    pub async fn encounter(&self, n: u64, intended: Option<Instant>, group: Option<u16>) -> Ended {
         let enc = self.population.encounter(n);
         let mut visit = Visit {
             flow: self,
@@ -130,6 +135,7 @@ impl Workflow {
                 phase: Phase::Load,
                 step: None,
                 intended,
+                group,
             },
             ids: HashMap::new(),
             written: Vec::new(),
@@ -142,8 +148,17 @@ impl Workflow {
                 .pointer("/participant/0/individual")
                 .cloned(),
         };
-        for (step, weight) in &self.steps {
+        let g = group.and_then(|g| self.groups.get(usize::from(g)));
+        let (steps, think) = match g {
+            Some(g) => (&g.workflow, g.think_time),
+            None => (&self.steps, Duration::ZERO),
+        };
+        let mut first = true;
+        for (step, weight) in steps {
             for _ in 0..*weight {
+                if !std::mem::take(&mut first) && !think.is_zero() {
+                    tokio::time::sleep(think).await;
+                }
                 if goose::is_killswitch_triggered() {
                     return Ended::Interrupted; // Ctrl-C: stop between steps, the report is partial
                 }
