@@ -3,7 +3,7 @@
 //! record the completion and its latency sample. Retries and re-authentication are the
 //! caller's ([`Client`]'s `send`); this is a single attempt.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::{RequestBuilder, header};
 use serde_json::Value;
@@ -47,7 +47,7 @@ impl Client {
         };
         reply.index = index;
         let latency_us = started.elapsed().as_micros() as u64;
-        self.complete(ctx.process, req, &mut reply, latency_us, detail)
+        self.complete(ctx, req, &mut reply, latency_us, detail)
             .await;
         (reply, generation)
     }
@@ -115,9 +115,7 @@ impl Client {
         if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
             reply.version = Some(v);
         }
-        reply.retry_after = retry_after
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        reply.retry_after = retry_after.as_deref().and_then(response::retry_after);
         match resp.bytes().await {
             Ok(bytes) => self.read_body(op, &bytes, &mut reply),
             // The status line arrived but the body broke off. A read learned nothing; a
@@ -183,7 +181,7 @@ impl Client {
 
     async fn complete(
         &self,
-        process: u64,
+        ctx: Ctx,
         req: &Request,
         reply: &mut Reply,
         latency_us: u64,
@@ -216,8 +214,9 @@ impl Client {
             at_us: recorder.now_us(),
             latency_us,
             phase: req.op.phase,
+            group: ctx.group,
         };
-        let note = recorder.done(process, outcome, &completion, sample);
+        let note = recorder.done(ctx.process, outcome, &completion, sample);
         reply.seen = completion.seen;
         recorder.send(note).await;
     }

@@ -50,7 +50,12 @@ pub struct Retry {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// The longest wait a 429's or 503's `Retry-After` is honoured for.
+    pub max_retry_after: Duration,
 }
+
+/// The default cap on a `Retry-After` wait.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for Retry {
     fn default() -> Self {
@@ -58,6 +63,18 @@ impl Default for Retry {
             policy: RetryPolicy::None,
             max_attempts: 1,
             backoff: Duration::from_millis(100),
+            max_retry_after: MAX_RETRY_AFTER,
+        }
+    }
+}
+
+impl Retry {
+    /// How long to wait before attempt `tries + 1`: a 429's or 503's `Retry-After` (up
+    /// to `max_retry_after`), else the backoff times the attempts made.
+    pub fn wait(&self, reply: &Reply, tries: u32) -> Duration {
+        match (reply.status, reply.retry_after) {
+            (Some(429 | 503), Some(after)) => after.min(self.max_retry_after),
+            _ => (self.backoff * tries).min(MAX_RETRY_AFTER),
         }
     }
 }
@@ -103,6 +120,8 @@ pub struct Ctx {
     pub step: Option<&'static str>,
     /// The intended start (open model): latency is measured from it.
     pub intended: Option<Instant>,
+    /// The scenario's user group (its index), for per-group latency.
+    pub group: Option<u16>,
 }
 
 /// What came back, for the caller.
@@ -120,7 +139,7 @@ pub struct Reply {
     pub next: Option<String>,
     /// How many attempts were made.
     pub attempts: u32,
-    /// The server's `Retry-After`, in seconds form.
+    /// The server's `Retry-After` (seconds, or an HTTP date less the time now).
     pub retry_after: Option<Duration>,
     /// The `Location` (or `Content-Location`) header as sent, absolute or relative.
     pub location: Option<String>,
@@ -399,8 +418,7 @@ impl Client {
             if tries >= retry.max_attempts || !may_retry(retry.policy, &req, &reply) {
                 return reply;
             }
-            let wait = reply.retry_after.unwrap_or(retry.backoff * tries);
-            tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+            tokio::time::sleep(retry.wait(&reply, tries)).await;
             tries += 1;
         }
     }

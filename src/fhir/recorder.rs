@@ -21,6 +21,9 @@ pub enum Note {
     Line(Line),
     /// A completion's line and its latency sample.
     Done(Line, Sample),
+    /// A whole encounter's latency (no history line): from its intended start (open
+    /// model) or its start (closed) to its end.
+    Encounter(Sample),
     /// Flush the history to disk, then answer.
     Flush(tokio::sync::oneshot::Sender<()>),
     /// Flush and stop collecting.
@@ -39,7 +42,7 @@ impl Note {
     /// The latency sample this note carries.
     pub fn sample(&self) -> Option<&Sample> {
         match self {
-            Note::Done(_, sample) => Some(sample),
+            Note::Done(_, sample) | Note::Encounter(sample) => Some(sample),
             _ => None,
         }
     }
@@ -210,6 +213,11 @@ impl Recorder {
         Note::Done(self.line(process, event).1, sample)
     }
 
+    /// Records a whole encounter's latency.
+    pub async fn encounter(&self, sample: Sample) {
+        self.send(Note::Encounter(sample)).await;
+    }
+
     /// Waits until everything recorded so far is on disk.
     pub async fn flush(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -265,6 +273,7 @@ mod tests {
             at_us: 1,
             latency_us: 12,
             phase: Default::default(),
+            group: None,
         };
         recorder.invoke(3, &op).await;
         recorder

@@ -2,6 +2,8 @@
 //! id and version in a `Location` or `ETag`, and what a resource or Bundle showed. Pure
 //! functions; ids, versions and ETags stay opaque strings.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::history::{ErrorClass, Interaction, Outcome, Seen};
@@ -108,6 +110,20 @@ pub fn bundle(body: &Value, prefix: &str) -> BundleView {
         total: body.get("total").and_then(Value::as_u64),
         next,
     }
+}
+
+/// A `Retry-After` value: delay-seconds, or an HTTP date (the wait until then, zero
+/// once past); `None` when it is neither.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ mod tests {
                 at_us: i * 100,
                 latency_us: (i * 7919) % 50_000 + 1,
                 phase: Phase::Load,
+                group: None,
             };
             whole.record(&s);
             halves[(i % 2) as usize].record(&s);

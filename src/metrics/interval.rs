@@ -95,6 +95,7 @@ mod tests {
                 at_us: i * 1000,
                 latency_us: i * 1000,
                 phase: Phase::Load,
+                group: None,
             });
         }
         let rolled = m.roll(1_000_000);

@@ -29,6 +29,8 @@ pub struct Sample {
     pub latency_us: u64,
     /// Read-back samples are kept apart from the load phase's.
     pub phase: Phase,
+    /// The user group (its index in the scenario), when the scenario has groups.
+    pub group: Option<u16>,
 }
 
 /// Everything measured so far.
@@ -59,6 +61,17 @@ pub struct Second {
     /// Error classes seen in this second.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<ErrorClass, u64>,
+}
+
+/// One second of an open-model run: encounter starts the rate plan offered, the starts
+/// users began, and the starts dropped because no user was free.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateSecond {
+    /// Second of the run clock.
+    pub t_s: u64,
+    pub offered: u64,
+    pub started: u64,
+    pub dropped: u64,
 }
 
 /// The summary of one operation, as the report shows it.
@@ -268,6 +281,7 @@ mod tests {
             at_us,
             latency_us,
             phase: Phase::Load,
+            group: None,
         }
     }
 

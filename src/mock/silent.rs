@@ -31,6 +31,9 @@ pub enum Kind {
     CommitThen500,
     /// One create of a transaction is not applied; the response claims it was.
     PartialTransaction,
+    /// An update whose `If-Match` names a version no longer current is applied anyway
+    /// (as a server that ignores `If-Match` would): a lost update.
+    StaleIfMatch,
 }
 
 /// What kind of write a decision is for.
@@ -42,6 +45,8 @@ pub enum Write {
     Update,
     /// A transaction Bundle with at least one create.
     Transaction,
+    /// An update whose `If-Match` does not hold.
+    StaleUpdate,
 }
 
 /// The silent failure kinds, in the order scenarios document them.
@@ -65,6 +70,7 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         FaultKind::CommitThenReset {} => Kind::CommitThenReset,
         FaultKind::CommitThen500 {} => Kind::CommitThen500,
         FaultKind::PartialTransaction {} => Kind::PartialTransaction,
+        FaultKind::StaleIfMatch {} => Kind::StaleIfMatch,
         _ => {
             return Err(SpecError::UnknownKind(
                 spec.kind.name().to_owned(),
@@ -109,8 +115,9 @@ impl Fault {
         }
         match self.kind {
             Kind::PartialTransaction => write == Write::Transaction,
+            Kind::StaleIfMatch => write == Write::StaleUpdate,
             Kind::StaleRead(_) => write == Write::Update,
-            _ if write == Write::Transaction => false,
+            _ if matches!(write, Write::Transaction | Write::StaleUpdate) => false,
             Kind::Strip => strip_target(resource_type, resource).is_some(),
             Kind::Remap => remap_target(resource).is_some(),
             _ => true,
@@ -148,6 +155,8 @@ pub struct Plan<'a> {
     pub stale: Option<(&'a Fault, Duration)>,
     /// `commit_then_reset` or `commit_then_500` (the first that fired).
     pub after: Option<&'a Fault>,
+    /// `stale_if_match`: apply the update whose `If-Match` does not hold.
+    pub accept_stale: Option<&'a Fault>,
 }
 
 /// Decides every eligible fault (each advances its own counter) and combines those that
@@ -181,6 +190,9 @@ pub fn plan<'a>(
             }
             Kind::CommitThenReset | Kind::CommitThen500 => {
                 plan.after.get_or_insert(f);
+            }
+            Kind::StaleIfMatch => {
+                plan.accept_stale.get_or_insert(f);
             }
             Kind::PartialTransaction => {}
         }

@@ -145,7 +145,17 @@ impl Shared {
         let r = self.store.reserve(rt, id);
         let mut state = r.lock();
         let current = state.current().cloned();
-        check_if_match(if_match, current.as_deref())?;
+        let stale = match check_if_match(if_match, current.as_deref()) {
+            Ok(()) => None,
+            Err(refusal) => match (
+                self.plan(Write::StaleUpdate, rt, &resource, ctx)
+                    .accept_stale,
+                &current,
+            ) {
+                (Some(f), Some(current)) => Some((f, current.number)),
+                _ => return Err(refusal),
+            },
+        };
         let write = if current.is_some() {
             Write::Update
         } else {
@@ -183,6 +193,14 @@ impl Shared {
             state.hidden_until = Some(Instant::now() + d);
         }
         drop(state);
+        if let Some((f, was)) = stale {
+            let detail = format!(
+                "applied an update with If-Match {} while v{was} was current: stored as v{}",
+                if_match.unwrap_or_default(),
+                version.number
+            );
+            self.record(f, rt, id, &version, ctx, detail);
+        }
         self.index.add(&version.keys, &r);
         let after = self.record_committed(&plan, edits, rt, id, &version, ctx);
         Ok(written(

@@ -22,10 +22,12 @@ pub mod mapping;
 pub mod markdown;
 pub mod scorecard;
 pub mod slo;
+pub mod workload;
 pub use compare::{Comparison, Margins, compare};
 pub use mapping::Mapping;
 pub use scorecard::{Question, Verdict};
 pub use slo::SloResult;
+pub use workload::Workload;
 
 /// The files rendered from `report.json`, in the order they are written.
 pub const RENDERED: [&str; 3] = ["report.html", "junit.xml", "summary.md"];
@@ -58,6 +60,9 @@ pub struct Report {
     pub finding_counts: BTreeMap<Kind, u64>,
     pub visibility_lag: Lag,
     pub checked: Stats,
+    /// How the load was shaped: whole encounters' latency, the open model's schedule.
+    #[serde(default, skip_serializing_if = "Workload::is_empty")]
+    pub workload: Workload,
 }
 
 /// What was run, against what, when.
@@ -94,6 +99,12 @@ pub struct LoadInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_plan: Option<String>,
     pub duration_s: f64,
+    /// Open model: the rate plan as written (`rate` is then its peak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_plan: Option<String>,
+    /// Open model: the most users the pool may grow to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_users: Option<u64>,
 }
 
 /// Totals.
@@ -275,13 +286,27 @@ impl Report {
             "\n{:<34} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}",
             "operation", "count", "fail", "info", "p50 ms", "p95 ms", "p99 ms", "max ms"
         );
-        for op in self.operations.iter().chain(std::iter::once(&s.all)) {
+        let w = &self.workload;
+        let rows = self.operations.iter().chain(std::iter::once(&s.all));
+        for op in rows.chain(&w.encounter) {
             let l = &op.latency_ms;
             let _ = writeln!(
                 out,
                 "{:<34} {:>8} {:>6} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 op.op, op.count, op.fail, op.info, l.p50, l.p95, l.p99, l.max
             );
+        }
+        if let Some(open) = &w.open {
+            let _ = writeln!(out, "\n{}", open.line());
+        }
+        for g in &w.groups {
+            let _ = writeln!(out, "{}", g.line());
+        }
+        if let Some(races) = &w.races {
+            let _ = writeln!(out, "{}", races.line());
+        }
+        for c in w.checks.iter().filter(|c| !c.measured) {
+            let _ = writeln!(out, "{}: not measured ({})", c.kind, c.detail);
         }
         if !self.faults.injected.is_empty() {
             let list: Vec<String> = self

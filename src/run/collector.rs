@@ -1,6 +1,7 @@
 //! The collector: the one task that owns the history writer and the metrics. Every
 //! interaction's records and samples arrive here over the recorder's channel.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -49,6 +50,10 @@ pub struct Collected {
     pub metrics: Metrics,
     /// The final read-back.
     pub readback: Metrics,
+    /// Whole encounters, one sample each (op `encounter`), apart from the interactions.
+    pub encounters: Metrics,
+    /// Per user group (its index): its load-phase interactions and its encounters.
+    pub groups: BTreeMap<u16, (Metrics, Metrics)>,
     pub records: u64,
     /// Load-phase invocations that re-sent an earlier one.
     pub retries: u64,
@@ -70,6 +75,8 @@ struct Collector {
     hlogs: Hlogs,
     metrics: Metrics,
     readback: Metrics,
+    encounters: Metrics,
+    groups: BTreeMap<u16, (Metrics, Metrics)>,
     records: u64,
     retries: u64,
     flushed: Instant,
@@ -90,6 +97,8 @@ pub async fn collect(
         hlogs: Hlogs::new(&sinks.dir, sinks.wall_start),
         metrics: Metrics::new(),
         readback: Metrics::new(),
+        encounters: Metrics::new(),
+        groups: BTreeMap::new(),
         records: 0,
         retries: 0,
         flushed: Instant::now(),
@@ -131,6 +140,8 @@ pub async fn collect(
         path,
         metrics,
         readback,
+        encounters,
+        groups,
         records,
         retries,
         ..
@@ -141,6 +152,8 @@ pub async fn collect(
     Ok(Collected {
         metrics,
         readback,
+        encounters,
+        groups,
         records,
         retries,
     })
@@ -172,6 +185,15 @@ impl Collector {
                     self.readback.record(&sample);
                 } else {
                     self.metrics.record(&sample);
+                    if let Some(g) = sample.group {
+                        self.groups.entry(g).or_default().0.record(&sample);
+                    }
+                }
+            }
+            Note::Encounter(sample) => {
+                self.encounters.record(&sample);
+                if let Some(g) = sample.group {
+                    self.groups.entry(g).or_default().1.record(&sample);
                 }
             }
             Note::Flush(done) => {

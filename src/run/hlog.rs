@@ -112,6 +112,7 @@ mod tests {
                     at_us: second * 1_000_000,
                     latency_us: i * 100 * second,
                     phase: Phase::Load,
+                    group: None,
                 });
             }
             let rolled = m.roll(second * 1_000_000);

@@ -1,8 +1,9 @@
 //! The load phase: goose virtual users run encounters. One loop, composed from a load
-//! model: closed (users and goose test plans) or open (a target rate of encounters per
-//! second from a pool of users, each encounter timed from its intended start so a
-//! stalled server cannot hide its tail). Goose's options come from the scenario, never
-//! from goose's own command line.
+//! model: closed (users and goose test plans) or open (encounters start on a rate plan's
+//! schedule, handed to a pool of users by `open`; each encounter's first request is
+//! timed from its intended start so a stalled server cannot hide its tail). Every
+//! encounter's own latency is recorded as the `encounter` row. Goose's options come from
+//! the scenario, never from goose's own command line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,39 +12,14 @@ use std::time::{Duration, Instant};
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
-use super::workflow::Workflow;
+use super::open::Pool;
+use super::workflow::{Ended, Workflow};
+use crate::history::{Outcome, Phase};
+use crate::metrics::{RateSecond, Sample};
 use crate::scenario::Load;
 
-/// Hands out intended start times `start + k / rate` (open model).
-pub struct Pacer {
-    start: Instant,
-    interval: Duration,
-    next: AtomicU64,
-    end: Instant,
-}
-
-impl Pacer {
-    pub fn new(rate: f64, duration: Duration) -> Self {
-        let start = Instant::now();
-        Self {
-            start,
-            interval: Duration::from_secs_f64(1.0 / rate),
-            next: AtomicU64::new(0),
-            end: start + duration,
-        }
-    }
-
-    /// The next slot, slept until; `None` once the schedule has ended.
-    pub async fn slot(&self) -> Option<Instant> {
-        let k = self.next.fetch_add(1, Ordering::Relaxed);
-        let intended = self.start + self.interval.mul_f64(k as f64);
-        if intended >= self.end {
-            return None;
-        }
-        tokio::time::sleep_until(intended.into()).await;
-        Some(intended)
-    }
-}
+/// The latency row of whole encounters.
+pub const ENCOUNTER: &str = "encounter";
 
 /// What drove the load.
 pub struct Driven {
@@ -54,6 +30,19 @@ pub struct Driven {
     pub goose_error: Option<String>,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// The open model's schedule as it went.
+    pub open: Option<Opened>,
+}
+
+/// What the open model's schedule did.
+#[derive(Clone, Debug, Default)]
+pub struct Opened {
+    /// Starts no user could serve (every user busy, the pool at `max_users`).
+    pub dropped_starts: u64,
+    /// The users the pool grew to.
+    pub users_reached: u64,
+    /// Per second of the run: starts offered, started, dropped.
+    pub seconds: Vec<RateSecond>,
 }
 
 /// Runs the load phase to its planned end (or Ctrl-C, or `max_encounters`).
@@ -65,47 +54,102 @@ pub async fn drive(
     active: Arc<AtomicU64>,
 ) -> Driven {
     let deadline = Instant::now() + load.duration() + Duration::from_secs(1);
-    let pacer = match load {
-        Load::Open { rate, duration, .. } => Some(Arc::new(Pacer::new(*rate, *duration))),
-        Load::Closed { .. } => None,
+    let (pool, dispatcher) = match load {
+        Load::Open {
+            rate,
+            users,
+            max_users,
+        } => {
+            let clock = flow.client.recorder().start();
+            let weights = flow.groups.iter().map(|g| g.weight).collect();
+            let (pool, tx) = Pool::new(users.get(), max_users.get(), clock, weights);
+            let dispatcher = tokio::spawn(pool.clone().dispatch(rate.clone(), tx));
+            (Some(pool), Some(dispatcher))
+        }
+        Load::Closed { .. } => (None, None),
     };
-    let counter = Arc::new(AtomicU64::new(0));
-    let peak = Arc::new(AtomicU64::new(0));
-    let f = flow.clone();
-    let p = peak.clone();
-    let transaction: TransactionFunction = Arc::new(move |_user| {
-        let flow = f.clone();
-        let pacer = pacer.clone();
-        let counter = counter.clone();
-        let active = active.clone();
-        let peak = p.clone();
-        Box::pin(async move {
-            let intended = match &pacer {
-                Some(p) => match p.slot().await {
-                    Some(at) => Some(at),
-                    None => return idle(deadline).await,
-                },
-                None => None,
-            };
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            if n >= max_encounters {
-                return idle(deadline).await;
-            }
-            flow.started.fetch_add(1, Ordering::Relaxed);
-            let _busy = Busy::new(&active, &peak);
-            flow.encounter(n, intended).await;
-            Ok(())
-        })
+    let shared = Arc::new(Shared {
+        flow: flow.clone(),
+        pool: pool.clone(),
+        counter: AtomicU64::new(0),
+        max_encounters,
+        active,
+        peak: AtomicU64::new(0),
+        deadline,
     });
-    let goose_error = match attack(transaction, load, host) {
+    let goose_error = match attack(&shared, load, host) {
         Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
         Err(e) => Some(describe(&e)),
     };
+    if let Some(d) = dispatcher {
+        d.abort();
+    }
     Driven {
         encounters: flow.started.load(Ordering::Relaxed),
-        peak_concurrency: peak.load(Ordering::Relaxed),
+        peak_concurrency: shared.peak.load(Ordering::Relaxed),
         goose_error,
         interrupted: goose::is_killswitch_triggered(),
+        open: pool.map(|p| Opened {
+            dropped_starts: p.dropped(),
+            users_reached: p.allocated() as u64,
+            seconds: p.seconds(),
+        }),
+    }
+}
+
+/// What every goose user shares.
+struct Shared {
+    flow: Arc<Workflow>,
+    pool: Option<Arc<Pool>>,
+    counter: AtomicU64,
+    max_encounters: u64,
+    active: Arc<AtomicU64>,
+    peak: AtomicU64,
+    deadline: Instant,
+}
+
+impl Shared {
+    /// One goose transaction of user `index` (of `group`, closed model): one
+    /// encounter, when there is one to run.
+    async fn one(&self, index: usize, group: Option<u16>) -> TransactionResult {
+        let (intended, group) = match &self.pool {
+            Some(pool) => {
+                if !pool.member(index, self.deadline).await {
+                    return idle(self.deadline).await;
+                }
+                match pool.next().await {
+                    Some(start) => (Some(start.due), start.group),
+                    None => return idle(self.deadline).await,
+                }
+            }
+            None => (None, group),
+        };
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        if n >= self.max_encounters {
+            return idle(self.deadline).await;
+        }
+        self.flow.started.fetch_add(1, Ordering::Relaxed);
+        let _busy = Busy::new(&self.active, &self.peak);
+        let begun = intended.unwrap_or_else(Instant::now);
+        let ended = self.flow.encounter(n, intended, group).await;
+        let outcome = match ended {
+            Ended::Completed => Outcome::Ok,
+            Ended::Abandoned => Outcome::Fail,
+            Ended::Interrupted => return Ok(()),
+        };
+        let recorder = self.flow.client.recorder();
+        recorder
+            .encounter(Sample {
+                op: ENCOUNTER.to_owned(),
+                outcome,
+                error: None,
+                at_us: recorder.now_us(),
+                latency_us: begun.elapsed().as_micros() as u64,
+                phase: Phase::Load,
+                group,
+            })
+            .await;
+        Ok(())
     }
 }
 
@@ -145,15 +189,46 @@ async fn idle(deadline: Instant) -> TransactionResult {
     Ok(())
 }
 
-fn attack(
-    transaction: TransactionFunction,
-    load: &Load,
-    host: &str,
-) -> Result<Box<GooseAttack>, GooseError> {
-    let scenario = Scenario::new("encounter")
-        .register_transaction(Transaction::new(transaction).set_name("encounter"));
+/// The goose scenarios: one per user group, weighted (the closed model's users are
+/// shared out by weight); one for the open model's pool, which deals each start to a
+/// group itself; one without groups.
+fn scenarios(shared: &Arc<Shared>, load: &Load) -> Result<Vec<Scenario>, GooseError> {
+    let groups: Vec<(String, u32, Option<u16>)> = match (load, shared.flow.groups.is_empty()) {
+        (Load::Closed { .. }, false) => shared
+            .flow
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), g.weight, Some(i as u16)))
+            .collect(),
+        _ => vec![(ENCOUNTER.to_owned(), 1, None)],
+    };
+    groups
+        .into_iter()
+        .map(|(name, weight, group)| {
+            let s = shared.clone();
+            let transaction: TransactionFunction = Arc::new(move |user| {
+                let shared = s.clone();
+                let index = user.weighted_users_index;
+                Box::pin(async move { shared.one(index, group).await })
+            });
+            Scenario::new(&name)
+                .set_weight(weight as usize)
+                .map(|s| s.register_transaction(Transaction::new(transaction).set_name(ENCOUNTER)))
+        })
+        .collect()
+}
+
+fn attack(shared: &Arc<Shared>, load: &Load, host: &str) -> Result<Box<GooseAttack>, GooseError> {
+    // The harness sends through `fhir::Client`; goose's own client is never used, so
+    // every user shares one instead of building hundreds (slow with many users).
+    let client = goose::client::GooseClientBuilder::new().without_cookies();
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())?
-        .register_scenario(scenario)
+        .set_client_builder_without_cookies(client)?;
+    for scenario in scenarios(shared, load)? {
+        attack = attack.register_scenario(scenario);
+    }
+    let mut attack = attack
         .set_default(GooseDefault::Host, host)?
         .set_default(GooseDefault::NoPrintMetrics, true)?
         .set_default(GooseDefault::NoTelnet, true)?
@@ -168,18 +243,28 @@ fn attack(
         }
         Load::Closed {
             users, duration, ..
-        }
-        | Load::Open {
-            users, duration, ..
         } => {
-            let users = users.get();
-            attack = attack
-                .set_default(GooseDefault::NoResetMetrics, true)?
-                .set_default(GooseDefault::Users, users)?
-                // Start every user within the first second.
-                .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())?
-                .set_default(GooseDefault::RunTime, duration.as_secs().max(1) as usize)?;
+            attack = users_for(attack, users.get(), *duration)?;
+        }
+        // Every user the pool may grow to is started; the ones past `users` wait to be let in.
+        Load::Open {
+            rate, max_users, ..
+        } => {
+            attack = users_for(attack, max_users.get(), rate.duration())?;
         }
     }
     Ok(attack)
+}
+
+/// `users` goose users for `duration`, all started within the first second.
+fn users_for(
+    attack: Box<GooseAttack>,
+    users: usize,
+    duration: Duration,
+) -> Result<Box<GooseAttack>, GooseError> {
+    attack
+        .set_default(GooseDefault::NoResetMetrics, true)?
+        .set_default(GooseDefault::Users, users)?
+        .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())?
+        .set_default(GooseDefault::RunTime, duration.as_secs().max(1) as usize)
 }

@@ -7,6 +7,7 @@ pub mod collector;
 mod hlog;
 pub mod load;
 pub mod merge;
+pub mod open;
 mod progress;
 pub mod readback;
 pub mod recheck;
@@ -96,6 +97,10 @@ struct Phases {
     interrupted: bool,
     /// How the EHR's dialect was spoken.
     mapping: report::Mapping,
+    /// The open model's schedule as it went.
+    open: Option<load::Opened>,
+    /// The races, when the workflow has them.
+    races: Option<report::workload::Races>,
 }
 
 /// Executes the scenario.
@@ -151,6 +156,7 @@ pub async fn execute_part(
         client.clone(),
         population,
         scenario.workflow.clone(),
+        scenario.groups.clone(),
         mapper.clone(),
     );
 
@@ -215,6 +221,8 @@ pub async fn execute_part(
         skipped: flow.skipped.load(Ordering::Relaxed),
         interrupted: driven.interrupted || goose::is_killswitch_triggered(),
         mapping: mapper.report(),
+        open: driven.open,
+        races: races(scenario, &flow.races),
     };
     stack
         .write_ledger(&dir)
@@ -282,7 +290,11 @@ fn assemble(
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
     let counts = &checked.counts;
-    let percentile = |op: &str, q: f64| metrics.percentile(op, q);
+    let encounters = &collected.encounters;
+    let percentile = |op: &str, q: f64| match op {
+        load::ENCOUNTER => encounters.percentile(op, q),
+        _ => metrics.percentile(op, q),
+    };
     let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
     let slo = report::slo::judge(
         &scenario.slo,
@@ -310,6 +322,14 @@ fn assemble(
         all,
         readback: collected.readback.total(0.0),
     };
+    let mut workload = workload(
+        &collected.encounters,
+        p.open.clone(),
+        p.races.clone(),
+        &checked.counts,
+        p.load_s,
+    );
+    workload.groups = groups(scenario, &collected.groups, p.load_s);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
@@ -330,9 +350,78 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
+        workload,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// The workload section: whole encounters' latency, the open model's schedule, the
+/// races and which checks they let run.
+fn workload(
+    encounters: &crate::metrics::Metrics,
+    open: Option<load::Opened>,
+    races: Option<report::workload::Races>,
+    findings: &std::collections::BTreeMap<check::Kind, u64>,
+    load_s: f64,
+) -> report::Workload {
+    let races = races.map(|r| report::workload::Races {
+        lost_updates: findings.get(&check::Kind::LostUpdate).copied().unwrap_or(0),
+        ..r
+    });
+    report::Workload {
+        encounter: encounters.summaries(load_s).into_iter().next(),
+        open: open.map(|o| report::workload::OpenLoad::of(o.seconds, o.users_reached, load_s)),
+        checks: races.iter().map(report::workload::Races::check).collect(),
+        races,
+        groups: Vec::new(),
+    }
+}
+
+/// Each user group's latency and counts.
+fn groups(
+    scenario: &Scenario,
+    measured: &std::collections::BTreeMap<u16, (crate::metrics::Metrics, crate::metrics::Metrics)>,
+    load_s: f64,
+) -> Vec<report::workload::GroupLoad> {
+    let empty = (
+        crate::metrics::Metrics::new(),
+        crate::metrics::Metrics::new(),
+    );
+    scenario
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let (ops, encounters) = measured.get(&(i as u16)).unwrap_or(&empty);
+            let mut encounter = encounters.total(load_s);
+            encounter.op = load::ENCOUNTER.to_owned();
+            report::workload::GroupLoad {
+                name: g.name.clone(),
+                weight: g.weight,
+                encounter,
+                all: ops.total(load_s),
+                operations: ops.summaries(load_s),
+            }
+        })
+        .collect()
+}
+
+/// What the races saw, when the workflow has a `contended_update` step.
+fn races(scenario: &Scenario, r: &workflow::Races) -> Option<report::workload::Races> {
+    let raced = std::iter::once(&scenario.workflow)
+        .chain(scenario.groups.iter().map(|g| &g.workflow))
+        .flatten()
+        .any(|(s, w)| *s == crate::scenario::Step::ContendedUpdate && *w > 0);
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    raced.then(|| report::workload::Races {
+        run: n(&r.run),
+        refused: n(&r.refused),
+        both_acknowledged: n(&r.both_acknowledged),
+        loser_retries: n(&r.retries),
+        loser_retries_ok: n(&r.retries_ok),
+        lost_updates: 0,
+    })
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

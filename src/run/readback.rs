@@ -83,6 +83,7 @@ pub async fn read_back(
                 phase: Phase::Readback,
                 step: Some("read_back_all"),
                 intended: None,
+                group: None,
             };
             async move { one(client, ctx, &t, mapper).await }
         })

@@ -112,11 +112,12 @@ impl Shard {
             Load::Open {
                 rate,
                 users: u,
-                duration,
+                max_users,
             } => Load::Open {
-                rate: rate / f64::from(self.count),
+                rate: rate.divided(f64::from(self.count)),
                 users: std::num::NonZeroUsize::new(users(u.get())).ok_or(too_few(u.get()))?,
-                duration,
+                max_users: std::num::NonZeroUsize::new(users(max_users.get()))
+                    .ok_or(too_few(max_users.get()))?,
             },
         };
         if scenario.max_encounters != u64::MAX {

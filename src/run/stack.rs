@@ -142,6 +142,7 @@ impl Stack {
                 policy: scenario.retry.policy,
                 max_attempts: scenario.retry.max_attempts,
                 backoff: scenario.retry.backoff,
+                max_retry_after: scenario.retry.max_retry_after,
             },
             harness_prefix: crate::HARNESS_PREFIX.to_owned(),
             prefer: profile.write.prefer.clone(),
@@ -380,17 +381,21 @@ pub fn load_info(load: &Load) -> LoadInfo {
             rate: None,
             test_plan: plan.as_ref().map(|p| p.to_string()),
             duration_s: duration.as_secs_f64(),
+            rate_plan: None,
+            max_users: None,
         },
         Load::Open {
             rate,
             users,
-            duration,
+            max_users,
         } => LoadInfo {
             model: "open".into(),
             users: users.get() as u64,
-            rate: Some(*rate),
+            rate: Some(rate.peak()),
             test_plan: None,
-            duration_s: duration.as_secs_f64(),
+            duration_s: rate.duration().as_secs_f64(),
+            rate_plan: rate.text().map(str::to_owned),
+            max_users: Some(max_users.get() as u64),
         },
     }
 }

@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
+use super::rate::RatePlan;
 use super::slo::{self, Slo};
 use super::{Load, Readback, Retry, Scenario, Step, Target};
 use crate::fhir::RetryPolicy;
@@ -40,6 +41,8 @@ pub(super) struct File {
     faults: Vec<Spanned<SpecFile>>,
     #[serde(default)]
     workflow: Option<Spanned<Vec<StepFile>>>,
+    #[serde(default)]
+    groups: Vec<Spanned<super::group::GroupFile>>,
     #[serde(default)]
     slo: slo::SloFile,
     #[serde(default)]
@@ -80,9 +83,20 @@ struct LoadFile {
     duration: Option<Duration>,
     #[serde(default)]
     test_plan: Option<Spanned<String>>,
-    /// Open model: encounters started per second.
+    /// Open model: encounters started per second, or a rate plan.
     #[serde(default)]
-    rate: Option<Spanned<f64>>,
+    rate: Option<Spanned<RateFile>>,
+    /// Open model: the most users the pool may grow to (default `users`).
+    #[serde(default)]
+    max_users: Option<Spanned<usize>>,
+}
+
+/// `rate = 40.0` or `rate = "10/s,1m;50/s,5m;0/s,0s"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RateFile {
+    Number(f64),
+    Plan(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +108,9 @@ struct RetryFile {
     max_attempts: Option<Spanned<u32>>,
     #[serde(default = "default_backoff", with = "humantime_serde")]
     backoff: Duration,
+    /// The longest a `Retry-After` is waited for.
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    max_retry_after: Duration,
 }
 
 impl Default for RetryFile {
@@ -102,8 +119,13 @@ impl Default for RetryFile {
             policy: RetryPolicy::None,
             max_attempts: None,
             backoff: default_backoff(),
+            max_retry_after: default_max_retry_after(),
         }
     }
+}
+
+fn default_max_retry_after() -> Duration {
+    crate::fhir::MAX_RETRY_AFTER
 }
 
 fn default_backoff() -> Duration {
@@ -138,10 +160,10 @@ fn default_concurrency() -> Spanned<usize> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StepFile {
-    step: Step,
+pub(super) struct StepFile {
+    pub step: Step,
     #[serde(default = "one")]
-    weight: u32,
+    pub weight: u32,
 }
 
 fn one() -> u32 {
@@ -204,7 +226,7 @@ impl File {
                 .map_err(|e| at.error(at.key_in(span, e.field()), e.to_string()))?;
             faults.push(spec);
         }
-        let workflow = match self.workflow {
+        let workflow: Vec<(Step, u32)> = match self.workflow {
             None => Step::ALL.iter().map(|s| (*s, 1)).collect(),
             Some(w) if w.get_ref().is_empty() => {
                 return Err(at.error(w.span(), "workflow: needs at least one step"));
@@ -217,6 +239,11 @@ impl File {
         };
         if let Some(ns) = &self.namespace {
             check_namespace(ns, &at)?;
+        }
+        let groups_span = self.groups.first().map(Spanned::span);
+        let groups = super::group::validate(self.groups, &workflow, &at)?;
+        if let Some(span) = groups_span {
+            check_fixed_users(&groups, &load, &at, span)?;
         }
         let auth = auth::validate_auth(self.auth, &at)?;
         if let Some(lifetime) = self.target.token_lifetime {
@@ -252,11 +279,40 @@ impl File {
             },
             faults,
             workflow,
+            groups,
             slo: Slo::validate(self.slo, &at)?,
             auth,
             tls: auth::validate_tls(self.tls, &at)?,
         })
     }
+}
+
+/// Fixed user counts per group are for the closed model with `users`: they must add up
+/// to it.
+fn check_fixed_users(
+    groups: &[super::Group],
+    load: &Load,
+    at: &Locator<'_>,
+    span: Range<usize>,
+) -> Result<(), SourceError> {
+    let fixed: u64 = groups.iter().filter_map(|g| g.users).map(u64::from).sum();
+    if fixed == 0 {
+        return Ok(());
+    }
+    let problem = match load {
+        Load::Closed {
+            users, plan: None, ..
+        } if users.get() as u64 == fixed => return Ok(()),
+        Load::Closed {
+            plan: None, users, ..
+        } => format!("the groups' users add up to {fixed} but load.users is {users}"),
+        _ => "fixed users per group need model = \"closed\" with `users` (give weights instead)"
+            .to_owned(),
+    };
+    Err(at.error(
+        at.key_in(span, Some("users")),
+        format!("groups.users: {problem}"),
+    ))
 }
 
 fn check_namespace(ns: &Spanned<String>, at: &Locator<'_>) -> Result<(), SourceError> {
@@ -284,6 +340,7 @@ fn validate_retry(r: &RetryFile, at: &Locator<'_>) -> Result<Retry, SourceError>
         policy: r.policy,
         max_attempts,
         backoff: r.backoff,
+        max_retry_after: r.max_retry_after,
     })
 }
 
@@ -301,6 +358,9 @@ impl LoadFile {
             Model::Closed => {
                 if let Some(r) = &self.rate {
                     return Err(at.error(r.span(), "load.rate: only for model = \"open\""));
+                }
+                if let Some(m) = &self.max_users {
+                    return Err(at.error(m.span(), "load.max_users: only for model = \"open\""));
                 }
                 let plan = match &self.test_plan {
                     Some(p) => Some(
@@ -329,21 +389,50 @@ impl LoadFile {
                 if let Some(p) = &self.test_plan {
                     return Err(at.error(p.span(), "load.test_plan: only for model = \"closed\""));
                 }
-                let (Some(rate), Some(users), Some(duration)) = (&self.rate, users, duration)
-                else {
-                    return Err(at.error(table, need("open", "rate, users, duration")));
+                let (Some(rate), Some(users)) = (&self.rate, users) else {
+                    return Err(at.error(table, need("open", "rate, users")));
                 };
-                let r = *rate.get_ref();
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(at.error(rate.span(), "load.rate: must be above 0"));
-                }
+                let rate = open_rate(rate, duration, at, table)?;
+                let max_users = match &self.max_users {
+                    None => users,
+                    Some(m) => NonZeroUsize::new(*m.get_ref())
+                        .filter(|m| *m >= users)
+                        .ok_or_else(|| {
+                            at.error(m.span(), "load.max_users: must be at least `users`")
+                        })?,
+                };
                 Ok(Load::Open {
-                    rate: r,
+                    rate,
                     users,
-                    duration,
+                    max_users,
                 })
             }
         }
+    }
+}
+
+/// The open model's schedule: a constant rate needs a duration, a plan brings its own.
+fn open_rate(
+    rate: &Spanned<RateFile>,
+    duration: Option<Duration>,
+    at: &Locator<'_>,
+    table: Range<usize>,
+) -> Result<RatePlan, SourceError> {
+    match (rate.get_ref(), duration) {
+        (RateFile::Number(r), Some(d)) if r.is_finite() && *r > 0.0 => {
+            Ok(RatePlan::constant(*r, d))
+        }
+        (RateFile::Number(r), Some(_)) => {
+            Err(at.error(rate.span(), format!("load.rate: must be above 0, not {r}")))
+        }
+        (RateFile::Number(_), None) => Err(at.error(table, need("open", "rate, users, duration"))),
+        (RateFile::Plan(text), None) => {
+            RatePlan::parse(text).map_err(|m| at.error(rate.span(), format!("load.rate: {m}")))
+        }
+        (RateFile::Plan(_), Some(_)) => Err(at.error(
+            rate.span(),
+            "load.rate: a rate plan sets its own length; leave `duration` out",
+        )),
     }
 }
 

@@ -8,7 +8,9 @@
 
 mod auth;
 mod file;
+mod group;
 mod plan;
+mod rate;
 mod slo;
 
 use std::num::NonZeroUsize;
@@ -23,7 +25,9 @@ use crate::source::{self, SourceError};
 use crate::vocab::fault::Spec;
 
 pub use crate::vocab::finding::FINDING_KINDS;
+pub use group::{Group, group_of};
 pub use plan::TestPlan;
+pub use rate::RatePlan;
 pub use slo::{LatencySlo, Slo};
 
 /// One validated scenario.
@@ -54,6 +58,9 @@ pub struct Scenario {
     pub faults: Vec<Spec>,
     /// The encounter's steps in order, each with how many times it runs.
     pub workflow: Vec<(Step, u32)>,
+    /// User groups (`[[groups]]`), each with its own workflow; none: every user runs
+    /// `workflow`.
+    pub groups: Vec<Group>,
     pub slo: Slo,
     /// How the client authenticates (`[auth]`); secrets are named, never given.
     pub auth: crate::fhir::auth::Config,
@@ -101,12 +108,15 @@ pub enum Load {
         duration: Duration,
         plan: Option<TestPlan>,
     },
-    /// Encounters start at `rate` per second, run by a pool of `users`; each is timed
-    /// from its intended start (no coordinated omission).
+    /// Encounters start on the schedule of `rate` (a constant rate or a rate plan),
+    /// whatever the server does, run by a pool of `users` that grows up to `max_users`
+    /// when no user is free at a start; a start no user can serve is dropped and
+    /// counted. Each encounter's first request is timed from its intended start (no
+    /// coordinated omission).
     Open {
-        rate: f64,
+        rate: RatePlan,
         users: NonZeroUsize,
-        duration: Duration,
+        max_users: NonZeroUsize,
     },
 }
 
@@ -117,7 +127,8 @@ impl Load {
             Load::Closed {
                 plan: Some(plan), ..
             } => plan.duration(),
-            Load::Closed { duration, .. } | Load::Open { duration, .. } => *duration,
+            Load::Closed { duration, .. } => *duration,
+            Load::Open { rate, .. } => rate.duration(),
         }
     }
 
@@ -127,7 +138,8 @@ impl Load {
             Load::Closed {
                 plan: Some(plan), ..
             } => plan.peak_users(),
-            Load::Closed { users, .. } | Load::Open { users, .. } => users.get(),
+            Load::Closed { users, .. } => users.get(),
+            Load::Open { max_users, .. } => max_users.get(),
         }
     }
 }
@@ -139,6 +151,8 @@ pub struct Retry {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// The longest a 429's or 503's `Retry-After` is waited for.
+    pub max_retry_after: Duration,
 }
 
 /// The final read-back phase.
@@ -168,9 +182,14 @@ pub enum Step {
     CloseEncounter,
     /// Read back what this encounter wrote.
     ReadBack,
+    /// Two writers update the encounter from the same version with `If-Match` at
+    /// nearly the same time (the nurse closes it while the AI agent amends it): one must
+    /// be refused. Not in the default workflow.
+    ContendedUpdate,
 }
 
 impl Step {
+    /// The default workflow, in order.
     pub const ALL: [Step; 7] = [
         Step::Admit,
         Step::LookupPatient,
@@ -190,6 +209,7 @@ impl Step {
             Step::Billing => "billing",
             Step::CloseEncounter => "close_encounter",
             Step::ReadBack => "read_back",
+            Step::ContendedUpdate => "contended_update",
         }
     }
 }
@@ -263,10 +283,13 @@ impl Scenario {
                     duration: plan.map_or(duration, |p| p.duration()),
                     plan: None,
                 },
-                Load::Open { rate, duration, .. } => Load::Open {
+                // The pool starts at `users` and may still grow to the larger cap.
+                Load::Open {
+                    rate, max_users, ..
+                } => Load::Open {
                     rate,
                     users,
-                    duration,
+                    max_users: max_users.max(users),
                 },
             };
         }
@@ -285,10 +308,15 @@ impl Scenario {
                     duration: d,
                     plan: None,
                 },
-                Load::Open { rate, users, .. } => Load::Open {
+                // A rate plan keeps its shape, scaled to the new length.
+                Load::Open {
                     rate,
                     users,
-                    duration: d,
+                    max_users,
+                } => Load::Open {
+                    rate: rate.scaled_to(d),
+                    users,
+                    max_users,
                 },
             };
         }

@@ -81,7 +81,7 @@ impl fmt::Display for TestPlan {
 }
 
 /// `1h2m3s`, `90s`, `2m`, or `45` (seconds) — the spans goose accepts.
-fn timespan(text: &str) -> Option<Duration> {
+pub(super) fn timespan(text: &str) -> Option<Duration> {
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }

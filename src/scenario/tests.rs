@@ -88,7 +88,7 @@ fn plans_open_model_and_workflow() {
     assert_eq!(s.load.duration(), Duration::from_secs(15));
     assert_eq!(s.load.peak_users(), 50);
     let text = SMOKE.replace("model = \"closed\"", "model = \"open\"\nrate = 20.0");
-    assert!(matches!(parse(&text).unwrap().load, Load::Open { rate, .. } if rate == 20.0));
+    assert!(matches!(parse(&text).unwrap().load, Load::Open { rate, .. } if rate.peak() == 20.0));
     let text = format!(
         "{SMOKE}workflow = [{{ step = \"admit\" }}, {{ step = \"read_back\", weight = 2 }}]\n"
     );
@@ -172,4 +172,48 @@ fn insecure_or_a_ca_from_the_command_line_replaces_the_tls_section() {
     })
     .unwrap();
     assert!(s.tls.is_insecure());
+}
+
+#[test]
+fn open_model_rate_plans_and_pool_caps() {
+    let open = |load: &str| {
+        format!("name = \"t\"\n[target]\nurl = \"mock\"\n[load]\nmodel = \"open\"\n{load}\n")
+    };
+    let s = parse(&open(
+        "rate = \"10/s,2s;10/s,3s\"\nusers = 2\nmax_users = 8",
+    ))
+    .unwrap();
+    assert_eq!(s.load.duration(), Duration::from_secs(5));
+    assert_eq!(s.load.peak_users(), 8);
+    let Load::Open { rate, users, .. } = &s.load else {
+        panic!("{:?}", s.load)
+    };
+    assert_eq!((rate.peak(), users.get()), (10.0, 2));
+    // A plan brings its own length.
+    let (line, _, m) = located(&open("rate = \"10/s,2s\"\nusers = 2\nduration = \"5s\""));
+    assert_eq!(line, 6, "{m}");
+    assert!(m.contains("load.rate"), "{m}");
+    let (line, _, m) = located(&open("rate = \"10/s,2s;x/s,1s\"\nusers = 2"));
+    assert_eq!(line, 6);
+    assert!(m.contains("step 2"), "{m}");
+    let (line, _, m) = located(&open(
+        "rate = 5.0\nusers = 4\nmax_users = 2\nduration = \"1s\"",
+    ));
+    assert_eq!(line, 8);
+    assert!(m.contains("load.max_users"), "{m}");
+    // --duration scales a plan; --users keeps the larger cap.
+    let mut s = parse(&open(
+        "rate = \"10/s,2s;10/s,8s\"\nusers = 2\nmax_users = 8",
+    ))
+    .unwrap();
+    s.apply(&Overrides {
+        duration: Some(Duration::from_secs(1)),
+        users: Some(3),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(s.load.duration(), Duration::from_secs(1));
+    assert_eq!(s.load.peak_users(), 8);
+    let closed = SMOKE.replace("users = 4", "users = 4\nmax_users = 9");
+    assert!(located(&closed).2.contains("only for model = \"open\""));
 }

@@ -154,6 +154,7 @@ async fn naive_retries_a_plain_create_but_idempotent_only_does_not() {
         policy,
         max_attempts: 3,
         backoff: Duration::from_millis(1),
+        ..Retry::default()
     };
     let (c, mut rx) = client(&server.uri(), retry(RetryPolicy::Naive));
     let reply = c

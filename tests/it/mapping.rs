@@ -144,8 +144,8 @@ async fn one_encounter(base: &str, profile: Profile) -> Mapping {
     let population = Population::new(3, "urn:fhirsurge:it", CodeTables::builtin().unwrap());
     let mapper = Arc::new(Mapper::new(profile, None));
     let steps = Step::ALL.iter().map(|s| (*s, 1)).collect();
-    let flow = Workflow::new(c, population, steps, mapper.clone());
-    flow.encounter(0, None).await;
+    let flow = Workflow::new(c, population, steps, Vec::new(), mapper.clone());
+    flow.encounter(0, None, None).await;
     mapper.report()
 }
 

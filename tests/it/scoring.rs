@@ -20,6 +20,7 @@ use fhirsurge::run::{self, Options};
 use fhirsurge::scenario::Scenario;
 
 mod network;
+mod race;
 mod silent;
 
 /// What one run left behind, for scoring.
@@ -31,6 +32,7 @@ struct Run {
     /// Invocation index → how it ended.
     outcomes: HashMap<u64, Outcome>,
     encounters: u64,
+    workload: fhirsurge::report::Workload,
 }
 
 /// The shape of a scoring run.
@@ -41,6 +43,8 @@ struct Shape<'a> {
     retry: &'a str,
     settle: &'a str,
     faults: &'a str,
+    /// Top-level scenario keys (a `workflow`), or nothing.
+    top: &'a str,
 }
 
 impl Default for Shape<'_> {
@@ -52,6 +56,7 @@ impl Default for Shape<'_> {
             retry: "none",
             settle: "300ms",
             faults: "",
+            top: "",
         }
     }
 }
@@ -63,6 +68,7 @@ async fn run(shape: &Shape<'_>) -> Run {
         r#"
 name = "scoring"
 seed = {seed}
+{top}
 [target]
 url = "mock"
 timeout = "5s"
@@ -84,6 +90,7 @@ settle = "{settle}"
         retry = shape.retry,
         settle = shape.settle,
         faults = shape.faults,
+        top = shape.top,
     );
     let scenario = Scenario::from_str(&text, Path::new("scoring.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -113,6 +120,7 @@ settle = "{settle}"
         ops,
         outcomes,
         encounters: outcome.report.summary.encounters,
+        workload: outcome.report.workload,
     }
 }
 

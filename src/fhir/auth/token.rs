@@ -192,6 +192,7 @@ pub async fn request(
         at_us: io.recorder.now_us(),
         latency_us,
         phase: io.phase,
+        group: None,
     };
     io.recorder
         .complete(io.process, outcome, &completion, sample)

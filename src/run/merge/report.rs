@@ -61,6 +61,7 @@ pub fn assemble(
         all,
         readback: readback_total(parts, &readback),
     };
+    let workload = workload(parts, &checked.counts, load_s);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(parts, origin, notes),
@@ -81,9 +82,63 @@ pub fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
+        workload,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// The shards' workload sections added up: the open model's starts per second (the
+/// shards share one clock through `--start-at`), the races, and which checks they let
+/// run. Whole-encounter and per-group latency stay in the shards' reports: their
+/// histograms are not kept, and percentiles are never averaged.
+fn workload(
+    parts: &[Part],
+    counts: &std::collections::BTreeMap<check::Kind, u64>,
+    load_s: f64,
+) -> report::Workload {
+    use report::workload::{OpenLoad, Races};
+    let mut seconds: Vec<crate::metrics::RateSecond> = Vec::new();
+    let mut users_reached = 0;
+    let mut opened = false;
+    let mut races: Option<Races> = None;
+    for p in parts {
+        let w = &p.report.workload;
+        if let Some(open) = &w.open {
+            opened = true;
+            users_reached += open.users_reached;
+            for s in &open.series {
+                let i = s.t_s as usize;
+                if seconds.len() <= i {
+                    seconds.resize_with(i + 1, Default::default);
+                }
+                let m = &mut seconds[i];
+                m.t_s = s.t_s;
+                m.offered += s.offered;
+                m.started += s.started;
+                m.dropped += s.dropped;
+            }
+        }
+        if let Some(r) = &w.races {
+            let t = races.get_or_insert_with(Races::default);
+            t.run += r.run;
+            t.refused += r.refused;
+            t.both_acknowledged += r.both_acknowledged;
+            t.loser_retries += r.loser_retries;
+            t.loser_retries_ok += r.loser_retries_ok;
+        }
+    }
+    let races = races.map(|r| Races {
+        lost_updates: counts.get(&check::Kind::LostUpdate).copied().unwrap_or(0),
+        ..r
+    });
+    report::Workload {
+        encounter: None,
+        open: opened.then(|| OpenLoad::of(seconds, users_reached, load_s)),
+        checks: races.iter().map(Races::check).collect(),
+        races,
+        groups: Vec::new(),
+    }
 }
 
 /// The load phase's and the read-back's metrics of every shard, on the merged clock.
@@ -161,6 +216,8 @@ fn run_info(parts: &[Part], origin: i64, notes: &Notes) -> RunInfo {
             rate,
             test_plan: first.load.test_plan.clone(),
             duration_s: first.load.duration_s,
+            rate_plan: first.load.rate_plan.clone(),
+            max_users: parts.iter().map(|p| p.report.run.load.max_users).sum(),
         },
         interrupted: parts.iter().any(|p| p.report.run.interrupted) || !notes.missing.is_empty(),
         tls_insecure: parts.iter().any(|p| p.report.run.tls_insecure),

@@ -10,23 +10,25 @@
 
 mod mapper;
 mod observe;
+mod race;
 mod reads;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub use mapper::Mapper;
+pub use race::Races;
 
 use crate::fhir::{Client, Ctx, Reply, RetryPolicy};
 use crate::history::{Content, Outcome, Phase};
 use crate::profile::Verb;
 use crate::profile::dialect::{self, Context, Decision, EncounterState, Mapped, Replacement};
 use crate::report::mapping::Action;
-use crate::scenario::Step;
+use crate::scenario::{Group, Step};
 use crate::synth::{self, Encounter, MRN_SYSTEM, Population, Resource};
 
 /// Shared by every virtual user.
@@ -34,6 +36,9 @@ pub struct Workflow {
     pub client: Client,
     pub population: Population,
     pub steps: Vec<(Step, u32)>,
+    /// User groups, each with its own steps and think time (none: every user runs
+    /// `steps`).
+    pub groups: Vec<Group>,
     /// The profile's dialect and the tally of what it changed.
     pub mapper: Arc<Mapper>,
     /// Logical process ids: a fresh one per encounter and after every `info` (Jepsen).
@@ -44,6 +49,18 @@ pub struct Workflow {
     pub abandoned: AtomicU64,
     /// Writes skipped because a resource they reference was never created.
     pub skipped: AtomicU64,
+    /// What the `contended_update` races saw.
+    pub races: Races,
+}
+
+/// How an encounter ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Completed,
+    /// Admission failed: the rest of the workflow could not run.
+    Abandoned,
+    /// Ctrl-C between steps.
+    Interrupted,
 }
 
 /// Where the visit's encounter stands.
@@ -90,22 +107,26 @@ impl Workflow {
         client: Client,
         population: Population,
         steps: Vec<(Step, u32)>,
+        groups: Vec<Group>,
         mapper: Arc<Mapper>,
     ) -> Arc<Self> {
         Arc::new(Self {
             client,
             population,
             steps,
+            groups,
             mapper,
             processes: AtomicU64::new(0),
             started: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            races: Races::default(),
         })
     }
 
-    /// Runs encounter `n`; `intended` is its scheduled start under the open model.
-    pub async fn encounter(&self, n: u64, intended: Option<Instant>) {
+    /// Runs encounter `n`; `intended` is its scheduled start under the open model: the
+    /// encounter's first request is timed from it, every later one from its own send.
+    pub async fn encounter(&self, n: u64, intended: Option<Instant>, group: Option<u16>) -> Ended {
         let enc = self.population.encounter(n);
         let mut visit = Visit {
             flow: self,
@@ -114,6 +135,7 @@ impl Workflow {
                 phase: Phase::Load,
                 step: None,
                 intended,
+                group,
             },
             ids: HashMap::new(),
             written: Vec::new(),
@@ -126,19 +148,28 @@ impl Workflow {
                 .pointer("/participant/0/individual")
                 .cloned(),
         };
-        for (step, weight) in &self.steps {
+        let g = group.and_then(|g| self.groups.get(usize::from(g)));
+        let (steps, think) = match g {
+            Some(g) => (&g.workflow, g.think_time),
+            None => (&self.steps, Duration::ZERO),
+        };
+        let mut first = true;
+        for (step, weight) in steps {
             for _ in 0..*weight {
+                if !std::mem::take(&mut first) && !think.is_zero() {
+                    tokio::time::sleep(think).await;
+                }
                 if goose::is_killswitch_triggered() {
-                    return; // Ctrl-C: stop between steps, the report is partial
+                    return Ended::Interrupted; // Ctrl-C: stop between steps, the report is partial
                 }
                 visit.ctx.step = Some(step.as_str());
                 if !visit.step(*step, &enc).await {
                     self.abandoned.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return Ended::Abandoned;
                 }
-                visit.ctx.intended = None;
             }
         }
+        Ended::Completed
     }
 
     /// Whether the retry policy wants creates made safe to repeat (`If-None-Exist`).
@@ -150,6 +181,14 @@ impl Workflow {
 impl Visit<'_> {
     fn mapper(&self) -> &Mapper {
         &self.flow.mapper
+    }
+
+    /// The context of a request about to be sent: only the encounter's first request
+    /// carries the intended start, so each later one is timed from its own send.
+    fn send_ctx(&mut self) -> Ctx {
+        let ctx = self.ctx;
+        self.ctx.intended = None;
+        ctx
     }
 
     /// Runs one step; `false` when the encounter cannot go on.
@@ -172,6 +211,7 @@ impl Visit<'_> {
             }
             Step::CloseEncounter => self.close(enc).await,
             Step::ReadBack => self.read_back(enc).await,
+            Step::ContendedUpdate => self.contended_update(enc).await,
         }
         true
     }
@@ -220,7 +260,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .create(self.ctx, &mapped.body, &r.identifier, conditional)
+            .create(self.send_ctx(), &mapped.body, &r.identifier, conditional)
             .await;
         self.after(&reply);
         self.mapper()
@@ -346,7 +386,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .search(self.ctx, rt, &pairs(&params), None)
+            .search(self.send_ctx(), rt, &pairs(&params), None)
             .await;
         self.after(&reply);
         Some(reply)

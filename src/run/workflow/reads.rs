@@ -31,7 +31,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .search(self.ctx, "Patient", &pairs(&params), None)
+            .search(self.send_ctx(), "Patient", &pairs(&params), None)
             .await;
         self.after(&reply);
     }
@@ -52,7 +52,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .search(self.ctx, "Observation", &pairs(&params), None)
+            .search(self.send_ctx(), "Observation", &pairs(&params), None)
             .await;
         self.after(&reply);
     }
@@ -86,7 +86,7 @@ impl Visit<'_> {
         let reply = self
             .flow
             .client
-            .update(self.ctx, &mapped.body, id, version.as_deref())
+            .update(self.send_ctx(), &mapped.body, id, version.as_deref())
             .await;
         self.after(&reply);
         self.mapper().saw(observe::write_quirks(false, &reply));
@@ -121,7 +121,7 @@ impl Visit<'_> {
             && let Some((rt, id)) = reference.split_once('/')
         {
             if self.mapper().decide(rt, Verb::Read) == Decision::Do {
-                let reply = self.flow.client.read(self.ctx, rt, id).await;
+                let reply = self.flow.client.read(self.send_ctx(), rt, id).await;
                 self.after(&reply);
                 self.compare(&reply);
             } else {
@@ -148,7 +148,11 @@ impl Visit<'_> {
     /// expired-session error re-issues the search from the start, once.
     async fn search_all(&mut self, rt: &str, params: &[(String, String)]) {
         let params = pairs(params);
-        let mut reply = self.flow.client.search(self.ctx, rt, &params, None).await;
+        let mut reply = self
+            .flow
+            .client
+            .search(self.send_ctx(), rt, &params, None)
+            .await;
         self.after(&reply);
         let mut seen = Pages::default();
         seen.take(&reply);
@@ -158,7 +162,7 @@ impl Visit<'_> {
             let Some(next) = reply.next.take().filter(|_| reply.is_ok()) else {
                 break;
             };
-            reply = self.flow.client.next_page(self.ctx, rt, &next).await;
+            reply = self.flow.client.next_page(self.send_ctx(), rt, &next).await;
             self.after(&reply);
             let profile = self.mapper().profile();
             let expired =
@@ -166,7 +170,11 @@ impl Visit<'_> {
             if expired && !reissued {
                 reissued = true;
                 self.mapper().saw([Quirk::PagingSessionExpired]);
-                reply = self.flow.client.search(self.ctx, rt, &params, None).await;
+                reply = self
+                    .flow
+                    .client
+                    .search(self.send_ctx(), rt, &params, None)
+                    .await;
                 self.after(&reply);
                 seen = Pages::default();
             }

@@ -125,6 +125,9 @@ pub enum Kind {
     CommitThen500 {},
     /// One create of a transaction is not applied; the response claims it was.
     PartialTransaction {},
+    /// An update whose `If-Match` names the version before the current one is applied
+    /// anyway (the precondition is ignored): the racing writer's change is lost.
+    StaleIfMatch {},
 }
 
 /// Every kind's name and group, in the order scenarios document them (the tests hold it
@@ -150,6 +153,7 @@ const TABLE: &[(&str, Group)] = &[
     ("commit_then_reset", Group::Silent),
     ("commit_then_500", Group::Silent),
     ("partial_transaction", Group::Silent),
+    ("stale_if_match", Group::Silent),
 ];
 
 /// The names of the kinds in these groups, in the documented order.
@@ -185,7 +189,8 @@ impl Kind {
             | StaleRead { .. }
             | CommitThenReset {}
             | CommitThen500 {}
-            | PartialTransaction {} => Group::Silent,
+            | PartialTransaction {}
+            | StaleIfMatch {} => Group::Silent,
         }
     }
 
@@ -213,6 +218,7 @@ impl Kind {
             CommitThenReset {} => "commit_then_reset",
             CommitThen500 {} => "commit_then_500",
             PartialTransaction {} => "partial_transaction",
+            StaleIfMatch {} => "stale_if_match",
         }
     }
 

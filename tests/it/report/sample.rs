@@ -275,6 +275,7 @@ pub fn sample() -> Report {
         finding_counts: counts,
         visibility_lag: lag,
         checked: checked(),
+        workload: Default::default(),
     };
     judge(&mut r);
     r
@@ -382,6 +383,8 @@ fn run_info() -> RunInfo {
             rate: None,
             test_plan: None,
             duration_s: SECONDS as f64,
+            rate_plan: None,
+            max_users: None,
         },
         retry_policy: "idempotent-only".to_owned(),
         namespace: "urn:fhirsurge:monday-surge-20250106T080000.000Z".to_owned(),
