@@ -17,6 +17,7 @@ use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
 mod serve;
+mod signal;
 use serve::{MockAuth, serve_mock, serve_proxy};
 
 #[derive(Parser, Debug)]
@@ -66,6 +67,17 @@ enum Command {
         /// Also trust the CA certificates in this PEM file (overrides [tls]).
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        /// After Ctrl-C / SIGTERM (or the load phase's planned end), how long in-flight
+        /// requests may finish; what is still unanswered is recorded `info`.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// After Ctrl-C / SIGTERM, how long the read-back may run; what it did not read
+        /// back is unchecked, never lost.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        readback_budget: Duration,
+        /// A run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM) instead of 1.
+        #[arg(long)]
+        interrupt_exit: bool,
     },
     /// Serve the built-in mock EHR.
     ServeMock {
@@ -232,6 +244,9 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             max_regression,
             insecure,
             ca_cert,
+            grace,
+            readback_budget,
+            interrupt_exit,
         } => {
             let mut s = Scenario::load(&scenario).map_err(bad_input)?;
             let tls = match (insecure, ca_cert) {
@@ -257,7 +272,14 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 None => None,
             };
             let gate = baseline.map(|b| (b, max_regression));
-            run_scenario(&s, out, gate).await
+            let control = run::Control {
+                interrupt: signal::install(grace, readback_budget),
+                bounds: run::Bounds {
+                    grace,
+                    readback_budget,
+                },
+            };
+            run_scenario(&s, run::Options { out }, control, gate, interrupt_exit).await
         }
         Command::ServeMock {
             listen,
@@ -386,10 +408,12 @@ fn rerender(dir: &std::path::Path) -> Result<ExitCode, Failure> {
 
 async fn run_scenario(
     scenario: &Scenario,
-    out: PathBuf,
+    options: run::Options,
+    control: run::Control,
     baseline: Option<(Report, Margins)>,
+    interrupt_exit: bool,
 ) -> Result<ExitCode, Failure> {
-    let outcome = run::execute(scenario, &run::Options { out })
+    let outcome = run::execute_with(scenario, &options, &control)
         .await
         .map_err(|e| Failure {
             code: e.exit_code(),
@@ -407,6 +431,17 @@ async fn run_scenario(
     };
     if regressed {
         eprintln!("error: regression against the baseline beyond the allowed margins");
+    }
+    if let Some(stop) = &outcome.report.stop {
+        eprintln!(
+            "error: partial report: {}",
+            outcome.report.partial_reason.as_deref().unwrap_or_default()
+        );
+        return Ok(ExitCode::from(if interrupt_exit {
+            signal::plain_exit(&stop.signal)
+        } else {
+            1
+        }));
     }
     if outcome.passed() {
         return Ok(if regressed {

@@ -8,10 +8,43 @@ use std::time::{Duration, Instant};
 use reqwest::{RequestBuilder, header};
 use serde_json::Value;
 
-use super::{Client, Ctx, FHIR_JSON, Reply, Request, label, response};
+use super::{Client, Ctx, FHIR_JSON, Note, Reply, Request, label, response};
 use crate::fault::REQUEST_HEADER;
 use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
 use crate::metrics::Sample;
+
+/// The detail of a request still unanswered when the run stopped waiting for it.
+pub const UNANSWERED: &str =
+    "unanswered when the run stopped waiting (grace period or read-back budget over)";
+
+/// An attempt whose invocation is recorded and whose completion is not yet: dropped
+/// armed (the run cut it off), it records the completion `info`.
+struct Unanswered<'a> {
+    client: &'a Client,
+    process: u64,
+    index: u64,
+    op: &'a Op,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let latency_us = self.started.elapsed().as_micros() as u64;
+        let note = self
+            .client
+            .unanswered(self.process, self.index, self.op, latency_us);
+        if !self.client.inner.recorder.try_send(note) {
+            tracing::warn!(
+                "history: the completion of invocation {} was lost (the collector is full or gone)",
+                self.index
+            );
+        }
+    }
+}
 
 impl Client {
     /// One attempt: authorize, invoke, send, classify, complete. Also returns the token
@@ -29,6 +62,14 @@ impl Client {
             .grant(&self.auth_io(ctx.process, req.op.phase))
             .await;
         let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
+        let mut unanswered = Unanswered {
+            client: self,
+            process: ctx.process,
+            index,
+            op: &req.op,
+            started,
+            armed: true,
+        };
         let (mut reply, generation, detail) = match grant {
             // Nothing was sent: known not to have happened.
             Err(e) => {
@@ -49,6 +90,7 @@ impl Client {
         let latency_us = started.elapsed().as_micros() as u64;
         self.complete(ctx.process, req, &mut reply, latency_us, detail)
             .await;
+        unanswered.armed = false;
         (reply, generation)
     }
 
@@ -179,6 +221,28 @@ impl Client {
             _ => {}
         }
         reply.body = Some(body);
+    }
+
+    /// The `info` completion of an attempt dropped before its answer (the run stopped).
+    fn unanswered(&self, process: u64, index: u64, op: &Op, latency_us: u64) -> Note {
+        let completion = Completion {
+            invoke: index,
+            error: Some(ErrorClass::Timeout),
+            detail: Some(UNANSWERED.to_owned()),
+            latency_us,
+            ..Completion::default()
+        };
+        let sample = Sample {
+            op: label(op),
+            outcome: Outcome::Info,
+            error: Some(ErrorClass::Timeout),
+            at_us: self.inner.recorder.now_us(),
+            latency_us,
+            phase: op.phase,
+        };
+        self.inner
+            .recorder
+            .done(process, Outcome::Info, &completion, sample)
     }
 
     async fn complete(

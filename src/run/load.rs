@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
+use tokio_util::sync::CancellationToken;
 
+use super::interrupt::Interrupt;
 use super::workflow::Workflow;
 use crate::scenario::Load;
 
@@ -54,17 +56,63 @@ pub struct Driven {
     pub goose_error: Option<String>,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// Encounters cut off when the grace period after a stop (or after the planned end)
+    /// ran out; their unanswered requests are recorded `info`.
+    pub cut_off: u64,
 }
 
-/// Runs the load phase to its planned end (or Ctrl-C, or `max_encounters`).
+/// How the load phase winds down: `stop` ends the starting of encounters, `abandon` drops
+/// the ones still in flight.
+#[derive(Clone, Default)]
+struct Winding {
+    stop: CancellationToken,
+    abandon: CancellationToken,
+    cut_off: Arc<AtomicU64>,
+}
+
+/// Once a stop is requested (or the phase's planned end passes), waits `grace` (or a
+/// second request), then abandons what is still in flight.
+async fn wind_down(interrupt: Interrupt, w: Winding, end: Instant, grace: Duration) {
+    tokio::select! {
+        _ = interrupt.stopped() => {
+            w.stop.cancel();
+            goose::trigger_killswitch(interrupt.reason().as_deref().unwrap_or("interrupted"));
+        }
+        _ = tokio::time::sleep_until(end.into()) => {}
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(grace) => {}
+        _ = interrupt.aborted() => {}
+    }
+    w.abandon.cancel();
+}
+
+/// What bounds the load phase besides its shape.
+pub struct Limits {
+    pub max_encounters: u64,
+    pub interrupt: Interrupt,
+    /// How long in-flight encounters may go on after a stop or the planned end.
+    pub grace: Duration,
+}
+
+/// Runs the load phase to its planned end (or a stop request, or `max_encounters`);
+/// encounters still in flight `grace` after either are cut off.
 pub async fn drive(
     flow: Arc<Workflow>,
     load: &Load,
     host: &str,
-    max_encounters: u64,
+    limits: Limits,
     active: Arc<AtomicU64>,
 ) -> Driven {
+    let max_encounters = limits.max_encounters;
     let deadline = Instant::now() + load.duration() + Duration::from_secs(1);
+    let winding = Winding::default();
+    let watcher = tokio::spawn(wind_down(
+        limits.interrupt.clone(),
+        winding.clone(),
+        deadline,
+        limits.grace,
+    ));
     let pacer = match load {
         Load::Open { rate, duration, .. } => Some(Arc::new(Pacer::new(*rate, *duration))),
         Load::Closed { .. } => None,
@@ -73,39 +121,72 @@ pub async fn drive(
     let peak = Arc::new(AtomicU64::new(0));
     let f = flow.clone();
     let p = peak.clone();
+    let w = winding.clone();
     let transaction: TransactionFunction = Arc::new(move |_user| {
         let flow = f.clone();
         let pacer = pacer.clone();
         let counter = counter.clone();
         let active = active.clone();
         let peak = p.clone();
+        let w = w.clone();
         Box::pin(async move {
+            if w.stop.is_cancelled() || goose::is_killswitch_triggered() {
+                // Stopping: yield to goose's controller instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Ok(());
+            }
             let intended = match &pacer {
                 Some(p) => match p.slot().await {
                     Some(at) => Some(at),
-                    None => return idle(deadline).await,
+                    None => return idle(deadline, &w).await,
                 },
                 None => None,
             };
             let n = counter.fetch_add(1, Ordering::Relaxed);
             if n >= max_encounters {
-                return idle(deadline).await;
+                return idle(deadline, &w).await;
             }
             flow.started.fetch_add(1, Ordering::Relaxed);
             let _busy = Busy::new(&active, &peak);
-            flow.encounter(n, intended).await;
+            tokio::select! {
+                _ = flow.encounter(n, intended) => {}
+                _ = w.abandon.cancelled() => { w.cut_off.fetch_add(1, Ordering::Relaxed); }
+            }
             Ok(())
         })
     });
-    let goose_error = match attack(transaction, load, host) {
-        Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
-        Err(e) => Some(describe(&e)),
-    };
+    let goose_error = run_attack(transaction, load, host, &winding.abandon).await;
+    watcher.abort();
     Driven {
         encounters: flow.started.load(Ordering::Relaxed),
         peak_concurrency: peak.load(Ordering::Relaxed),
         goose_error,
-        interrupted: goose::is_killswitch_triggered(),
+        interrupted: limits.interrupt.is_stopped() || goose::is_killswitch_triggered(),
+        cut_off: winding.cut_off.load(Ordering::Relaxed),
+    }
+}
+
+/// Runs goose; once encounters are abandoned it gets a few seconds more to wind down its
+/// users, then it is left behind (its users only idle by then).
+async fn run_attack(
+    transaction: TransactionFunction,
+    load: &Load,
+    host: &str,
+    abandon: &CancellationToken,
+) -> Option<String> {
+    let run = async {
+        match attack(transaction, load, host) {
+            Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
+            Err(e) => Some(describe(&e)),
+        }
+    };
+    let stuck = async {
+        abandon.cancelled().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    tokio::select! {
+        e = run => e,
+        _ = stuck => Some("goose did not stop its users within 5 s after the grace period".to_owned()),
     }
 }
 
@@ -139,9 +220,14 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Nothing left to do for this user: wait out the phase instead of spinning.
-async fn idle(deadline: Instant) -> TransactionResult {
-    tokio::time::sleep_until(deadline.into()).await;
+/// Nothing left to do for this user: wait out the phase (or until the load is stopped)
+/// instead of spinning.
+async fn idle(until: Instant, w: &Winding) -> TransactionResult {
+    tokio::select! {
+        _ = tokio::time::sleep_until(until.into()) => {}
+        _ = w.stop.cancelled() => {}
+        _ = w.abandon.cancelled() => {}
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 
 pub mod collector;
 mod hlog;
+pub mod interrupt;
 pub mod load;
 mod progress;
 pub mod readback;
@@ -28,6 +29,7 @@ use crate::report::{self, Report};
 use crate::scenario::Scenario;
 use crate::synth::{CodeTables, Population};
 
+pub use interrupt::{Bounds, Interrupt};
 pub use stack::Stack;
 
 pub use crate::HARNESS_PREFIX;
@@ -37,6 +39,14 @@ pub use crate::HARNESS_PREFIX;
 pub struct Options {
     /// Folder under which the run directory is created.
     pub out: PathBuf,
+}
+
+/// How a run can be stopped early, and how it then winds down.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    /// Stop requests (signals, turned into requests by the caller).
+    pub interrupt: Interrupt,
+    pub bounds: Bounds,
 }
 
 /// Why a run could not be done.
@@ -91,13 +101,26 @@ struct Phases {
     peak_concurrency: u64,
     abandoned: u64,
     skipped: u64,
+    cut_off: u64,
     interrupted: bool,
+    /// How a stopped run was wound down.
+    stop: Option<report::Stop>,
     /// How the EHR's dialect was spoken.
     mapping: report::Mapping,
 }
 
-/// Executes the scenario.
+/// Executes the scenario; nothing stops it early.
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
+    execute_with(scenario, options, &Control::default()).await
+}
+
+/// Executes the scenario; a stop request through `control` ends it early with a partial
+/// report.
+pub async fn execute_with(
+    scenario: &Scenario,
+    options: &Options,
+    control: &Control,
+) -> Result<Outcome, Error> {
     let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
     let profile = Profile::load_with_overlay(profile_name, scenario.profile_overlay.as_deref())
         .map_err(|e| Error::BadInput(e.to_string()))?;
@@ -154,11 +177,17 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         planned: scenario.load.duration(),
     });
     let load_start = Instant::now();
+    let stop_at = stop_clock(&control.interrupt, load_start);
+    let limits = load::Limits {
+        max_encounters: scenario.max_encounters,
+        interrupt: control.interrupt.clone(),
+        grace: control.bounds.grace,
+    };
     let driven = load::drive(
         flow.clone(),
         &scenario.load,
         stack.base.as_str(),
-        scenario.max_encounters,
+        limits,
         active,
     )
     .await;
@@ -173,21 +202,19 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     }
     stack.heal();
     stack.mark_faults(&recorder, false).await;
-    if !driven.interrupted {
-        tokio::time::sleep(scenario.readback.settle).await;
+    if !control.interrupt.is_stopped() {
+        // A stop during the settle time ends it: the read-back's budget starts.
+        let settle = tokio::time::sleep(scenario.readback.settle);
+        let _ = control
+            .interrupt
+            .bounded(std::time::Duration::ZERO, settle)
+            .await;
     }
 
     recorder.flush().await;
-    let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
-    readback::read_back(
-        &client,
-        targets,
-        scenario.readback.concurrency,
-        first,
-        &mapper,
-    )
-    .await;
+    let ended =
+        read_back_bounded(&client, scenario, &history_path, first, &mapper, control).await?;
     recorder.finish().await;
     let collected = collector
         .await
@@ -203,7 +230,15 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         peak_concurrency: driven.peak_concurrency,
         abandoned: flow.abandoned.load(Ordering::Relaxed),
         skipped: flow.skipped.load(Ordering::Relaxed),
-        interrupted: driven.interrupted || goose::is_killswitch_triggered(),
+        cut_off: driven.cut_off,
+        interrupted: driven.interrupted || control.interrupt.is_stopped(),
+        stop: control.interrupt.reason().map(|signal| report::Stop {
+            signal,
+            at_s: stop_at.get().copied().unwrap_or(load_s),
+            grace_s: control.bounds.grace.as_secs_f64(),
+            readback_budget_s: control.bounds.readback_budget.as_secs_f64(),
+            readback: ended,
+        }),
         mapping: mapper.report(),
     };
     stack
@@ -214,6 +249,45 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
+}
+
+/// Notes when the first stop request comes, in seconds after `load_start`.
+fn stop_clock(interrupt: &Interrupt, load_start: Instant) -> Arc<std::sync::OnceLock<f64>> {
+    let at = Arc::new(std::sync::OnceLock::new());
+    let (i, a) = (interrupt.clone(), at.clone());
+    tokio::spawn(async move {
+        i.stopped().await;
+        let _ = a.set(load_start.elapsed().as_secs_f64());
+    });
+    at
+}
+
+/// Reads back everything the history says was written; after a stop request only within
+/// the budget, and not at all after a second one. What is not read back stays unchecked.
+async fn read_back_bounded(
+    client: &Client,
+    scenario: &Scenario,
+    history_path: &std::path::Path,
+    first: u64,
+    mapper: &workflow::Mapper,
+    control: &Control,
+) -> Result<report::ReadbackEnd, Error> {
+    if control.interrupt.is_aborted() {
+        return Ok(report::ReadbackEnd::Skipped);
+    }
+    let targets = readback::targets(history_path).map_err(|e| Error::Io(e.to_string()))?;
+    let work = readback::read_back(
+        client,
+        targets,
+        scenario.readback.concurrency,
+        first,
+        mapper,
+    );
+    let budget = control.bounds.readback_budget;
+    Ok(match control.interrupt.bounded(budget, work).await {
+        Some(_) => report::ReadbackEnd::Complete,
+        None => report::ReadbackEnd::Cut,
+    })
 }
 
 /// The run's client, authenticated once: a refused client stops the run before any load
@@ -272,6 +346,7 @@ fn assemble(
         encounters: p.encounters,
         peak_concurrency: p.peak_concurrency,
         abandoned_encounters: p.abandoned,
+        cut_off_encounters: p.cut_off,
         skipped_writes: p.skipped,
         retries: collected.retries,
         interactions: all.count,
@@ -303,9 +378,37 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
+        partial: false,
+        partial_reason: None,
+        stop: None,
     };
     report.scorecard = report::scorecard::score(&report);
+    if let Some(stop) = &p.stop {
+        report.partial = true;
+        report.partial_reason = Some(partial_reason(stop, &report.checked));
+        // A partial run proves nothing about what did not run.
+        report.passed = false;
+        report.stop = Some(stop.clone());
+    }
     Ok(report)
+}
+
+/// Why a stopped run's report is partial, in words.
+fn partial_reason(stop: &report::Stop, checked: &check::Stats) -> String {
+    let readback = match stop.readback {
+        report::ReadbackEnd::Complete => "the read-back completed".to_owned(),
+        report::ReadbackEnd::Cut => format!(
+            "the read-back was cut off (budget {:.0} s or a second signal)",
+            stop.readback_budget_s
+        ),
+        report::ReadbackEnd::Skipped => "the read-back was skipped (second signal)".to_owned(),
+    };
+    format!(
+        "stopped by {} {:.1} s into the load phase; {readback}; {} written resources unchecked (not read back), never counted as lost",
+        stop.signal,
+        stop.at_s,
+        checked.writes_unverified()
+    )
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

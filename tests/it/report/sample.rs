@@ -275,6 +275,9 @@ pub fn sample() -> Report {
         finding_counts: counts,
         visibility_lag: lag,
         checked: checked(),
+        partial: false,
+        partial_reason: None,
+        stop: None,
     };
     judge(&mut r);
     r
@@ -326,6 +329,7 @@ fn summary(all: &OpSummary, ops: &[OpSummary]) -> Summary {
             .map_or(0, |o| o.count),
         peak_concurrency: 200,
         abandoned_encounters: 3,
+        cut_off_encounters: 0,
         skipped_writes: 2,
         retries: 41,
         interactions: all.count,
