@@ -61,6 +61,7 @@ impl Client {
             .auth
             .grant(&self.auth_io(ctx.process, req.op.phase))
             .await;
+        self.inner.backoff.wait().await;
         let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
         let mut unanswered = Unanswered {
             client: self,
@@ -96,8 +97,14 @@ impl Client {
 
     async fn reply_of(&self, op: &Op, result: reqwest::Result<reqwest::Response>) -> Reply {
         match result {
-            Ok(resp) => self.interpret(op, resp).await,
+            Ok(resp) => {
+                self.inner.backoff.connected();
+                self.interpret(op, resp).await
+            }
             Err(err) => {
+                if err.is_connect() {
+                    self.inner.backoff.failed();
+                }
                 let (outcome, class) = response::classify_transport(&err);
                 Reply {
                     outcome: Some(outcome),
@@ -151,24 +158,34 @@ impl Client {
         };
         if let Some(location) = location {
             (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
+            if reply.id.is_none() && op.f.is_write() && (200..300).contains(&status) {
+                reply.note = Some(format!(
+                    "malformed Location (names no {}/id): not used",
+                    op.resource_type
+                ));
+            }
             reply.location = Some(location);
         }
-        reply.etag = etag;
-        if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
-            reply.version = Some(v);
+        if let Some(tag) = &etag {
+            match response::parse_etag(tag) {
+                Some(v) => reply.version = Some(v),
+                // Never the version an If-Match is built from.
+                None => note(
+                    &mut reply,
+                    "malformed ETag (not W/\"…\" or \"…\"): not used",
+                ),
+            }
         }
+        reply.etag = etag;
         reply.retry_after = retry_after
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        match resp.bytes().await {
+        match response::read_capped(resp, self.inner.max_body).await {
             Ok(bytes) => self.read_body(op, &bytes, &mut reply),
-            // The status line arrived but the body broke off. A read learned nothing; a
-            // write was acknowledged by its status, so its outcome stands.
-            Err(_) if !op.f.is_write() => {
-                reply.outcome = Some(Outcome::Fail);
-                reply.error = Some(ErrorClass::Io);
+            Err(broken) => {
+                let (class, why) = broken.describe(self.inner.max_body);
+                body_broken(op, &mut reply, class, &why);
             }
-            Err(_) => {}
         }
         reply
     }
@@ -188,12 +205,17 @@ impl Client {
             return;
         }
         let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
-            if !op.f.is_write() {
-                reply.outcome = Some(Outcome::Fail);
-                reply.error = Some(ErrorClass::BadResponse);
-            }
+            let why = format!(
+                "{} answered with a body that is not JSON (or cut short)",
+                reply.status.unwrap_or_default()
+            );
+            body_broken(op, reply, ErrorClass::BadResponse, &why);
             return;
         };
+        if let Some(why) = response::unexpected_type(op.f, &op.resource_type, &body) {
+            body_broken(op, reply, ErrorClass::BadResponse, &why);
+            return;
+        }
         let prefix = &self.inner.settings.harness_prefix;
         match op.f {
             Interaction::Search | Interaction::History => {
@@ -221,6 +243,22 @@ impl Client {
             _ => {}
         }
         reply.body = Some(body);
+    }
+
+    /// Records an interaction refused before sending (a `next` link off the target, or
+    /// looping back): a `fail` whose detail says why.
+    pub(super) async fn refuse(&self, ctx: Ctx, req: Request, why: String) -> Reply {
+        let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
+        let mut reply = Reply {
+            index,
+            outcome: Some(Outcome::Fail),
+            error: Some(ErrorClass::BadResponse),
+            ..Reply::default()
+        };
+        tracing::debug!("{}: {why}", label(&req.op));
+        self.complete(ctx.process, &req, &mut reply, 0, Some(why))
+            .await;
+        reply
     }
 
     /// The `info` completion of an attempt dropped before its answer (the run stopped).
@@ -270,7 +308,7 @@ impl Client {
             seen: std::mem::take(&mut reply.seen),
             total: None,
             fault,
-            detail,
+            detail: detail.or_else(|| reply.note.clone()),
             latency_us,
         };
         let sample = Sample {
@@ -285,4 +323,26 @@ impl Client {
         reply.seen = completion.seen;
         recorder.send(note).await;
     }
+}
+
+/// Adds to a reply's note.
+fn note(reply: &mut Reply, why: &str) {
+    reply.note = Some(match reply.note.take() {
+        Some(before) => format!("{before}; {why}"),
+        None => why.to_owned(),
+    });
+}
+
+/// An answer whose body could not be taken: a read learned nothing (`fail`); a write the
+/// status acknowledged is no longer known to have happened as answered (`info`); an
+/// outcome already `fail` or `info` stays.
+fn body_broken(op: &Op, reply: &mut Reply, class: ErrorClass, why: &str) {
+    if reply.outcome == Some(Outcome::Ok) {
+        let write = op.f.is_write();
+        reply.outcome = Some(if write { Outcome::Info } else { Outcome::Fail });
+        reply.error = Some(class);
+    }
+    reply.seen.clear();
+    reply.next = None;
+    note(reply, why);
 }

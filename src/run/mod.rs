@@ -300,8 +300,9 @@ async fn authenticated_client(
     recorder: &Recorder,
 ) -> Result<Client, Error> {
     let settings = stack.client_settings(scenario, profile);
-    let client =
-        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
+    let client = Client::new(settings, recorder.clone())
+        .map_err(|e| Error::BadInput(e.to_string()))?
+        .with_max_body(scenario.max_body);
     client.authenticate().await?;
     Ok(client)
 }

@@ -5,6 +5,7 @@ mod auth;
 mod check;
 mod cli;
 mod client;
+mod hostile;
 mod interrupt;
 mod mapping;
 mod mock;
