@@ -353,6 +353,8 @@ pub struct Reader<R: BufRead> {
     path: PathBuf,
     line: u64,
     buf: String,
+    /// Set when the records ended before a clean end of file: what was cut.
+    cut: Option<String>,
 }
 
 /// The first bytes of a zstd frame.
@@ -385,7 +387,19 @@ impl<R: BufRead> Reader<R> {
             path: path.to_owned(),
             line: 0,
             buf: String::new(),
+            cut: None,
         }
+    }
+
+    /// Complete lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.line
+    }
+
+    /// Once the records have ended: what was cut off at the end (a crash, or a run still
+    /// writing), `None` for a clean end.
+    pub fn cut(&self) -> Option<&str> {
+        self.cut.as_deref()
     }
 }
 
@@ -399,7 +413,14 @@ impl<R: BufRead> Iterator for Reader<R> {
                 Ok(n) => n,
                 // A compressed history whose frame is not finished (the run is still
                 // writing it, or crashed): what was flushed has been read.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return None,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.cut = Some(format!(
+                        "an unfinished compressed block after line {} (the run crashed or is still writing; {} bytes of it decoded)",
+                        self.line,
+                        self.buf.len()
+                    ));
+                    return None;
+                }
                 Err(source) => {
                     return Some(Err(Error::Io {
                         path: self.path.clone(),
@@ -407,8 +428,16 @@ impl<R: BufRead> Iterator for Reader<R> {
                     }));
                 }
             };
-            if n == 0 || !self.buf.ends_with('\n') {
-                return None; // end, or a line cut off by a crash
+            if n == 0 {
+                return None;
+            }
+            if !self.buf.ends_with('\n') {
+                self.cut = Some(format!(
+                    "a partial line of {} bytes after line {}",
+                    self.buf.len(),
+                    self.line
+                ));
+                return None; // a line cut off by a crash
             }
             self.line += 1;
             if self.buf.trim().is_empty() {

@@ -115,6 +115,9 @@ enum Command {
     /// Re-check a recorded history offline, judged as the run judged it (the run's
     /// `check.json` beside the history), or against the profile given here.
     Check {
+        /// A history (`history.jsonl.zst`, `.jsonl`) or a run folder holding one; a history
+        /// cut off by a crash is checked up to its last complete line, and stderr says
+        /// what was cut.
         history: PathBuf,
         /// Judge with this profile's declared transformations instead.
         #[arg(long)]
@@ -474,6 +477,7 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
 }
 
 fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<ExitCode, Failure> {
+    let path = &run::recheck::history_in(path);
     let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
     match source {
         run::recheck::Source::Profile(name) => eprintln!("judged with profile `{name}`"),
@@ -483,8 +487,17 @@ fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ex
             run::recheck::OPTIONS_FILE
         ),
     }
-    let outcome = run::recheck::recheck(path, &options).map_err(bad_input)?;
+    let (outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
+    match &end.cut {
+        Some(cut) => eprintln!(
+            "{}: the history ends at line {} (the last complete one); cut off after it: {cut}",
+            path.display(),
+            end.lines
+        ),
+        None => eprintln!("{}: {} lines, complete", path.display(), end.lines),
+    }
     let json = serde_json::to_string_pretty(&serde_json::json!({
+        "history_end": end,
         "findings": outcome.findings,
         "finding_counts": outcome.counts,
         "visibility_lag": outcome.visibility_lag,

@@ -1,7 +1,8 @@
 //! Ctrl-C and SIGTERM through the real binary: a run stopped mid-load writes a partial
 //! report (valid against the schema, marked `partial` with the reason) within its grace
 //! period plus its read-back budget, its history stays checkable, and nothing unread is
-//! called lost. A second Ctrl-C skips the read-back.
+//! called lost. A second Ctrl-C skips the read-back. After `kill -9` the history still
+//! checks, up to its last complete line, and the check says what was cut.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -175,4 +176,33 @@ fn a_second_ctrl_c_skips_the_read_back_and_keeps_the_history() {
         r["checked"]["identifiers_unverified"].as_u64().unwrap() > 0,
         "what was not read back is unchecked: {r:#}"
     );
+}
+
+#[test]
+fn after_kill_9_the_history_checks_up_to_its_last_complete_line_and_says_what_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, run_dir) = start(dir.path(), &[]);
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    assert!(!run_dir.join("report.json").exists());
+    let check = Command::new(env!("CARGO_BIN_EXE_fhirsurge"))
+        .arg("check")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    let out: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let lines = out["history_end"]["lines"].as_u64().unwrap();
+    assert!(lines > 0, "{out:#}");
+    assert_eq!(out["checked"]["records"].as_u64(), Some(lines));
+    // Killed mid-block: the unfinished end is named, with the line it follows.
+    let cut = out["history_end"]["cut"].as_str().unwrap();
+    assert!(cut.contains(&format!("after line {lines}")), "{cut}");
+    assert!(
+        stderr.contains(&format!("ends at line {lines}")),
+        "{stderr}"
+    );
+    // Nothing was read back: writes are unverified, never lost.
+    assert!(out["finding_counts"].get("lost_write").is_none());
 }
