@@ -96,6 +96,10 @@ enum Command {
         /// A tenant overlay merged over `--profile`.
         #[arg(long, requires = "profile")]
         profile_overlay: Option<PathBuf>,
+        /// Allow listening on an address other than loopback (the mock's control
+        /// endpoints, /__fhirsurge/…, are then reachable by anyone who reaches the port).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Put the fault proxy in front of a FHIR server.
     Proxy {
@@ -291,7 +295,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             auth,
             profile,
             profile_overlay,
+            allow_remote,
         } => {
+            if !listen.ip().is_loopback() {
+                if !allow_remote {
+                    return Err(bad_input(format!(
+                        "serve-mock: listen address {listen} is not loopback; pass --allow-remote to expose the mock (and its /__fhirsurge/ control endpoints)"
+                    )));
+                }
+                eprintln!(
+                    "warning: the mock listens on {listen}, not loopback: its ledger and control endpoints (/__fhirsurge/…) are open to anyone who reaches it"
+                );
+            }
             let profile = optional_profile(profile, profile_overlay.as_deref())?;
             serve_mock(listen, &faults, seed, auth.config()?, profile).await
         }
