@@ -151,7 +151,10 @@ pub async fn execute_with(
         start,
         wall_start: std::time::SystemTime::now() - start.elapsed(),
     };
-    let collector = tokio::spawn(collector::collect(rx, sinks, live.clone()));
+    let collector = tokio::spawn(collect_or_stop(
+        collector::collect(rx, sinks, live.clone()),
+        control.interrupt.clone(),
+    ));
     let namespace = scenario
         .namespace
         .clone()
@@ -219,7 +222,12 @@ pub async fn execute_with(
     let collected = collector
         .await
         .map_err(|e| Error::Io(e.to_string()))?
-        .map_err(|e| Error::Io(e.to_string()))?;
+        .map_err(|e| {
+            Error::Io(format!(
+                "the history could not be written ({e}); it ends at its last flushed block, which `fhirsurge check {}` reads",
+                dir.display()
+            ))
+        })?;
 
     let phases = Phases {
         run_id,
@@ -249,6 +257,20 @@ pub async fn execute_with(
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
     Ok(Outcome { dir, report })
+}
+
+/// Runs the collector; if it fails (a full disk, no file descriptors), stops the run:
+/// driving load that can no longer be recorded proves nothing.
+async fn collect_or_stop(
+    collect: impl Future<Output = Result<collector::Collected, history::Error>>,
+    interrupt: Interrupt,
+) -> Result<collector::Collected, history::Error> {
+    let result = collect.await;
+    if let Err(e) = &result {
+        tracing::error!("history: {e}; stopping the run");
+        interrupt.request("history write failed");
+    }
+    result
 }
 
 /// Notes when the first stop request comes, in seconds after `load_start`.
