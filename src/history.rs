@@ -52,6 +52,13 @@ pub enum Event {
     FaultStop(FaultMark),
 }
 
+/// The `detail` of an `info` completion the harness itself gave up on: a request still
+/// unanswered when the run stopped waiting for it (grace period or read-back budget over).
+/// Whether it took effect is unknown, and no one told the integration it failed, so it is
+/// never a `committed_despite_error`.
+pub const ABANDONED: &str =
+    "unanswered when the run stopped waiting (grace period or read-back budget over)";
+
 /// The three-valued outcome of one interaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,8 +14,7 @@ use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
 use crate::metrics::Sample;
 
 /// The detail of a request still unanswered when the run stopped waiting for it.
-pub const UNANSWERED: &str =
-    "unanswered when the run stopped waiting (grace period or read-back budget over)";
+pub const UNANSWERED: &str = crate::history::ABANDONED;
 
 /// An attempt whose invocation is recorded and whose completion is not yet: dropped
 /// armed (the run cut it off), it records the completion `info`.
