@@ -54,6 +54,13 @@ pub enum Event {
     FaultStop(FaultMark),
 }
 
+/// The `detail` of an `info` completion the harness itself gave up on: a request still
+/// unanswered when the run stopped waiting for it (grace period or read-back budget over).
+/// Whether it took effect is unknown, and no one told the integration it failed, so it is
+/// never a `committed_despite_error`.
+pub const ABANDONED: &str =
+    "unanswered when the run stopped waiting (grace period or read-back budget over)";
+
 /// An invocation: what the harness asked for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Op {
@@ -231,6 +238,8 @@ pub struct Reader<R: BufRead> {
     path: PathBuf,
     line: u64,
     buf: String,
+    /// Set when the records ended before a clean end of file: what was cut.
+    cut: Option<String>,
 }
 
 /// The first bytes of a zstd frame.
@@ -263,7 +272,19 @@ impl<R: BufRead> Reader<R> {
             path: path.to_owned(),
             line: 0,
             buf: String::new(),
+            cut: None,
         }
+    }
+
+    /// Complete lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.line
+    }
+
+    /// Once the records have ended: what was cut off at the end (a crash, or a run still
+    /// writing), `None` for a clean end.
+    pub fn cut(&self) -> Option<&str> {
+        self.cut.as_deref()
     }
 }
 
@@ -277,7 +298,14 @@ impl<R: BufRead> Iterator for Reader<R> {
                 Ok(n) => n,
                 // A compressed history whose frame is not finished (the run is still
                 // writing it, or crashed): what was flushed has been read.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return None,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.cut = Some(format!(
+                        "an unfinished compressed block after line {} (the run crashed or is still writing; {} bytes of it decoded)",
+                        self.line,
+                        self.buf.len()
+                    ));
+                    return None;
+                }
                 Err(source) => {
                     return Some(Err(Error::Io {
                         path: self.path.clone(),
@@ -285,8 +313,16 @@ impl<R: BufRead> Iterator for Reader<R> {
                     }));
                 }
             };
-            if n == 0 || !self.buf.ends_with('\n') {
-                return None; // end, or a line cut off by a crash
+            if n == 0 {
+                return None;
+            }
+            if !self.buf.ends_with('\n') {
+                self.cut = Some(format!(
+                    "a partial line of {} bytes after line {}",
+                    self.buf.len(),
+                    self.line
+                ));
+                return None; // a line cut off by a crash
             }
             self.line += 1;
             if self.buf.trim().is_empty() {

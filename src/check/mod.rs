@@ -146,8 +146,32 @@ impl Stats {
 /// history cut off by a crash is checked as far as it goes.
 pub fn check(records: impl IntoIterator<Item = Record>, options: &Options) -> Outcome {
     let mut state = state::State::new(options);
+    let mut abandoned = std::collections::HashSet::new();
     for record in records {
+        if let crate::history::Event::Info(c) = &record.event
+            && c.detail.as_deref() == Some(crate::history::ABANDONED)
+        {
+            abandoned.insert(c.invoke);
+        }
         state.ingest(record);
     }
-    state.finish()
+    let mut outcome = state.finish();
+    withhold_abandoned(&mut outcome, &abandoned);
+    outcome
+}
+
+/// A write the harness gave up waiting for (a stopped run, the drain after the load
+/// phase) was never reported failed to anyone: that it took effect is no finding.
+fn withhold_abandoned(outcome: &mut Outcome, abandoned: &std::collections::HashSet<u64>) {
+    if abandoned.is_empty() {
+        return;
+    }
+    let before = outcome.findings.len();
+    outcome.findings.retain(|f| {
+        f.kind != Kind::CommittedDespiteError || !f.evidence.iter().any(|e| abandoned.contains(e))
+    });
+    let removed = (before - outcome.findings.len()) as u64;
+    if let Some(n) = outcome.counts.get_mut(&Kind::CommittedDespiteError) {
+        *n = n.saturating_sub(removed);
+    }
 }

@@ -18,6 +18,7 @@ use crate::scenario::{Overrides, Scenario};
 
 mod scale;
 mod serve;
+mod signal;
 use serve::{MockAuth, serve_mock, serve_proxy};
 
 #[derive(Parser, Debug)]
@@ -67,6 +68,17 @@ enum Command {
         /// Also trust the CA certificates in this PEM file (overrides [tls]).
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        /// After Ctrl-C / SIGTERM (or the load phase's planned end), how long in-flight
+        /// requests may finish; what is still unanswered is recorded `info`.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// After Ctrl-C / SIGTERM, how long the read-back may run; what it did not read
+        /// back is unchecked, never lost.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        readback_budget: Duration,
+        /// A run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM) instead of 1.
+        #[arg(long)]
+        interrupt_exit: bool,
         #[command(flatten)]
         scale: scale::ShardArgs,
     },
@@ -103,6 +115,10 @@ enum Command {
         /// A tenant overlay merged over `--profile`.
         #[arg(long, requires = "profile")]
         profile_overlay: Option<PathBuf>,
+        /// Allow listening on an address other than loopback (the mock's control
+        /// endpoints, /__fhirsurge/…, are then reachable by anyone who reaches the port).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Put the fault proxy in front of a FHIR server.
     Proxy {
@@ -122,6 +138,9 @@ enum Command {
     /// Re-check a recorded history offline, judged as the run judged it (the run's
     /// `check.json` beside the history), or against the profile given here.
     Check {
+        /// A history (`history.jsonl.zst`, `.jsonl`) or a run folder holding one; a history
+        /// cut off by a crash is checked up to its last complete line, and stderr says
+        /// what was cut.
         history: PathBuf,
         /// Judge with this profile's declared transformations instead.
         #[arg(long)]
@@ -251,6 +270,9 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             max_regression,
             insecure,
             ca_cert,
+            grace,
+            readback_budget,
+            interrupt_exit,
             scale,
         } => {
             let mut s = Scenario::load(&scenario).map_err(bad_input)?;
@@ -278,10 +300,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 None => None,
             };
             let gate = baseline.map(|b| (b, max_regression));
+            let control = run::Control {
+                interrupt: signal::install(grace, readback_budget),
+                bounds: run::Bounds {
+                    grace,
+                    readback_budget,
+                },
+            };
+            let options = run::Options { out };
             if part.shard.is_some() {
-                return scale::run_shard(&s, out, &part).await;
+                return scale::run_shard(&s, options, control, &part).await;
             }
-            run_scenario(&s, out, gate, &part).await
+            run_scenario(&s, options, control, gate, interrupt_exit, &part).await
         }
         Command::Merge {
             dirs,
@@ -294,7 +324,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 None => None,
             };
             let outcome = scale::merge(&dirs, &out)?;
-            conclude(outcome, baseline.map(|b| (b, max_regression)))
+            conclude(outcome, baseline.map(|b| (b, max_regression)), false)
         }
         Command::ServeMock {
             listen,
@@ -303,7 +333,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             auth,
             profile,
             profile_overlay,
+            allow_remote,
         } => {
+            if !listen.ip().is_loopback() {
+                if !allow_remote {
+                    return Err(bad_input(format!(
+                        "serve-mock: listen address {listen} is not loopback; pass --allow-remote to expose the mock (and its /__fhirsurge/ control endpoints)"
+                    )));
+                }
+                eprintln!(
+                    "warning: the mock listens on {listen}, not loopback: its ledger and control endpoints (/__fhirsurge/…) are open to anyone who reaches it"
+                );
+            }
             let profile = optional_profile(profile, profile_overlay.as_deref())?;
             let smart = auth.config(profile.as_ref())?;
             serve_mock(listen, &faults, seed, smart, profile).await
@@ -424,23 +465,26 @@ fn rerender(dir: &std::path::Path) -> Result<ExitCode, Failure> {
 
 async fn run_scenario(
     scenario: &Scenario,
-    out: PathBuf,
+    options: run::Options,
+    control: run::Control,
     baseline: Option<(Report, Margins)>,
+    interrupt_exit: bool,
     part: &run::shard::Part,
 ) -> Result<ExitCode, Failure> {
-    let outcome = run::execute_part(scenario, &run::Options { out }, part)
+    let outcome = run::execute_with(scenario, &options, &control, part)
         .await
         .map_err(|e| Failure {
             code: e.exit_code(),
             message: e.to_string(),
         })?;
-    conclude(outcome, baseline)
+    conclude(outcome, baseline, interrupt_exit)
 }
 
 /// Prints a run's (or a merged run's) table and maps its verdict to the exit code.
 fn conclude(
     outcome: run::Outcome,
     baseline: Option<(Report, Margins)>,
+    interrupt_exit: bool,
 ) -> Result<ExitCode, Failure> {
     print!("{}", outcome.report.table());
     println!("\nreport: {}", outcome.dir.join("report.json").display());
@@ -454,6 +498,17 @@ fn conclude(
     };
     if regressed {
         eprintln!("error: regression against the baseline beyond the allowed margins");
+    }
+    if let Some(stop) = &outcome.report.stop {
+        eprintln!(
+            "error: partial report: {}",
+            outcome.report.partial_reason.as_deref().unwrap_or_default()
+        );
+        return Ok(ExitCode::from(if interrupt_exit {
+            signal::plain_exit(&stop.signal)
+        } else {
+            1
+        }));
     }
     if outcome.passed() {
         return Ok(if regressed {
@@ -486,6 +541,7 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
 }
 
 fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<ExitCode, Failure> {
+    let path = &run::recheck::history_in(path);
     let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
     match source {
         run::recheck::Source::Profile(name) => eprintln!("judged with profile `{name}`"),
@@ -495,8 +551,17 @@ fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ex
             run::recheck::OPTIONS_FILE
         ),
     }
-    let outcome = run::recheck::recheck(path, &options).map_err(bad_input)?;
+    let (outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
+    match &end.cut {
+        Some(cut) => eprintln!(
+            "{}: the history ends at line {} (the last complete one); cut off after it: {cut}",
+            path.display(),
+            end.lines
+        ),
+        None => eprintln!("{}: {} lines, complete", path.display(), end.lines),
+    }
     let json = serde_json::to_string_pretty(&serde_json::json!({
+        "history_end": end,
         "findings": outcome.findings,
         "finding_counts": outcome.counts,
         "visibility_lag": outcome.visibility_lag,

@@ -116,10 +116,11 @@ impl ShardArgs {
 /// ran to its end exits 0 whatever its own figures; one stopped early exits 1.
 pub async fn run_shard(
     scenario: &Scenario,
-    out: PathBuf,
+    options: run::Options,
+    control: run::Control,
     part: &shard::Part,
 ) -> Result<ExitCode, Failure> {
-    let outcome = run::execute_part(scenario, &run::Options { out }, part)
+    let outcome = run::execute_with(scenario, &options, &control, part)
         .await
         .map_err(|e| Failure {
             code: e.exit_code(),

@@ -8,10 +8,42 @@ use std::time::Instant;
 use reqwest::{RequestBuilder, header};
 use serde_json::Value;
 
-use super::{Client, Ctx, FHIR_JSON, Reply, Request, label, response};
+use super::{Client, Ctx, FHIR_JSON, Note, Reply, Request, label, response};
 use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
 use crate::metrics::Sample;
 use crate::vocab::ledger::REQUEST_HEADER;
+
+/// The detail of a request still unanswered when the run stopped waiting for it.
+pub const UNANSWERED: &str = crate::history::ABANDONED;
+
+/// An attempt whose invocation is recorded and whose completion is not yet: dropped
+/// armed (the run cut it off), it records the completion `info`.
+struct Unanswered<'a> {
+    client: &'a Client,
+    ctx: Ctx,
+    index: u64,
+    op: &'a Op,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let latency_us = self.started.elapsed().as_micros() as u64;
+        let note = self
+            .client
+            .unanswered(self.ctx, self.index, self.op, latency_us);
+        if !self.client.inner.recorder.try_send(note) {
+            tracing::warn!(
+                "history: the completion of invocation {} was lost (the collector is full or gone)",
+                self.index
+            );
+        }
+    }
+}
 
 impl Client {
     /// One attempt: authorize, invoke, send, classify, complete. Also returns the token
@@ -28,7 +60,16 @@ impl Client {
             .auth
             .grant(&self.auth_io(ctx.process, req.op.phase))
             .await;
+        self.inner.backoff.wait().await;
         let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
+        let mut unanswered = Unanswered {
+            client: self,
+            ctx,
+            index,
+            op: &req.op,
+            started,
+            armed: true,
+        };
         let (mut reply, generation, detail) = match grant {
             // Nothing was sent: known not to have happened.
             Err(e) => {
@@ -49,13 +90,20 @@ impl Client {
         let latency_us = started.elapsed().as_micros() as u64;
         self.complete(ctx, req, &mut reply, latency_us, detail)
             .await;
+        unanswered.armed = false;
         (reply, generation)
     }
 
     async fn reply_of(&self, op: &Op, result: reqwest::Result<reqwest::Response>) -> Reply {
         match result {
-            Ok(resp) => self.interpret(op, resp).await,
+            Ok(resp) => {
+                self.inner.backoff.connected();
+                self.interpret(op, resp).await
+            }
             Err(err) => {
+                if err.is_connect() {
+                    self.inner.backoff.failed();
+                }
                 let (outcome, class) = response::classify_transport(&err);
                 Reply {
                     outcome: Some(outcome),
@@ -109,22 +157,32 @@ impl Client {
         };
         if let Some(location) = location {
             (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
+            if reply.id.is_none() && op.f.is_write() && (200..300).contains(&status) {
+                reply.note = Some(format!(
+                    "malformed Location (names no {}/id): not used",
+                    op.resource_type
+                ));
+            }
             reply.location = Some(location);
         }
-        reply.etag = etag;
-        if let Some(v) = reply.etag.as_deref().and_then(response::parse_etag) {
-            reply.version = Some(v);
-        }
-        reply.retry_after = retry_after.as_deref().and_then(response::retry_after);
-        match resp.bytes().await {
-            Ok(bytes) => self.read_body(op, &bytes, &mut reply),
-            // The status line arrived but the body broke off. A read learned nothing; a
-            // write was acknowledged by its status, so its outcome stands.
-            Err(_) if !op.f.is_write() => {
-                reply.outcome = Some(Outcome::Fail);
-                reply.error = Some(ErrorClass::Io);
+        if let Some(tag) = &etag {
+            match response::parse_etag(tag) {
+                Some(v) => reply.version = Some(v),
+                // Never the version an If-Match is built from.
+                None => note(
+                    &mut reply,
+                    "malformed ETag (not W/\"…\" or \"…\"): not used",
+                ),
             }
-            Err(_) => {}
+        }
+        reply.etag = etag;
+        reply.retry_after = retry_after.as_deref().and_then(response::retry_after);
+        match response::read_capped(resp, self.inner.max_body).await {
+            Ok(bytes) => self.read_body(op, &bytes, &mut reply),
+            Err(broken) => {
+                let (class, why) = broken.describe(self.inner.max_body);
+                body_broken(op, &mut reply, class, &why);
+            }
         }
         reply
     }
@@ -144,12 +202,17 @@ impl Client {
             return;
         }
         let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
-            if !op.f.is_write() {
-                reply.outcome = Some(Outcome::Fail);
-                reply.error = Some(ErrorClass::BadResponse);
-            }
+            let why = format!(
+                "{} answered with a body that is not JSON (or cut short)",
+                reply.status.unwrap_or_default()
+            );
+            body_broken(op, reply, ErrorClass::BadResponse, &why);
             return;
         };
+        if let Some(why) = response::unexpected_type(op.f, &op.resource_type, &body) {
+            body_broken(op, reply, ErrorClass::BadResponse, &why);
+            return;
+        }
         let prefix = &self.inner.settings.harness_prefix;
         match op.f {
             Interaction::Search | Interaction::History => {
@@ -179,6 +242,44 @@ impl Client {
         reply.body = Some(body);
     }
 
+    /// Records an interaction refused before sending (a `next` link off the target, or
+    /// looping back): a `fail` whose detail says why.
+    pub(super) async fn refuse(&self, ctx: Ctx, req: Request, why: String) -> Reply {
+        let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
+        let mut reply = Reply {
+            index,
+            outcome: Some(Outcome::Fail),
+            error: Some(ErrorClass::BadResponse),
+            ..Reply::default()
+        };
+        tracing::debug!("{}: {why}", label(&req.op));
+        self.complete(ctx, &req, &mut reply, 0, Some(why)).await;
+        reply
+    }
+
+    /// The `info` completion of an attempt dropped before its answer (the run stopped).
+    fn unanswered(&self, ctx: Ctx, index: u64, op: &Op, latency_us: u64) -> Note {
+        let completion = Completion {
+            invoke: index,
+            error: Some(ErrorClass::Timeout),
+            detail: Some(UNANSWERED.to_owned()),
+            latency_us,
+            ..Completion::default()
+        };
+        let sample = Sample {
+            op: label(op),
+            outcome: Outcome::Info,
+            error: Some(ErrorClass::Timeout),
+            at_us: self.inner.recorder.now_us(),
+            latency_us,
+            phase: op.phase,
+            group: ctx.group,
+        };
+        self.inner
+            .recorder
+            .done(ctx.process, Outcome::Info, &completion, sample)
+    }
+
     async fn complete(
         &self,
         ctx: Ctx,
@@ -204,7 +305,7 @@ impl Client {
             seen: std::mem::take(&mut reply.seen),
             total: None,
             fault,
-            detail,
+            detail: detail.or_else(|| reply.note.clone()),
             latency_us,
         };
         let sample = Sample {
@@ -220,4 +321,26 @@ impl Client {
         reply.seen = completion.seen;
         recorder.send(note).await;
     }
+}
+
+/// Adds to a reply's note.
+fn note(reply: &mut Reply, why: &str) {
+    reply.note = Some(match reply.note.take() {
+        Some(before) => format!("{before}; {why}"),
+        None => why.to_owned(),
+    });
+}
+
+/// An answer whose body could not be taken: a read learned nothing (`fail`); a write the
+/// status acknowledged is no longer known to have happened as answered (`info`); an
+/// outcome already `fail` or `info` stays.
+fn body_broken(op: &Op, reply: &mut Reply, class: ErrorClass, why: &str) {
+    if reply.outcome == Some(Outcome::Ok) {
+        let write = op.f.is_write();
+        reply.outcome = Some(if write { Outcome::Info } else { Outcome::Fail });
+        reply.error = Some(class);
+    }
+    reply.seen.clear();
+    reply.next = None;
+    note(reply, why);
 }

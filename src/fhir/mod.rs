@@ -10,6 +10,7 @@
 //! `vocab` (the ledger and its request header), nothing above them.
 
 pub mod auth;
+mod backoff;
 mod exchange;
 pub mod recorder;
 pub mod response;
@@ -25,10 +26,14 @@ use url::Url;
 
 use crate::history::{ErrorClass, Interaction, Op, Outcome, Phase, Seen};
 use crate::vocab::ledger::Ledger;
+pub use exchange::UNANSWERED;
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
 
 const FHIR_JSON: &str = "application/fhir+json";
+
+/// The largest response body read unless the scenario says otherwise (16 MiB).
+pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
 
 /// When the client re-sends an interaction that did not end `ok`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -110,6 +115,10 @@ struct Inner {
     settings: Settings,
     recorder: Recorder,
     auth: auth::Auth,
+    /// The largest body read; a larger one drops the connection.
+    max_body: u64,
+    /// Waits between connection attempts to a server that refuses them.
+    backoff: backoff::Backoff,
 }
 
 /// Who is asking, and why: the context of one call.
@@ -145,6 +154,9 @@ pub struct Reply {
     pub location: Option<String>,
     /// The `ETag` header as sent.
     pub etag: Option<String>,
+    /// What was wrong with the answer (a malformed header, a body that is not what was
+    /// asked for), recorded as the completion's detail.
+    pub note: Option<String>,
 }
 
 impl Reply {
@@ -189,8 +201,19 @@ impl Client {
                 settings,
                 recorder,
                 auth,
+                max_body: DEFAULT_MAX_BODY,
+                backoff: backoff::Backoff::default(),
             }),
         })
+    }
+
+    /// The same client reading bodies of at most `bytes` (`[target] max_body`). Only
+    /// before the client is shared (cloned); later it changes nothing.
+    pub fn with_max_body(mut self, bytes: u64) -> Client {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_body = bytes.max(1);
+        }
+        self
     }
 
     /// Authenticates now (SMART: discovery and a first token), so a refusal stops the
@@ -352,21 +375,37 @@ impl Client {
         self.send(ctx, get(op, url)).await
     }
 
-    /// Follows a `next` link exactly as the server gave it.
+    /// Follows a `next` link exactly as the server gave it, on the target's origin only:
+    /// a link elsewhere (or unparseable) is refused, recorded as a `fail` never sent.
     pub async fn next_page(&self, ctx: Ctx, resource_type: &str, next: &str) -> Reply {
-        let url = match Url::parse(next).or_else(|_| self.inner.settings.base.join(next)) {
+        let base = &self.inner.settings.base;
+        let mut op = self.op(ctx, Interaction::Search, resource_type, None, None, None);
+        let url = match Url::parse(next).or_else(|_| base.join(next)) {
             Ok(url) => url,
             Err(_) => {
-                return Reply {
-                    outcome: Some(Outcome::Fail),
-                    error: Some(ErrorClass::BadResponse),
-                    ..Reply::default()
-                };
+                let why = "next link is not a URL: not followed".to_owned();
+                return self.refuse(ctx, get(op, base.clone()), why).await;
             }
         };
-        let mut op = self.op(ctx, Interaction::Search, resource_type, None, None, None);
         op.query = url.query().map(str::to_owned);
+        if url.origin() != base.origin() {
+            let why = format!(
+                "next link points to another origin ({}): refused, never followed off the target",
+                url.origin().ascii_serialization()
+            );
+            return self.refuse(ctx, get(op, url), why).await;
+        }
         self.send(ctx, get(op, url)).await
+    }
+
+    /// Records a `next` link not followed because it loops back to a page already read.
+    pub async fn next_loop(&self, ctx: Ctx, resource_type: &str, next: &str) -> Reply {
+        let mut op = self.op(ctx, Interaction::Search, resource_type, None, None, None);
+        let url = Url::parse(next).or_else(|_| self.inner.settings.base.join(next));
+        op.query = url.as_ref().ok().and_then(|u| u.query().map(str::to_owned));
+        let url = url.unwrap_or_else(|_| self.inner.settings.base.clone());
+        let why = "next link loops back to a page already read: paging stopped".to_owned();
+        self.refuse(ctx, get(op, url), why).await
     }
 
     /// `GET /metadata`.

@@ -169,6 +169,12 @@ impl Recorder {
         let _ = self.tx.send(note).await;
     }
 
+    /// Hands a note over without waiting (from a `Drop`); `false` when the channel is
+    /// full or closed and the note is lost.
+    pub fn try_send(&self, note: Note) -> bool {
+        self.tx.try_send(note).is_ok()
+    }
+
     /// Appends an event and returns its history index.
     pub async fn record(&self, process: u64, event: &Event) -> u64 {
         let (index, line) = self.line(process, EventRef::of(event));

@@ -52,23 +52,104 @@ pub fn parse_location(location: &str, resource_type: &str) -> (Option<String>, O
     let Some(at) = parts.iter().rposition(|p| *p == resource_type) else {
         return (None, None);
     };
-    let id = parts
-        .get(at + 1)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.to_string());
+    // Opaque, but not empty, not whitespace or control characters, not absurdly long.
+    let clean = |s: &&&str| {
+        !s.is_empty() && s.len() <= 256 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    let Some(id) = parts.get(at + 1).filter(clean).map(|s| s.to_string()) else {
+        return (None, None);
+    };
     let version = match (parts.get(at + 2), parts.get(at + 3)) {
-        (Some(&"_history"), Some(v)) if !v.is_empty() => Some(v.to_string()),
+        (Some(&"_history"), Some(v)) if clean(&v) => Some(v.to_string()),
         _ => None,
     };
-    (id, version)
+    (Some(id), version)
 }
 
-/// The version in an `ETag` (`W/"3"`, `"3"`, `W/"a-b"`), as an opaque string.
+/// The version in an `ETag` (`W/"3"`, `"3"`, `W/"a-b"`), as an opaque string; `None`
+/// for a malformed one (unquoted, a quote or control character inside, empty, over 256
+/// characters), which is never used as a version.
 pub fn parse_etag(etag: &str) -> Option<String> {
     let t = etag.trim();
     let t = t.strip_prefix("W/").unwrap_or(t);
-    let t = t.trim_matches('"');
-    (!t.is_empty()).then(|| t.to_owned())
+    let inner = t.strip_prefix('"')?.strip_suffix('"')?;
+    let clean = !inner.is_empty()
+        && inner.len() <= 256
+        && !inner.chars().any(|c| c == '"' || c.is_control());
+    clean.then(|| inner.to_owned())
+}
+
+/// Why a response body could not be read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Larger than the cap (by `Content-Length` or as it arrived): the connection is
+    /// dropped.
+    TooLarge,
+    /// The transfer broke off or timed out.
+    Transport(reqwest::Error),
+}
+
+impl BodyError {
+    /// Its class and a note for the history.
+    pub fn describe(&self, cap: u64) -> (ErrorClass, String) {
+        match self {
+            BodyError::TooLarge => (
+                ErrorClass::BadResponse,
+                format!("body larger than max_body ({cap} bytes): connection dropped"),
+            ),
+            BodyError::Transport(e) if e.is_timeout() => (
+                ErrorClass::Timeout,
+                "the body did not arrive within the timeout".to_owned(),
+            ),
+            BodyError::Transport(_) => (ErrorClass::Io, "the body broke off".to_owned()),
+        }
+    }
+}
+
+/// Reads a body of at most `cap` bytes; a larger one is dropped unread (with its
+/// connection).
+pub async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Why a 2xx body is not an answer to `f` on `resource_type`, if it is not: a search or
+/// `_history` must be a Bundle (an OperationOutcome or another resource is never an empty
+/// result); a read must be the resource asked for; a write may answer with the resource
+/// or an OperationOutcome (`Prefer: return=OperationOutcome`), not with another type.
+pub fn unexpected_type(f: Interaction, resource_type: &str, body: &Value) -> Option<String> {
+    let found = body.get("resourceType").and_then(Value::as_str);
+    let expected: &[&str] = match f {
+        Interaction::Search | Interaction::History => &["Bundle"],
+        Interaction::Read | Interaction::Vread => &[resource_type],
+        Interaction::Create | Interaction::ConditionalCreate | Interaction::Update => {
+            &[resource_type, "OperationOutcome"]
+        }
+        _ => return None,
+    };
+    if found.is_some_and(|t| expected.contains(&t)) {
+        return None;
+    }
+    Some(format!(
+        "a {} of {} answered 2xx with {}, not {}",
+        f.as_str(),
+        if resource_type.is_empty() {
+            "the server"
+        } else {
+            resource_type
+        },
+        found.map_or_else(|| "no resourceType".to_owned(), |t| format!("a {t}")),
+        expected.join(" or ")
+    ))
 }
 
 /// What a Bundle (searchset or history) showed: its resources and the `next` link.

@@ -63,6 +63,42 @@ pub struct Report {
     /// How the load was shaped: whole encounters' latency, the open model's schedule.
     #[serde(default, skip_serializing_if = "Workload::is_empty")]
     pub workload: Workload,
+    /// True when the run did not go its full course (stopped by a signal): figures cover
+    /// only what ran, and what was not read back is unchecked, never lost.
+    #[serde(default)]
+    pub partial: bool,
+    /// Why the report is partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
+    /// How a stopped run was wound down (absent when it ran its course).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+}
+
+/// How a run stopped by a signal was wound down.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stop {
+    /// What asked (`SIGINT`, `SIGTERM`).
+    pub signal: String,
+    /// Seconds after the start of the load phase.
+    pub at_s: f64,
+    /// The grace period given to in-flight requests, in seconds.
+    pub grace_s: f64,
+    /// The read-back's budget after the stop, in seconds.
+    pub readback_budget_s: f64,
+    pub readback: ReadbackEnd,
+}
+
+/// How far the read-back of a stopped run went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadbackEnd {
+    /// Everything written was read back.
+    Complete,
+    /// The budget ran out (or a second request came) part way: the rest is unchecked.
+    Cut,
+    /// A second request came before it began: every write is unchecked.
+    Skipped,
 }
 
 /// What was run, against what, when.
@@ -115,6 +151,10 @@ pub struct Summary {
     #[serde(default)]
     pub peak_concurrency: u64,
     pub abandoned_encounters: u64,
+    /// Encounters still in flight when the grace period after a stop (or after the load
+    /// phase's planned end) ran out; their unanswered requests are recorded `info`.
+    #[serde(default)]
+    pub cut_off_encounters: u64,
     pub skipped_writes: u64,
     /// Interactions the client re-sent (each attempt counts in `interactions`).
     pub retries: u64,
@@ -275,12 +315,15 @@ impl Report {
             s.ok,
             s.fail,
             s.info,
-            if r.interrupted {
+            if r.interrupted || self.partial {
                 " — INTERRUPTED, partial report"
             } else {
                 ""
             }
         );
+        if let Some(reason) = &self.partial_reason {
+            let _ = writeln!(out, "partial: {reason}");
+        }
         let _ = writeln!(
             out,
             "\n{:<34} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}",

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
+use tokio_util::sync::CancellationToken;
 
+use super::interrupt::Interrupt;
 use super::open::Pool;
 use super::workflow::{Ended, Workflow};
 use crate::history::{Outcome, Phase};
@@ -32,6 +34,9 @@ pub struct Driven {
     pub interrupted: bool,
     /// The open model's schedule as it went.
     pub open: Option<Opened>,
+    /// Encounters cut off when the grace period after a stop (or after the planned end)
+    /// ran out; their unanswered requests are recorded `info`.
+    pub cut_off: u64,
 }
 
 /// What the open model's schedule did.
@@ -45,15 +50,58 @@ pub struct Opened {
     pub seconds: Vec<RateSecond>,
 }
 
-/// Runs the load phase to its planned end (or Ctrl-C, or `max_encounters`).
+/// How the load phase winds down: `stop` ends the starting of encounters, `abandon` drops
+/// the ones still in flight.
+#[derive(Clone, Default)]
+struct Winding {
+    stop: CancellationToken,
+    abandon: CancellationToken,
+    cut_off: Arc<AtomicU64>,
+}
+
+/// Once a stop is requested (or the phase's planned end passes), waits `grace` (or a
+/// second request), then abandons what is still in flight.
+async fn wind_down(interrupt: Interrupt, w: Winding, end: Instant, grace: Duration) {
+    tokio::select! {
+        _ = interrupt.stopped() => {
+            w.stop.cancel();
+            goose::trigger_killswitch(interrupt.reason().as_deref().unwrap_or("interrupted"));
+        }
+        _ = tokio::time::sleep_until(end.into()) => {}
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(grace) => {}
+        _ = interrupt.aborted() => {}
+    }
+    w.abandon.cancel();
+}
+
+/// What bounds the load phase besides its shape.
+pub struct Limits {
+    pub max_encounters: u64,
+    pub interrupt: Interrupt,
+    /// How long in-flight encounters may go on after a stop or the planned end.
+    pub grace: Duration,
+}
+
+/// Runs the load phase to its planned end (or a stop request, or `max_encounters`);
+/// encounters still in flight `grace` after either are cut off.
 pub async fn drive(
     flow: Arc<Workflow>,
     load: &Load,
     host: &str,
-    max_encounters: u64,
+    limits: Limits,
     active: Arc<AtomicU64>,
 ) -> Driven {
+    let max_encounters = limits.max_encounters;
     let deadline = Instant::now() + load.duration() + Duration::from_secs(1);
+    let winding = Winding::default();
+    let watcher = tokio::spawn(wind_down(
+        limits.interrupt.clone(),
+        winding.clone(),
+        deadline,
+        limits.grace,
+    ));
     let (pool, dispatcher) = match load {
         Load::Open {
             rate,
@@ -76,11 +124,10 @@ pub async fn drive(
         active,
         peak: AtomicU64::new(0),
         deadline,
+        winding: winding.clone(),
     });
-    let goose_error = match attack(&shared, load, host) {
-        Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
-        Err(e) => Some(describe(&e)),
-    };
+    let goose_error = run_attack(&shared, load, host, &winding.abandon).await;
+    watcher.abort();
     if let Some(d) = dispatcher {
         d.abort();
     }
@@ -88,7 +135,8 @@ pub async fn drive(
         encounters: flow.started.load(Ordering::Relaxed),
         peak_concurrency: shared.peak.load(Ordering::Relaxed),
         goose_error,
-        interrupted: goose::is_killswitch_triggered(),
+        interrupted: limits.interrupt.is_stopped() || goose::is_killswitch_triggered(),
+        cut_off: winding.cut_off.load(Ordering::Relaxed),
         open: pool.map(|p| Opened {
             dropped_starts: p.dropped(),
             users_reached: p.allocated() as u64,
@@ -106,32 +154,53 @@ struct Shared {
     active: Arc<AtomicU64>,
     peak: AtomicU64,
     deadline: Instant,
+    winding: Winding,
 }
 
 impl Shared {
     /// One goose transaction of user `index` (of `group`, closed model): one
     /// encounter, when there is one to run.
     async fn one(&self, index: usize, group: Option<u16>) -> TransactionResult {
+        let w = &self.winding;
+        if w.stop.is_cancelled() || goose::is_killswitch_triggered() {
+            // Stopping: yield to goose's controller instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Ok(());
+        }
         let (intended, group) = match &self.pool {
             Some(pool) => {
-                if !pool.member(index, self.deadline).await {
-                    return idle(self.deadline).await;
+                let member = tokio::select! {
+                    m = pool.member(index, self.deadline) => m,
+                    _ = w.stop.cancelled() => false,
+                };
+                if !member {
+                    return idle(self.deadline, w).await;
                 }
-                match pool.next().await {
+                let next = tokio::select! {
+                    n = pool.next() => n,
+                    _ = w.stop.cancelled() => None,
+                };
+                match next {
                     Some(start) => (Some(start.due), start.group),
-                    None => return idle(self.deadline).await,
+                    None => return idle(self.deadline, w).await,
                 }
             }
             None => (None, group),
         };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         if n >= self.max_encounters {
-            return idle(self.deadline).await;
+            return idle(self.deadline, w).await;
         }
         self.flow.started.fetch_add(1, Ordering::Relaxed);
         let _busy = Busy::new(&self.active, &self.peak);
         let begun = intended.unwrap_or_else(Instant::now);
-        let ended = self.flow.encounter(n, intended, group).await;
+        let ended = tokio::select! {
+            e = self.flow.encounter(n, intended, group) => e,
+            _ = w.abandon.cancelled() => {
+                w.cut_off.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        };
         let outcome = match ended {
             Ended::Completed => Outcome::Ok,
             Ended::Abandoned => Outcome::Fail,
@@ -150,6 +219,30 @@ impl Shared {
             })
             .await;
         Ok(())
+    }
+}
+
+/// Runs goose; once encounters are abandoned it gets a few seconds more to wind down its
+/// users, then it is left behind (its users only idle by then).
+async fn run_attack(
+    shared: &Arc<Shared>,
+    load: &Load,
+    host: &str,
+    abandon: &CancellationToken,
+) -> Option<String> {
+    let run = async {
+        match attack(shared, load, host) {
+            Ok(attack) => attack.execute().await.err().map(|e| describe(&e)),
+            Err(e) => Some(describe(&e)),
+        }
+    };
+    let stuck = async {
+        abandon.cancelled().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    tokio::select! {
+        e = run => e,
+        _ = stuck => Some("goose did not stop its users within 5 s after the grace period".to_owned()),
     }
 }
 
@@ -183,9 +276,14 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Nothing left to do for this user: wait out the phase instead of spinning.
-async fn idle(deadline: Instant) -> TransactionResult {
-    tokio::time::sleep_until(deadline.into()).await;
+/// Nothing left to do for this user: wait out the phase (or until the load is stopped)
+/// instead of spinning.
+async fn idle(until: Instant, w: &Winding) -> TransactionResult {
+    tokio::select! {
+        _ = tokio::time::sleep_until(until.into()) => {}
+        _ = w.stop.cancelled() => {}
+        _ = w.abandon.cancelled() => {}
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 
 pub mod collector;
 mod hlog;
+pub mod interrupt;
 pub mod load;
 pub mod merge;
 pub mod open;
@@ -31,6 +32,7 @@ use crate::report::{self, Report};
 use crate::scenario::Scenario;
 use crate::synth::CodeTables;
 
+pub use interrupt::{Bounds, Interrupt};
 pub use stack::Stack;
 
 pub use crate::HARNESS_PREFIX;
@@ -40,6 +42,14 @@ pub use crate::HARNESS_PREFIX;
 pub struct Options {
     /// Folder under which the run directory is created.
     pub out: PathBuf,
+}
+
+/// How a run can be stopped early, and how it then winds down.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    /// Stop requests (signals, turned into requests by the caller).
+    pub interrupt: Interrupt,
+    pub bounds: Bounds,
 }
 
 /// Why a run could not be done.
@@ -94,7 +104,10 @@ struct Phases {
     peak_concurrency: u64,
     abandoned: u64,
     skipped: u64,
+    cut_off: u64,
     interrupted: bool,
+    /// How a stopped run was wound down.
+    stop: Option<report::Stop>,
     /// How the EHR's dialect was spoken.
     mapping: report::Mapping,
     /// The open model's schedule as it went.
@@ -103,16 +116,23 @@ struct Phases {
     races: Option<report::workload::Races>,
 }
 
-/// Executes the scenario.
+/// Executes the scenario; nothing stops it early.
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
-    execute_part(scenario, options, &shard::Part::default()).await
+    execute_with(
+        scenario,
+        options,
+        &Control::default(),
+        &shard::Part::default(),
+    )
+    .await
 }
 
-/// Executes the scenario as one part of a run: a shard of it, a load that begins at a
-/// set instant.
-pub async fn execute_part(
+/// Executes the scenario as one part of a run (a shard of it, a load that begins at a
+/// set instant); a stop request through `control` ends it early with a partial report.
+pub async fn execute_with(
     scenario: &Scenario,
     options: &Options,
+    control: &Control,
     part: &shard::Part,
 ) -> Result<Outcome, Error> {
     let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
@@ -142,7 +162,10 @@ pub async fn execute_part(
         start,
         wall_start,
     };
-    let collector = tokio::spawn(collector::collect(rx, sinks, live.clone()));
+    let collector = tokio::spawn(collect_or_stop(
+        collector::collect(rx, sinks, live.clone()),
+        control.interrupt.clone(),
+    ));
     let namespace = scenario
         .namespace
         .clone()
@@ -170,11 +193,17 @@ pub async fn execute_part(
     });
     let start_late_ms = part.wait_start().await;
     let load_start = Instant::now();
+    let stop_at = stop_clock(&control.interrupt, load_start);
+    let limits = load::Limits {
+        max_encounters: scenario.max_encounters,
+        interrupt: control.interrupt.clone(),
+        grace: control.bounds.grace,
+    };
     let driven = load::drive(
         flow.clone(),
         &scenario.load,
         stack.base.as_str(),
-        scenario.max_encounters,
+        limits,
         active,
     )
     .await;
@@ -189,26 +218,29 @@ pub async fn execute_part(
     }
     stack.heal();
     stack.mark_faults(&recorder, false).await;
-    if !driven.interrupted {
-        tokio::time::sleep(scenario.readback.settle).await;
+    if !control.interrupt.is_stopped() {
+        // A stop during the settle time ends it: the read-back's budget starts.
+        let settle = tokio::time::sleep(scenario.readback.settle);
+        let _ = control
+            .interrupt
+            .bounded(std::time::Duration::ZERO, settle)
+            .await;
     }
 
     recorder.flush().await;
-    let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
-    readback::read_back(
-        &client,
-        targets,
-        scenario.readback.concurrency,
-        first,
-        &mapper,
-    )
-    .await;
+    let ended =
+        read_back_bounded(&client, scenario, &history_path, first, &mapper, control).await?;
     recorder.finish().await;
     let collected = collector
         .await
         .map_err(|e| Error::Io(e.to_string()))?
-        .map_err(|e| Error::Io(e.to_string()))?;
+        .map_err(|e| {
+            Error::Io(format!(
+                "the history could not be written ({e}); it ends at its last flushed block, which `fhirsurge check {}` reads",
+                dir.display()
+            ))
+        })?;
 
     let phases = Phases {
         run_id,
@@ -219,7 +251,15 @@ pub async fn execute_part(
         peak_concurrency: driven.peak_concurrency,
         abandoned: flow.abandoned.load(Ordering::Relaxed),
         skipped: flow.skipped.load(Ordering::Relaxed),
-        interrupted: driven.interrupted || goose::is_killswitch_triggered(),
+        cut_off: driven.cut_off,
+        interrupted: driven.interrupted || control.interrupt.is_stopped(),
+        stop: control.interrupt.reason().map(|signal| report::Stop {
+            signal,
+            at_s: stop_at.get().copied().unwrap_or(load_s),
+            grace_s: control.bounds.grace.as_secs_f64(),
+            readback_budget_s: control.bounds.readback_budget.as_secs_f64(),
+            readback: ended,
+        }),
         mapping: mapper.report(),
         open: driven.open,
         races: races(scenario, &flow.races),
@@ -252,6 +292,59 @@ pub async fn execute_part(
     Ok(Outcome { dir, report })
 }
 
+/// Runs the collector; if it fails (a full disk, no file descriptors), stops the run:
+/// driving load that can no longer be recorded proves nothing.
+async fn collect_or_stop(
+    collect: impl Future<Output = Result<collector::Collected, history::Error>>,
+    interrupt: Interrupt,
+) -> Result<collector::Collected, history::Error> {
+    let result = collect.await;
+    if let Err(e) = &result {
+        tracing::error!("history: {e}; stopping the run");
+        interrupt.request("history write failed");
+    }
+    result
+}
+
+/// Notes when the first stop request comes, in seconds after `load_start`.
+fn stop_clock(interrupt: &Interrupt, load_start: Instant) -> Arc<std::sync::OnceLock<f64>> {
+    let at = Arc::new(std::sync::OnceLock::new());
+    let (i, a) = (interrupt.clone(), at.clone());
+    tokio::spawn(async move {
+        i.stopped().await;
+        let _ = a.set(load_start.elapsed().as_secs_f64());
+    });
+    at
+}
+
+/// Reads back everything the history says was written; after a stop request only within
+/// the budget, and not at all after a second one. What is not read back stays unchecked.
+async fn read_back_bounded(
+    client: &Client,
+    scenario: &Scenario,
+    history_path: &std::path::Path,
+    first: u64,
+    mapper: &workflow::Mapper,
+    control: &Control,
+) -> Result<report::ReadbackEnd, Error> {
+    if control.interrupt.is_aborted() {
+        return Ok(report::ReadbackEnd::Skipped);
+    }
+    let targets = readback::targets(history_path).map_err(|e| Error::Io(e.to_string()))?;
+    let work = readback::read_back(
+        client,
+        targets,
+        scenario.readback.concurrency,
+        first,
+        mapper,
+    );
+    let budget = control.bounds.readback_budget;
+    Ok(match control.interrupt.bounded(budget, work).await {
+        Some(_) => report::ReadbackEnd::Complete,
+        None => report::ReadbackEnd::Cut,
+    })
+}
+
 /// The run's client, authenticated once: a refused client stops the run before any load
 /// and before the run folder exists (the token request waits in the recorder's channel
 /// for the collector).
@@ -262,8 +355,9 @@ async fn authenticated_client(
     recorder: &Recorder,
 ) -> Result<Client, Error> {
     let settings = stack.client_settings(scenario, profile);
-    let client =
-        Client::new(settings, recorder.clone()).map_err(|e| Error::BadInput(e.to_string()))?;
+    let client = Client::new(settings, recorder.clone())
+        .map_err(|e| Error::BadInput(e.to_string()))?
+        .with_max_body(scenario.max_body);
     client.authenticate().await?;
     Ok(client)
 }
@@ -311,6 +405,7 @@ fn assemble(
         encounters: p.encounters,
         peak_concurrency: p.peak_concurrency,
         abandoned_encounters: p.abandoned,
+        cut_off_encounters: p.cut_off,
         skipped_writes: p.skipped,
         retries: collected.retries,
         interactions: all.count,
@@ -351,8 +446,18 @@ fn assemble(
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
         workload,
+        partial: false,
+        partial_reason: None,
+        stop: None,
     };
     report.scorecard = report::scorecard::score(&report);
+    if let Some(stop) = &p.stop {
+        report.partial = true;
+        report.partial_reason = Some(partial_reason(stop, &report.checked));
+        // A partial run proves nothing about what did not run.
+        report.passed = false;
+        report.stop = Some(stop.clone());
+    }
     Ok(report)
 }
 
@@ -422,6 +527,24 @@ fn races(scenario: &Scenario, r: &workflow::Races) -> Option<report::workload::R
         loser_retries_ok: n(&r.retries_ok),
         lost_updates: 0,
     })
+}
+
+/// Why a stopped run's report is partial, in words.
+fn partial_reason(stop: &report::Stop, checked: &check::Stats) -> String {
+    let readback = match stop.readback {
+        report::ReadbackEnd::Complete => "the read-back completed".to_owned(),
+        report::ReadbackEnd::Cut => format!(
+            "the read-back was cut off (budget {:.0} s or a second signal)",
+            stop.readback_budget_s
+        ),
+        report::ReadbackEnd::Skipped => "the read-back was skipped (second signal)".to_owned(),
+    };
+    format!(
+        "stopped by {} {:.1} s into the load phase; {readback}; {} written resources unchecked (not read back), never counted as lost",
+        stop.signal,
+        stop.at_s,
+        checked.writes_unverified()
+    )
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

@@ -68,12 +68,50 @@ pub fn options_for(
 
 /// Checks a history file up to its last complete line (a crash may have cut it).
 pub fn recheck(history: &Path, options: &check::Options) -> Result<check::Outcome, history::Error> {
-    let reader = history::Reader::open(history)?;
+    recheck_to_end(history, options).map(|(outcome, _)| outcome)
+}
+
+/// Where a history read by [`recheck_to_end`] ended.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct End {
+    /// Complete lines read.
+    pub lines: u64,
+    /// What was cut off after them, if anything (a crash).
+    pub cut: Option<String>,
+}
+
+/// [`recheck`], also saying where the history ended and what was cut.
+pub fn recheck_to_end(
+    history: &Path,
+    options: &check::Options,
+) -> Result<(check::Outcome, End), history::Error> {
+    let mut reader = history::Reader::open(history)?;
     let mut error = None;
-    let records = reader.map_while(|r| r.map_err(|e| error = Some(e)).ok());
+    let records = reader
+        .by_ref()
+        .map_while(|r| r.map_err(|e| error = Some(e)).ok());
     let outcome = check::check(records, options);
-    match error {
-        Some(e) => Err(e),
-        None => Ok(outcome),
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let end = End {
+        lines: reader.lines(),
+        cut: reader.cut().map(str::to_owned),
+    };
+    Ok((outcome, end))
+}
+
+/// The history of a run folder (`history.jsonl.zst`, or a plain `history.jsonl`), or the
+/// path itself when it is not a folder.
+pub fn history_in(path: &Path) -> std::path::PathBuf {
+    if !path.is_dir() {
+        return path.to_owned();
+    }
+    let compressed = path.join(history::FILE);
+    let plain = path.join("history.jsonl");
+    if !compressed.exists() && plain.exists() {
+        plain
+    } else {
+        compressed
     }
 }

@@ -60,6 +60,9 @@ struct TargetFile {
     /// The built-in mock's SMART token lifetime (mock target, SMART auth only).
     #[serde(default, with = "humantime_serde")]
     token_lifetime: Option<Duration>,
+    /// The largest response body read, in bytes.
+    #[serde(default)]
+    max_body: Option<Spanned<u64>>,
 }
 
 fn default_timeout() -> Duration {
@@ -260,6 +263,13 @@ impl File {
                 return Err(at.error(span, format!("target.token_lifetime: {problem}")));
             }
         }
+        let max_body = match self.target.max_body {
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(at.error(m.span(), "target.max_body: must be at least 1 (bytes)"));
+            }
+            Some(m) => m.into_inner(),
+            None => crate::fhir::DEFAULT_MAX_BODY,
+        };
         Ok(Scenario {
             name: self.name,
             path: path.to_owned(),
@@ -268,6 +278,7 @@ impl File {
             target,
             timeout: self.target.timeout,
             token_lifetime: self.target.token_lifetime,
+            max_body,
             profile: self.profile,
             profile_overlay: None,
             load,

@@ -46,6 +46,9 @@ pub struct Scenario {
     /// How long the built-in mock's SMART tokens live (`[target] token_lifetime`; only
     /// with the mock as target and `[auth] kind = "smart_backend"`); `None`: 300 s.
     pub token_lifetime: Option<Duration>,
+    /// The largest response body the client reads (`[target] max_body`, bytes): a larger
+    /// one drops the connection and is a bad response.
+    pub max_body: u64,
     /// EHR profile name or path; `None` = the US Core baseline.
     pub profile: Option<String>,
     /// A tenant overlay merged over the profile (`--profile-overlay`).

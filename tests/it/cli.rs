@@ -157,3 +157,17 @@ fn run_with_a_baseline_fails_on_a_regression_and_refuses_a_bad_baseline_before_r
     assert_eq!(bad.status.code(), Some(2));
     assert!(!dir.path().join("c").exists(), "nothing ran");
 }
+
+#[test]
+fn serve_mock_refuses_a_non_loopback_listen_address_without_allow_remote() {
+    let out = fhirsurge()
+        .args(["serve-mock", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not loopback") && stderr.contains("--allow-remote"),
+        "{stderr}"
+    );
+}

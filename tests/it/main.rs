@@ -6,6 +6,8 @@ mod auth;
 mod check;
 mod cli;
 mod client;
+mod hostile;
+mod interrupt;
 mod mapping;
 mod mock;
 mod mock_profile;

@@ -50,6 +50,7 @@ pub fn assemble(
         // The shards' peaks need not coincide: their sum bounds the run's from above.
         peak_concurrency: sum(|s| s.peak_concurrency),
         abandoned_encounters: sum(|s| s.abandoned_encounters),
+        cut_off_encounters: sum(|s| s.cut_off_encounters),
         skipped_writes: sum(|s| s.skipped_writes),
         retries: sum(|s| s.retries),
         interactions: all.count,
@@ -83,9 +84,36 @@ pub fn assemble(
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
         workload,
+        partial: parts.iter().any(|p| p.report.partial) || !notes.missing.is_empty(),
+        partial_reason: partial_reason(parts, notes),
+        stop: None,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// Why the merged report is partial: shards missing, or shards stopped by a signal.
+fn partial_reason(parts: &[Part], notes: &Notes) -> Option<String> {
+    let mut why = Vec::new();
+    if !notes.missing.is_empty() {
+        why.push(format!(
+            "shards {:?} of the run were not given",
+            notes.missing
+        ));
+    }
+    for p in parts {
+        if p.report.partial {
+            why.push(format!(
+                "shard {}: {}",
+                p.record.shard.index,
+                p.report
+                    .partial_reason
+                    .as_deref()
+                    .unwrap_or("stopped early")
+            ));
+        }
+    }
+    (!why.is_empty()).then(|| why.join("; "))
 }
 
 /// The shards' workload sections added up: the open model's starts per second (the

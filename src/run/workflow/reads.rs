@@ -158,10 +158,16 @@ impl Visit<'_> {
         seen.take(&reply);
         self.compare(&reply);
         let mut reissued = false;
+        let mut pages = std::collections::HashSet::new();
         for _ in 1..MAX_PAGES {
             let Some(next) = reply.next.take().filter(|_| reply.is_ok()) else {
                 break;
             };
+            if !pages.insert(next.clone()) {
+                // A link back to a page already read: recorded, and paging stops.
+                self.flow.client.next_loop(self.send_ctx(), rt, &next).await;
+                break;
+            }
             reply = self.flow.client.next_page(self.send_ctx(), rt, &next).await;
             self.after(&reply);
             let profile = self.mapper().profile();
@@ -177,6 +183,7 @@ impl Visit<'_> {
                     .await;
                 self.after(&reply);
                 seen = Pages::default();
+                pages.clear();
             }
             seen.take(&reply);
             self.compare(&reply);

@@ -276,6 +276,9 @@ pub fn sample() -> Report {
         visibility_lag: lag,
         checked: checked(),
         workload: Default::default(),
+        partial: false,
+        partial_reason: None,
+        stop: None,
     };
     judge(&mut r);
     r
@@ -327,6 +330,7 @@ fn summary(all: &OpSummary, ops: &[OpSummary]) -> Summary {
             .map_or(0, |o| o.count),
         peak_concurrency: 200,
         abandoned_encounters: 3,
+        cut_off_encounters: 0,
         skipped_writes: 2,
         retries: 41,
         interactions: all.count,
