@@ -94,12 +94,9 @@ settle = "{settle}"
     let mut ops = HashMap::new();
     for record in Reader::open(&outcome.dir.join(fhirsurge::history::FILE)).unwrap() {
         let record = record.unwrap();
-        match record.event {
-            Event::Invoke(mut op) => {
-                op.content = None;
-                ops.insert(record.index, op);
-            }
-            _ => {}
+        if let Event::Invoke(mut op) = record.event {
+            op.content = None;
+            ops.insert(record.index, op);
         }
     }
     Run {
