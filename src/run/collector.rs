@@ -49,6 +49,8 @@ pub struct Collected {
     pub metrics: Metrics,
     /// The final read-back.
     pub readback: Metrics,
+    /// The visibility probes' samples.
+    pub probes: Metrics,
     pub records: u64,
     /// Load-phase invocations that re-sent an earlier one.
     pub retries: u64,
@@ -70,6 +72,7 @@ struct Collector {
     hlogs: Hlogs,
     metrics: Metrics,
     readback: Metrics,
+    probes: Metrics,
     records: u64,
     retries: u64,
     flushed: Instant,
@@ -90,6 +93,7 @@ pub async fn collect(
         hlogs: Hlogs::new(&sinks.dir, sinks.wall_start),
         metrics: Metrics::new(),
         readback: Metrics::new(),
+        probes: Metrics::new(),
         records: 0,
         retries: 0,
         flushed: Instant::now(),
@@ -130,6 +134,7 @@ pub async fn collect(
         path,
         metrics,
         readback,
+        probes,
         records,
         retries,
         ..
@@ -140,6 +145,7 @@ pub async fn collect(
     Ok(Collected {
         metrics,
         readback,
+        probes,
         records,
         retries,
     })
@@ -164,10 +170,10 @@ impl Collector {
             Note::Line(line) => self.line(&line)?,
             Note::Done(line, sample) => {
                 self.line(&line)?;
-                if sample.phase == Phase::Readback {
-                    self.readback.record(&sample);
-                } else {
-                    self.metrics.record(&sample);
+                match sample.phase {
+                    Phase::Readback => self.readback.record(&sample),
+                    Phase::Probe => self.probes.record(&sample),
+                    Phase::Load => self.metrics.record(&sample),
                 }
             }
             Note::Flush(done) => {

@@ -10,6 +10,7 @@ mod progress;
 pub mod readback;
 pub mod recheck;
 pub mod stack;
+pub mod visibility;
 pub mod workflow;
 
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ struct Phases {
     interrupted: bool,
     /// How the EHR's dialect was spoken.
     mapping: report::Mapping,
+    /// What the visibility prober did.
+    probes: visibility::Tally,
 }
 
 /// Executes the scenario.
@@ -145,6 +148,13 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         mapper.clone(),
     );
 
+    let prober = visibility::Prober::new(
+        client.clone(),
+        mapper.clone(),
+        scenario.visibility,
+        scenario.seed,
+    );
+    let _ = flow.prober.set(prober.clone());
     stack.mark_faults(&recorder, true).await;
     let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let progress = progress::spawn(progress::Gauges {
@@ -177,6 +187,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         tokio::time::sleep(scenario.readback.settle).await;
     }
 
+    let probes = prober.stop().await;
     recorder.flush().await;
     let targets = readback::targets(&history_path).map_err(|e| Error::Io(e.to_string()))?;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
@@ -205,6 +216,7 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         skipped: flow.skipped.load(Ordering::Relaxed),
         interrupted: driven.interrupted || goose::is_killswitch_triggered(),
         mapping: mapper.report(),
+        probes,
     };
     stack
         .write_ledger(&dir)
@@ -283,6 +295,7 @@ fn assemble(
         all,
         readback: collected.readback.total(0.0),
     };
+    let lag = visibility_lag(scenario, checked.visibility_lag, &collected.probes, &p);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
@@ -301,11 +314,35 @@ fn assemble(
         mapping: p.mapping,
         findings: checked.findings,
         finding_counts: checked.counts,
-        visibility_lag: checked.visibility_lag,
+        visibility_lag: lag,
         checked: checked.stats,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// The checker's lag figures with their resolution and the probes' own load.
+fn visibility_lag(
+    scenario: &Scenario,
+    lag: check::Lag,
+    probes: &crate::metrics::Metrics,
+    p: &Phases,
+) -> report::VisibilityLag {
+    let load = probes.total(p.load_s);
+    let t = &p.probes;
+    report::VisibilityLag {
+        lag,
+        interval_ms: (t.probed > 0).then_some(scenario.visibility.interval.as_secs_f64() * 1000.0),
+        probes: report::ProbeLoad {
+            probed: t.probed,
+            not_sampled: t.not_sampled,
+            busy: t.busy,
+            unsearchable: t.unsearchable,
+            requests: load.count,
+            per_second: load.throughput,
+            latency_p99_ms: load.latency_ms.p99,
+        },
+    }
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

@@ -12,13 +12,14 @@ use super::file::Locator;
 use crate::source::SourceError;
 
 /// Finding kinds of the report contract (DESIGN.md), the keys `[slo.findings]` accepts.
-pub const FINDING_KINDS: [&str; 9] = [
+pub const FINDING_KINDS: [&str; 10] = [
     "lost_write",
     "corrupted_write",
     "duplicate_write",
     "stale_read",
     "committed_despite_error",
     "lost_update",
+    "invisible_write",
     "audit_gap",
     "audit_mismatch",
     "scope_leak",

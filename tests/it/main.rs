@@ -17,3 +17,4 @@ mod report;
 mod run;
 mod scoring;
 mod synth;
+mod visibility;

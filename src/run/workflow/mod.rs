@@ -44,6 +44,8 @@ pub struct Workflow {
     pub abandoned: AtomicU64,
     /// Writes skipped because a resource they reference was never created.
     pub skipped: AtomicU64,
+    /// Probes acknowledged creates until search shows them (set once, before the load).
+    pub prober: std::sync::OnceLock<crate::run::visibility::Prober>,
 }
 
 /// Where the visit's encounter stands.
@@ -101,6 +103,7 @@ impl Workflow {
             started: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            prober: std::sync::OnceLock::new(),
         })
     }
 
@@ -228,6 +231,10 @@ impl Visit<'_> {
         self.sent
             .insert(r.identifier.clone(), Content::of(&mapped.body));
         let id = reply.id.clone().filter(|_| reply.is_ok())?;
+        let existing = conditional && reply.status == Some(200);
+        if let (Some(prober), false) = (self.flow.prober.get(), existing) {
+            prober.watch(rt, &r.identifier);
+        }
         self.ids.insert(r.key.clone(), format!("{rt}/{id}"));
         self.written.push((rt.to_owned(), id));
         if rt == "Encounter" {
