@@ -248,7 +248,7 @@ fn junit_parses_and_counts_every_objective_and_check() {
             .children()
             .filter(|n| n.has_tag_name("testcase"))
             .count(),
-        9
+        10
     );
     assert_eq!(
         suites[2]
