@@ -351,7 +351,11 @@ impl Report {
         }
         let _ = writeln!(out, "\nSLOs:");
         for r in &self.slo {
-            let mark = if r.passed { "pass" } else { "FAIL" };
+            let mark = match (r.passed, &r.not_measured) {
+                (_, Some(_)) => "n/m ",
+                (true, None) => "pass",
+                (false, None) => "FAIL",
+            };
             let _ = writeln!(out, "  {mark}  {}: {}", r.name, r.detail);
         }
     }

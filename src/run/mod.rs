@@ -278,6 +278,7 @@ fn assemble(
             throughput: all.throughput,
             findings: &findings,
             lag_p99_ms: checked.visibility_lag.p99_ms,
+            not_measured: &|k| report::slo::unchecked(k).map(str::to_owned),
         },
     );
     let summary = report::Summary {
@@ -299,7 +300,7 @@ fn assemble(
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
-        passed: slo.iter().all(|r| r.passed),
+        passed: report::slo::all_passed(&slo),
         scorecard: Vec::new(),
         slo,
         summary,

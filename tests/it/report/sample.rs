@@ -317,9 +317,10 @@ pub fn judge(r: &mut Report) {
             throughput: r.summary.throughput,
             findings: &findings,
             lag_p99_ms: r.visibility_lag.lag.p99_ms,
+            not_measured: &|k| slo::unchecked(k).map(str::to_owned),
         },
     );
-    r.passed = r.slo.iter().all(|s| s.passed);
+    r.passed = slo::all_passed(&r.slo);
     r.scorecard = report::scorecard::score(r);
 }
 
