@@ -472,6 +472,7 @@ fn planted(records: u64) -> BTreeMap<check::Kind, u64> {
 
 fn options() -> Options {
     Options {
+        held_from_search: Vec::new(),
         expected_changes: BTreeMap::new(),
         harness_system_prefix: "urn:fhirsurge:".into(),
     }

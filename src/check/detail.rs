@@ -175,7 +175,7 @@ impl State {
         Outcome {
             findings,
             counts,
-            visibility_lag: lag(std::mem::take(&mut self.lag_us), self.never_seen),
+            visibility_lag: lag(std::mem::take(&mut self.lag_us), self.never_visible),
             stats: self.stats,
         }
     }
@@ -221,7 +221,7 @@ impl State {
 }
 
 /// Percentiles (nearest rank) of the lag samples, in milliseconds.
-fn lag(mut samples: Vec<u64>, never_seen: u64) -> Lag {
+fn lag(mut samples: Vec<u64>, never_visible: u64) -> Lag {
     samples.sort_unstable();
     let rank = |p: f64| -> Option<f64> {
         let n = samples.len();
@@ -234,9 +234,10 @@ fn lag(mut samples: Vec<u64>, never_seen: u64) -> Lag {
     Lag {
         samples: samples.len() as u64,
         p50_ms: rank(0.50),
+        p90_ms: rank(0.90),
         p99_ms: rank(0.99),
         max_ms: samples.last().map(|&m| m as f64 / 1000.0),
-        never_seen,
+        never_visible,
     }
 }
 
@@ -251,7 +252,8 @@ mod tests {
         assert_eq!(l.p50_ms, Some(50.0));
         assert_eq!(l.p99_ms, Some(99.0));
         assert_eq!(l.max_ms, Some(100.0));
-        assert_eq!(l.never_seen, 3);
+        assert_eq!(l.never_visible, 3);
+        assert_eq!(l.p90_ms, Some(90.0));
         assert_eq!(lag(Vec::new(), 0).p50_ms, None);
         assert_eq!(secs(12_345_678), "12.346 s");
     }

@@ -37,9 +37,10 @@ impl State {
         let duplicate = self.judge_duplicate(i, &attempts, &seen);
         let present: Vec<SeenId> = seen.into_iter().filter(|s| s.readback).collect();
         let mut unverified = false;
+        let mut shown = None;
         for &c in &created {
             match self.verdict(i, c, &present) {
-                Verdict::Present => {}
+                Verdict::Present => _ = shown.get_or_insert(c),
                 Verdict::Lost => self.lost_create(i, c, &present),
                 Verdict::Unverified => unverified = true,
             }
@@ -57,6 +58,9 @@ impl State {
             .collect();
         if !duplicate && !orphan_acked && !unreported.is_empty() {
             self.committed_create(i, &attempts, &unreported);
+        }
+        if let Some(c) = shown {
+            self.judge_visible(i, c, &present);
         }
         let searched = self.idents[i as usize].search.probe == Probe::Present;
         if unverified || (created.is_empty() && !searched && present.is_empty()) {
@@ -294,21 +298,77 @@ impl State {
         self.findings.push(f);
     }
 
-    /// Lag from each acknowledged create to the first search that showed it.
+    /// Lag from each probed acknowledged create to the first search before the
+    /// read-back that showed it. A create no probe looked for is no sample.
     fn record_lag(&mut self, i: u32, created: &[u32]) {
         let ident = &self.idents[i as usize];
+        if ident.probes == 0 {
+            return;
+        }
         for &c in created {
             let w = &self.writes[c as usize];
-            let by_id = self
-                .res_of
-                .get(&(ident.rtype, w.id))
-                .map_or(NEVER, |&r| self.res[r as usize].first_seen_us);
-            let first = ident.first_seen_us.min(by_id);
-            if first == NEVER {
-                self.never_seen += 1;
+            if ident.load_seen_us == NEVER {
+                self.never_visible += 1;
             } else {
-                self.lag_us.push(first.saturating_sub(w.done_us));
+                self.lag_us
+                    .push(ident.load_seen_us.saturating_sub(w.done_us));
             }
         }
+    }
+
+    /// An acknowledged create found at read-back that searches did not show: the probes
+    /// looked for it until the read-back and never saw it, or it was read back by id and
+    /// no search (the read-back's included) ever showed it. Not for a type the profile
+    /// declares may be kept out of searches (a holding area), nor for one read back
+    /// without its identifier (that is a corrupted write: no search by it could work).
+    fn judge_visible(&mut self, i: u32, c: u32, present: &[SeenId]) {
+        let ident = &self.idents[i as usize];
+        let id = self.writes[c as usize].id;
+        let carries = present.iter().any(|s| s.id == id);
+        if self.held.contains(&ident.rtype) || !carries {
+            return;
+        }
+        let probed_unseen = ident.probes > 0 && ident.load_seen_us == NEVER;
+        let search_ok = ident.search.probe == Probe::Present;
+        let never = ident.first_seen_us == NEVER && search_ok;
+        if !probed_unseen && !never {
+            return;
+        }
+        let mut evidence = self.write_evidence(c).to_vec();
+        let mut said = Vec::new();
+        if ident.probes > 0 {
+            evidence.extend([ident.last_probe.0, ident.last_probe.1]);
+            said.push(format!(
+                "{} visibility probes by identifier showed it at none, the last done at {}",
+                ident.probes,
+                secs(ident.last_probe.2),
+            ));
+        }
+        if search_ok {
+            evidence.extend([ident.search.invoke, ident.search.done]);
+            said.push(if never {
+                format!(
+                    "read back by id, yet the read-back search by identifier at {} did not show it either",
+                    secs(ident.search.done_us)
+                )
+            } else {
+                format!(
+                    "the read-back search by identifier at {} showed it",
+                    secs(ident.search.done_us)
+                )
+            });
+        }
+        let detail = format!(
+            "{}, but no search showed it before the read-back: {}",
+            self.describe(c),
+            said.join("; ")
+        );
+        let subject = super::detail::Subject {
+            rtype: ident.rtype,
+            id: self.writes[c as usize].id,
+            identifier: ident.identifier,
+        };
+        let f = self.finding(Kind::InvisibleWrite, subject, detail, evidence);
+        self.findings.push(f);
     }
 }

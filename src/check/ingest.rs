@@ -79,6 +79,7 @@ impl State {
                 Pending::Search {
                     ident,
                     readback,
+                    probe: op.phase == Phase::Probe,
                     invoke_us: at.time_us,
                 }
             }
@@ -183,12 +184,18 @@ impl State {
             Pending::Search {
                 ident,
                 readback,
+                probe,
                 invoke_us,
             } => {
                 let at = at.since(invoke_us);
                 if ok {
                     self.stats.searches += 1;
                     self.observe(&c.seen, at, readback, true);
+                    if probe && ident != NIL {
+                        let i = &mut self.idents[ident as usize];
+                        i.probes += 1;
+                        i.last_probe = (at.invoke, at.index, at.time_us);
+                    }
                 }
                 if readback && ident != NIL {
                     let obs = obs_at(at, readback_probe);
@@ -370,6 +377,9 @@ impl State {
         if search {
             let i = &mut self.idents[ident as usize];
             i.first_seen_us = i.first_seen_us.min(at.time_us);
+            if !readback {
+                i.load_seen_us = i.load_seen_us.min(at.time_us);
+            }
         }
         Some(r)
     }

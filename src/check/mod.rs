@@ -43,6 +43,10 @@ pub struct Options {
     pub expected_changes: BTreeMap<String, Vec<String>>,
     /// Identifier systems of harness writes start with this (`urn:fhirsurge:`).
     pub harness_system_prefix: String,
+    /// Resource types whose writes the EHR profile declares may land in a holding area,
+    /// readable by id but kept out of searches: not `invisible_write`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_from_search: Vec<String>,
 }
 
 /// Everything the checker found and measured.
@@ -71,16 +75,22 @@ pub struct Finding {
 
 pub use crate::vocab::finding::Kind;
 
-/// Time from a create's acknowledgement until a search first showed it.
+/// Time from a probed create's acknowledgement until a search (a visibility probe, or
+/// any other load-phase search) first showed it. Only creates the visibility prober
+/// looked for count: a create no one searched for until the read-back says nothing of
+/// how fast the server makes writes visible.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lag {
-    /// Acknowledged creates a search saw.
+    /// Probed creates a search saw.
     pub samples: u64,
     pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
-    /// Acknowledged creates no search ever saw.
-    pub never_seen: u64,
+    /// Probed creates no search showed before the read-back.
+    #[serde(alias = "never_seen")]
+    pub never_visible: u64,
 }
 
 /// What was checked. Every count is of history records or of things they name.

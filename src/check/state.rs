@@ -138,6 +138,11 @@ pub(crate) struct Ident {
     pub seen_more: u32,
     /// Completion time of the first search that showed it.
     pub first_seen_us: u64,
+    /// Completion time of the first search before the read-back that showed it.
+    pub load_seen_us: u64,
+    /// Visibility probes for it that completed `ok`, and the last one's (invoke, done, done time).
+    pub probes: u32,
+    pub last_probe: (u64, u64, u64),
     /// The read-back search by this identifier.
     pub search: Obs,
 }
@@ -189,6 +194,8 @@ pub(crate) enum Pending {
     Search {
         ident: u32,
         readback: bool,
+        /// A visibility probe.
+        probe: bool,
         invoke_us: u64,
     },
     History {
@@ -241,12 +248,14 @@ pub(crate) struct State {
     /// Writes judged lost, with the index in `findings` of the `lost_write` saying so.
     pub lost: FxHashMap<u32, usize>,
     pub lag_us: Vec<u64>,
-    pub never_seen: u64,
+    pub never_visible: u64,
     pub stats: Stats,
     pub bundles: Bundles,
     /// Per resource type, the element names whose difference is expected (sorted).
     pub ignore: FxHashMap<Sym, Vec<Sym>>,
     pub prefix: String,
+    /// Types the profile declares may be kept out of searches.
+    pub held: Vec<Sym>,
     /// The latest time the history has reached.
     pub now_us: u64,
 }
@@ -261,6 +270,11 @@ impl State {
             syms.sort_unstable();
             ignore.insert(t, syms);
         }
+        let held = options
+            .held_from_search
+            .iter()
+            .map(|t| strings.intern(t))
+            .collect();
         State {
             strings,
             contents: Contents::default(),
@@ -278,11 +292,12 @@ impl State {
             findings: Vec::new(),
             lost: FxHashMap::default(),
             lag_us: Vec::new(),
-            never_seen: 0,
+            never_visible: 0,
             stats: Stats::default(),
             bundles: Bundles::default(),
             ignore,
             prefix: options.harness_system_prefix.clone(),
+            held,
             now_us: 0,
         }
     }
@@ -308,6 +323,9 @@ impl State {
                 seen: None,
                 seen_more: NIL,
                 first_seen_us: NEVER,
+                load_seen_us: NEVER,
+                probes: 0,
+                last_probe: (NEVER, NEVER, 0),
                 search: Obs::default(),
             });
         }

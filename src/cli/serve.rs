@@ -177,10 +177,15 @@ pub(super) async fn serve_proxy(
         seed,
         ledger: Ledger::new(std::time::Instant::now()),
         ca_cert: None,
+        serve_ledger: true,
     };
     let p = proxy::Proxy::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
-    eprintln!("fault proxy: http://{}/ (Ctrl-C stops)", local(&listener));
+    eprintln!(
+        "fault proxy: http://{}/ (ledger at {}; Ctrl-C stops)",
+        local(&listener),
+        proxy::LEDGER_PATH
+    );
     proxy::serve(listener, p, ctrl_c_token())
         .await
         .map_err(|e| Failure {

@@ -463,12 +463,18 @@ impl Client {
     }
 }
 
-/// The operation name in metrics: `create Observation`, `search Patient`.
+/// The operation name in metrics: `create Observation`, `search Patient`; a visibility
+/// probe's is `probe search Patient`.
 pub fn label(op: &Op) -> String {
-    if op.resource_type.is_empty() {
+    let name = if op.resource_type.is_empty() {
         op.f.as_str().to_owned()
     } else {
         format!("{} {}", op.f, op.resource_type)
+    };
+    if op.phase == Phase::Probe {
+        format!("probe {name}")
+    } else {
+        name
     }
 }
 

@@ -39,6 +39,10 @@ pub struct Stale {
     pub served: Arc<Version>,
     /// Index of the fault in the mock's fault list.
     pub fault: usize,
+    /// The update's answer was destroyed (`commit_then_reset` / `commit_then_500`): the
+    /// client never learned of the newer version, so serving the older one is not an
+    /// anomaly it can observe.
+    pub answer_lost: bool,
 }
 
 /// The mutable part of a resource.

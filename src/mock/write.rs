@@ -185,6 +185,7 @@ impl Shared {
                     until: Instant::now() + d,
                     served,
                     fault: self.fault_index(f),
+                    answer_lost: plan.after.is_some(),
                 })
             }
             _ => None,
@@ -227,7 +228,7 @@ impl Shared {
                 .ok_or_else(|| Problem::not_found(rt, id))?;
             match &state.stale {
                 Some(s) if self.faults_on() && Instant::now() < s.until => {
-                    (s.served.clone(), Some((s.fault, current)))
+                    (s.served.clone(), Some((s.fault, current, !s.answer_lost)))
                 }
                 Some(_) => {
                     state.stale = None;
@@ -236,16 +237,23 @@ impl Shared {
                 None => (current, None),
             }
         };
-        if let Some((fault, current)) = stale {
-            let detail = format!(
+        if let Some((fault, current, observable)) = stale {
+            let mut detail = format!(
                 "served v{} while v{} is current",
                 served.number, current.number
             );
+            if !observable {
+                detail.push_str(" (unobservable: the update's answer was destroyed)");
+            }
             let ctx = Ctx {
                 request,
                 ..Ctx::default()
             };
-            self.record(&self.faults[fault], rt, id, &current, ctx, detail);
+            let f = &self.faults[fault];
+            self.ledger.record(Entry {
+                observable,
+                ..self.entry(f, rt, id, &current, ctx, detail)
+            });
         }
         Ok(served)
     }
@@ -355,7 +363,12 @@ impl Shared {
 
     /// Records one injection in the ledger.
     pub fn record(&self, f: &Fault, rt: &str, id: &str, v: &Version, ctx: Ctx, detail: String) {
-        self.ledger.record(Entry {
+        self.ledger.record(self.entry(f, rt, id, v, ctx, detail));
+    }
+
+    /// The ledger entry of one injection (observable unless the caller says otherwise).
+    fn entry(&self, f: &Fault, rt: &str, id: &str, v: &Version, ctx: Ctx, detail: String) -> Entry {
+        Entry {
             fault: f.label.clone(),
             kind: f.name().to_owned(),
             resource_type: Some(rt.to_owned()),
@@ -364,7 +377,7 @@ impl Shared {
             request: ctx.request.map(str::to_owned),
             detail,
             ..Entry::default()
-        });
+        }
     }
 
     /// Builds a version: sets `id` and `meta`, serialises once, derives the index keys.

@@ -162,8 +162,12 @@ fn slo_case(s: &SloResult) -> Case {
     Case {
         class: format!("fhirsurge.slo.{}", s.kind),
         name: s.name.clone(),
-        failure: (!s.passed).then(|| (message, s.kind.clone(), body.clone())),
-        skipped: None,
+        failure: (!s.passed && s.not_measured.is_none())
+            .then(|| (message, s.kind.clone(), body.clone())),
+        skipped: s
+            .not_measured
+            .as_ref()
+            .map(|why| format!("not measured: {why}")),
         out: if s.passed { body } else { String::new() },
     }
 }
@@ -217,7 +221,8 @@ fn consistency_cases(r: &Report) -> Vec<Case> {
                 .slo
                 .iter()
                 .find(|s| s.kind == "findings" && s.name.starts_with(&format!("{name} ")));
-            let failed = slo.map_or(count > 0, |s| !s.passed);
+            let skipped = slo.and_then(|s| s.not_measured.clone());
+            let failed = skipped.is_none() && slo.map_or(count > 0, |s| !s.passed);
             let allowed = slo.map_or(0.0, |s| s.target);
             let message = format!("{count} {name} findings ({allowed} allowed)");
             let body = examples(r, kind, count);
@@ -225,7 +230,7 @@ fn consistency_cases(r: &Report) -> Vec<Case> {
                 class: "fhirsurge.consistency".to_owned(),
                 name: name.to_owned(),
                 failure: failed.then(|| (message.clone(), name.to_owned(), body.clone())),
-                skipped: None,
+                skipped: skipped.map(|why| format!("not measured: {why}")),
                 out: if !failed && count > 0 {
                     format!("{message}\n{body}")
                 } else {

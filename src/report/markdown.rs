@@ -94,10 +94,11 @@ fn verdict(out: &mut String, r: &Report) {
         "❌ **FAILED**"
     };
     let s = &r.summary;
+    let measured = r.slo.iter().filter(|s| s.not_measured.is_none()).count();
     let _ = writeln!(
         out,
-        "### fhirsurge {word}: {met} of {} objectives met\n",
-        r.slo.len()
+        "### fhirsurge {word}: {met} of {measured} objectives met ({} not measured)\n",
+        r.slo.len() - measured
     );
     let _ = writeln!(
         out,
@@ -135,7 +136,11 @@ fn scorecard(out: &mut String, r: &Report) {
 }
 
 fn failed_slos(out: &mut String, r: &Report) {
-    let failed: Vec<_> = r.slo.iter().filter(|s| !s.passed).collect();
+    let failed: Vec<_> = r
+        .slo
+        .iter()
+        .filter(|s| !s.passed && s.not_measured.is_none())
+        .collect();
     if failed.is_empty() {
         return;
     }

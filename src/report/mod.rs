@@ -58,7 +58,7 @@ pub struct Report {
     pub mapping: Mapping,
     pub findings: Vec<Finding>,
     pub finding_counts: BTreeMap<Kind, u64>,
-    pub visibility_lag: Lag,
+    pub visibility_lag: VisibilityLag,
     pub checked: Stats,
     /// How the load was shaped: whole encounters' latency, the open model's schedule.
     #[serde(default, skip_serializing_if = "Workload::is_empty")]
@@ -99,6 +99,37 @@ pub enum ReadbackEnd {
     Cut,
     /// A second request came before it began: every write is unchecked.
     Skipped,
+}
+
+/// The probed visibility lag (`check::Lag`'s figures), its resolution and the probes'
+/// own load.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisibilityLag {
+    #[serde(flatten)]
+    pub lag: Lag,
+    /// The probe interval: the resolution of the figures (`None`: nothing was probed).
+    #[serde(default)]
+    pub interval_ms: Option<f64>,
+    #[serde(default)]
+    pub probes: ProbeLoad,
+}
+
+/// What the visibility prober did and cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeLoad {
+    /// Acknowledged creates probed.
+    pub probed: u64,
+    /// Left out by `[visibility] sample`.
+    pub not_sampled: u64,
+    /// Not probed: `[visibility] concurrency` probes were running.
+    pub busy: u64,
+    /// Not probed: the EHR cannot take a search by identifier for the type.
+    pub unsearchable: u64,
+    /// Probe searches sent, and their rate over the load phase.
+    pub requests: u64,
+    pub per_second: f64,
+    /// Probe search latency, all types together.
+    pub latency_p99_ms: f64,
 }
 
 /// What was run, against what, when.
@@ -389,18 +420,27 @@ impl Report {
         }
         let _ = writeln!(out, "\nSLOs:");
         for r in &self.slo {
-            let mark = if r.passed { "pass" } else { "FAIL" };
+            let mark = match (r.passed, &r.not_measured) {
+                (_, Some(_)) => "n/m ",
+                (true, None) => "pass",
+                (false, None) => "FAIL",
+            };
             let _ = writeln!(out, "  {mark}  {}: {}", r.name, r.detail);
         }
     }
 
     fn findings_table(&self, out: &mut String) {
-        let lag = &self.visibility_lag;
+        let v = &self.visibility_lag;
+        let lag = &v.lag;
         if let (Some(p50), Some(p99), Some(max)) = (lag.p50_ms, lag.p99_ms, lag.max_ms) {
             let _ = writeln!(
                 out,
-                "\nvisibility lag (create → first seen by search): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} writes",
-                lag.samples
+                "\nvisibility lag (create → first seen by a probe search, every {:.0} ms): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} writes, {} never visible; {} probe searches ({:.1}/s)",
+                v.interval_ms.unwrap_or_default(),
+                lag.samples,
+                lag.never_visible,
+                v.probes.requests,
+                v.probes.per_second,
             );
         }
         if self.findings.is_empty() {

@@ -91,7 +91,7 @@ fn real_time(r: &Report) -> Question {
         .iter()
         .map(|o| format!("{}: p99 {:.1} ms over {}", o.op, o.latency_ms.p99, o.count))
         .collect();
-    let lag = &r.visibility_lag;
+    let lag = &r.visibility_lag.lag;
     if let (Some(p50), Some(p99)) = (lag.p50_ms, lag.p99_ms) {
         evidence.push(format!(
             "visibility lag (write → seen by search): p50 {p50:.1} ms, p99 {p99:.1} ms over {} writes",

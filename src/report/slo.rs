@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::workload::CheckRan;
 use crate::check::Kind;
 use crate::vocab::finding::FINDING_KINDS;
 use crate::vocab::slo::Slo;
@@ -21,6 +22,34 @@ pub struct SloResult {
     pub unit: String,
     pub passed: bool,
     pub detail: String,
+    /// Why the objective was not measured in this run (its check did not run): neither
+    /// passed nor failed. `None`: it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_measured: Option<String>,
+}
+
+/// Why a finding kind's check did not run in a run, or `None` when it ran. A check that
+/// depends on what the run did says so in `ran` (the workload's `checks`); a kind it does
+/// not name is measured unless it is one whose check this run cannot make.
+pub fn unchecked(kind: Kind, ran: &[CheckRan]) -> Option<String> {
+    if let Some(c) = ran.iter().find(|c| c.kind == kind.name()) {
+        return (!c.measured).then(|| c.detail.clone());
+    }
+    never_checked(kind).map(str::to_owned)
+}
+
+/// The kinds no check of this run measured unless a `CheckRan` says otherwise.
+fn never_checked(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::AuditGap | Kind::AuditMismatch => {
+            Some("no audit reconciliation ran in this run (AuditEvents were not fetched)")
+        }
+        Kind::ScopeLeak => Some("no scope check ran in this run"),
+        Kind::LostUpdate => Some(
+            "no contended_update step ran in this run (each resource is updated by one process), so no lost update can occur",
+        ),
+        _ => None,
+    }
 }
 
 /// What the verdict needs of a run.
@@ -32,6 +61,8 @@ pub struct Measured<'a> {
     pub throughput: f64,
     pub findings: &'a dyn Fn(Kind) -> u64,
     pub lag_p99_ms: Option<f64>,
+    /// Why a kind's check did not run (`None`: it ran); usually [`unchecked`].
+    pub not_measured: &'a dyn Fn(Kind) -> Option<String>,
 }
 
 /// Judges every objective; finding kinds are always judged (0 allowed unless raised).
@@ -64,8 +95,17 @@ pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
     for kind in FINDING_KINDS {
         let Some(k) = kind_of(kind) else { continue };
         let max = slo.max_findings(kind) as f64;
-        let observed = Some((m.findings)(k) as f64);
         let name = format!("{kind} <= {max}");
+        if let Some(why) = (m.not_measured)(k) {
+            out.push(SloResult {
+                passed: false,
+                detail: format!("not measured: {why}"),
+                not_measured: Some(why),
+                ..result("findings", name, max, None, "count", |_| false)
+            });
+            continue;
+        }
+        let observed = Some((m.findings)(k) as f64);
         out.push(result("findings", name, max, observed, "count", |o| {
             o <= max
         }));
@@ -107,7 +147,13 @@ fn result(
         unit: unit.to_owned(),
         passed,
         detail,
+        not_measured: None,
     }
+}
+
+/// Whether every measured objective passed (not measured ones neither pass nor fail).
+pub fn all_passed(results: &[SloResult]) -> bool {
+    results.iter().all(|r| r.passed || r.not_measured.is_some())
 }
 
 fn round(x: f64) -> f64 {
@@ -154,6 +200,7 @@ mod tests {
             throughput: 50.0,
             findings: &findings,
             lag_p99_ms: None,
+            not_measured: &|k| unchecked(k, &[]),
         };
         let r = judge(&slo, &m);
         let by = |name: &str| r.iter().find(|r| r.name.starts_with(name)).unwrap();
@@ -163,7 +210,14 @@ mod tests {
         assert!(by("throughput").passed);
         assert!(by("stale_read").passed);
         assert!(by("lost_write").passed);
+        let audit = by("audit_gap");
+        assert!(!audit.passed && audit.not_measured.is_some(), "{audit:?}");
+        assert!(by("lost_update").not_measured.is_some());
         assert!(!by("visibility lag").passed);
-        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 9);
+        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 10);
+        assert!(!all_passed(&r), "a measured failure fails");
+        let unmeasured_only: Vec<SloResult> =
+            r.into_iter().filter(|s| s.not_measured.is_some()).collect();
+        assert!(all_passed(&unmeasured_only), "not measured is no failure");
     }
 }

@@ -54,6 +54,8 @@ pub struct Collected {
     pub encounters: Metrics,
     /// Per user group (its index): its load-phase interactions and its encounters.
     pub groups: BTreeMap<u16, (Metrics, Metrics)>,
+    /// The visibility probes' samples.
+    pub probes: Metrics,
     pub records: u64,
     /// Load-phase invocations that re-sent an earlier one.
     pub retries: u64,
@@ -77,6 +79,7 @@ struct Collector {
     readback: Metrics,
     encounters: Metrics,
     groups: BTreeMap<u16, (Metrics, Metrics)>,
+    probes: Metrics,
     records: u64,
     retries: u64,
     flushed: Instant,
@@ -99,6 +102,7 @@ pub async fn collect(
         readback: Metrics::new(),
         encounters: Metrics::new(),
         groups: BTreeMap::new(),
+        probes: Metrics::new(),
         records: 0,
         retries: 0,
         flushed: Instant::now(),
@@ -142,6 +146,7 @@ pub async fn collect(
         readback,
         encounters,
         groups,
+        probes,
         records,
         retries,
         ..
@@ -154,6 +159,7 @@ pub async fn collect(
         readback,
         encounters,
         groups,
+        probes,
         records,
         retries,
     })
@@ -181,12 +187,14 @@ impl Collector {
             Note::Line(line) => self.line(&line)?,
             Note::Done(line, sample) => {
                 self.line(&line)?;
-                if sample.phase == Phase::Readback {
-                    self.readback.record(&sample);
-                } else {
-                    self.metrics.record(&sample);
-                    if let Some(g) = sample.group {
-                        self.groups.entry(g).or_default().0.record(&sample);
+                match sample.phase {
+                    Phase::Readback => self.readback.record(&sample),
+                    Phase::Probe => self.probes.record(&sample),
+                    Phase::Load => {
+                        self.metrics.record(&sample);
+                        if let Some(g) = sample.group {
+                            self.groups.entry(g).or_default().0.record(&sample);
+                        }
                     }
                 }
             }

@@ -14,6 +14,7 @@ pub mod readback;
 pub mod recheck;
 pub mod shard;
 pub mod stack;
+pub mod visibility;
 pub mod workflow;
 
 use std::path::PathBuf;
@@ -114,6 +115,8 @@ struct Phases {
     open: Option<load::Opened>,
     /// The races, when the workflow has them.
     races: Option<report::workload::Races>,
+    /// What the visibility prober did.
+    probes: visibility::Tally,
 }
 
 /// Executes the scenario; nothing stops it early.
@@ -183,6 +186,13 @@ pub async fn execute_with(
         mapper.clone(),
     );
 
+    let prober = visibility::Prober::new(
+        client.clone(),
+        mapper.clone(),
+        scenario.visibility,
+        scenario.seed,
+    );
+    let _ = flow.prober.set(prober.clone());
     stack.mark_faults(&recorder, true).await;
     let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let progress = progress::spawn(progress::Gauges {
@@ -227,6 +237,7 @@ pub async fn execute_with(
             .await;
     }
 
+    let probes = prober.stop().await;
     recorder.flush().await;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
     let ended =
@@ -263,6 +274,7 @@ pub async fn execute_with(
         mapping: mapper.report(),
         open: driven.open,
         races: races(scenario, &flow.races),
+        probes,
     };
     stack
         .write_ledger(&dir)
@@ -390,6 +402,14 @@ fn assemble(
         _ => metrics.percentile(op, q),
     };
     let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
+    let mut workload = workload(
+        &collected.encounters,
+        p.open.clone(),
+        p.races.clone(),
+        &checked.counts,
+        p.load_s,
+    );
+    workload.groups = groups(scenario, &collected.groups, p.load_s);
     let slo = report::slo::judge(
         &scenario.slo,
         &report::slo::Measured {
@@ -399,6 +419,7 @@ fn assemble(
             throughput: all.throughput,
             findings: &findings,
             lag_p99_ms: checked.visibility_lag.p99_ms,
+            not_measured: &|k| report::slo::unchecked(k, &workload.checks),
         },
     );
     let summary = report::Summary {
@@ -417,18 +438,11 @@ fn assemble(
         all,
         readback: collected.readback.total(0.0),
     };
-    let mut workload = workload(
-        &collected.encounters,
-        p.open.clone(),
-        p.races.clone(),
-        &checked.counts,
-        p.load_s,
-    );
-    workload.groups = groups(scenario, &collected.groups, p.load_s);
+    let lag = visibility_lag(scenario, checked.visibility_lag, &collected.probes, &p);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(scenario, profile, stack, &p),
-        passed: slo.iter().all(|r| r.passed),
+        passed: report::slo::all_passed(&slo),
         scorecard: Vec::new(),
         slo,
         summary,
@@ -443,7 +457,7 @@ fn assemble(
         mapping: p.mapping,
         findings: checked.findings,
         finding_counts: checked.counts,
-        visibility_lag: checked.visibility_lag,
+        visibility_lag: lag,
         checked: checked.stats,
         workload,
         partial: false,
@@ -545,6 +559,30 @@ fn partial_reason(stop: &report::Stop, checked: &check::Stats) -> String {
         stop.at_s,
         checked.writes_unverified()
     )
+}
+
+/// The checker's lag figures with their resolution and the probes' own load.
+fn visibility_lag(
+    scenario: &Scenario,
+    lag: check::Lag,
+    probes: &crate::metrics::Metrics,
+    p: &Phases,
+) -> report::VisibilityLag {
+    let load = probes.total(p.load_s);
+    let t = &p.probes;
+    report::VisibilityLag {
+        lag,
+        interval_ms: (t.probed > 0).then_some(scenario.visibility.interval.as_secs_f64() * 1000.0),
+        probes: report::ProbeLoad {
+            probed: t.probed,
+            not_sampled: t.not_sampled,
+            busy: t.busy,
+            unsearchable: t.unsearchable,
+            requests: load.count,
+            per_second: load.throughput,
+            latency_p99_ms: load.latency_ms.p99,
+        },
+    }
 }
 
 fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {

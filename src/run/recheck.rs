@@ -18,6 +18,12 @@ pub fn options(profile: &Profile) -> check::Options {
     check::Options {
         expected_changes: profile.expected_changes(),
         harness_system_prefix: crate::HARNESS_PREFIX.to_owned(),
+        held_from_search: profile
+            .resources
+            .iter()
+            .filter(|(_, r)| r.write.landing != crate::profile::Landing::Immediately)
+            .map(|(rt, _)| rt.clone())
+            .collect(),
     }
 }
 

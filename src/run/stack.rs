@@ -74,6 +74,7 @@ impl Stack {
                 seed: scenario.seed,
                 ledger: ledger.clone(),
                 ca_cert: None,
+                serve_ledger: false,
             };
             let p = proxy::Proxy::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
             let mut url = spawn(shutdown, |l, s| proxy::serve(l, p.clone(), s)).await?;

@@ -14,7 +14,7 @@ use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
 use super::rate::RatePlan;
 use super::slo::{self, Slo};
-use super::{Load, Readback, Retry, Scenario, Step, Target};
+use super::{Load, Readback, Retry, Scenario, Step, Target, Visibility};
 use crate::fhir::RetryPolicy;
 use crate::source::{Location, SourceError};
 use crate::vocab::fault::{Spec, SpecFile};
@@ -37,6 +37,8 @@ pub(super) struct File {
     retry: RetryFile,
     #[serde(default)]
     readback: ReadbackFile,
+    #[serde(default)]
+    visibility: Option<Spanned<VisibilityFile>>,
     #[serde(default)]
     faults: Vec<Spanned<SpecFile>>,
     #[serde(default)]
@@ -150,6 +152,55 @@ impl Default for ReadbackFile {
             settle: default_settle(),
             concurrency: default_concurrency(),
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisibilityFile {
+    #[serde(default)]
+    sample: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+}
+
+/// `[visibility]`, checked: a share in 0..=1, an interval of 1 ms or more, a timeout not
+/// shorter than the interval, a concurrency of 1 or more.
+fn validate_visibility(
+    file: Option<Spanned<VisibilityFile>>,
+    at: &Locator<'_>,
+) -> Result<Visibility, SourceError> {
+    let d = Visibility::default();
+    let Some(file) = file else { return Ok(d) };
+    let span = file.span();
+    let f = file.into_inner();
+    let v = Visibility {
+        sample: f.sample.unwrap_or(d.sample),
+        interval: f.interval.unwrap_or(d.interval),
+        timeout: f.timeout.unwrap_or(d.timeout),
+        concurrency: f.concurrency.unwrap_or(d.concurrency),
+    };
+    let problem = if !(0.0..=1.0).contains(&v.sample) {
+        Some(("sample", "must be between 0 and 1"))
+    } else if v.interval < Duration::from_millis(1) {
+        Some(("interval", "must be at least 1ms"))
+    } else if v.timeout < v.interval {
+        Some(("timeout", "must not be shorter than the interval"))
+    } else if v.concurrency == 0 {
+        Some(("concurrency", "must be at least 1"))
+    } else {
+        None
+    };
+    match problem {
+        Some((key, why)) => Err(at.error(
+            at.key_in(span, Some(key)),
+            format!("visibility.{key}: {why}"),
+        )),
+        None => Ok(v),
     }
 }
 
@@ -288,6 +339,7 @@ impl File {
                 settle: self.readback.settle,
                 concurrency,
             },
+            visibility: validate_visibility(self.visibility, &at)?,
             faults,
             workflow,
             groups,

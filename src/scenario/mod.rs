@@ -58,6 +58,8 @@ pub struct Scenario {
     pub max_encounters: u64,
     pub retry: Retry,
     pub readback: Readback,
+    /// The visibility prober (`[visibility]`).
+    pub visibility: Visibility,
     pub faults: Vec<Spec>,
     /// The encounter's steps in order, each with how many times it runs.
     pub workflow: Vec<(Step, u32)>,
@@ -156,6 +158,29 @@ pub struct Retry {
     pub backoff: Duration,
     /// The longest a 429's or 503's `Retry-After` is waited for.
     pub max_retry_after: Duration,
+}
+
+/// The visibility prober: after an acknowledged create (a seeded `sample` share of
+/// them), search by its identifier every `interval` until it shows or `timeout` passes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Visibility {
+    /// Share of acknowledged creates probed, 0 to 1 (0: none, lag not measured).
+    pub sample: f64,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Creates probed at once; one acknowledged while all are busy is not probed.
+    pub concurrency: usize,
+}
+
+impl Default for Visibility {
+    fn default() -> Self {
+        Visibility {
+            sample: 1.0,
+            interval: Duration::from_millis(25),
+            timeout: Duration::from_secs(30),
+            concurrency: 64,
+        }
+    }
 }
 
 /// The final read-back phase.

@@ -23,6 +23,9 @@ pub enum Kind {
     CommittedDespiteError,
     /// Two `If-Match` updates of the same version were both acknowledged.
     LostUpdate,
+    /// An acknowledged create no search showed before the read-back (while probes looked
+    /// for it), or one read back by id that no search ever showed.
+    InvisibleWrite,
     AuditGap,
     AuditMismatch,
     ScopeLeak,
@@ -30,13 +33,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::LostWrite,
         Kind::CorruptedWrite,
         Kind::DuplicateWrite,
         Kind::StaleRead,
         Kind::CommittedDespiteError,
         Kind::LostUpdate,
+        Kind::InvisibleWrite,
         Kind::AuditGap,
         Kind::AuditMismatch,
         Kind::ScopeLeak,
@@ -51,6 +55,7 @@ impl Kind {
             Kind::StaleRead => "stale_read",
             Kind::CommittedDespiteError => "committed_despite_error",
             Kind::LostUpdate => "lost_update",
+            Kind::InvisibleWrite => "invisible_write",
             Kind::AuditGap => "audit_gap",
             Kind::AuditMismatch => "audit_mismatch",
             Kind::ScopeLeak => "scope_leak",
@@ -92,7 +97,7 @@ mod tests {
             assert_eq!(Kind::named(kind.name()), Some(kind));
         }
         assert_eq!(FINDING_KINDS[0], "lost_write");
-        assert_eq!(FINDING_KINDS[8], "scope_leak");
+        assert_eq!(FINDING_KINDS[9], "scope_leak");
         assert_eq!(Kind::named("lost"), None);
     }
 }

@@ -88,6 +88,9 @@ pub enum Phase {
     Load,
     /// The final read-back after faults healed and the settle time passed.
     Readback,
+    /// A visibility probe: a search by a just-acknowledged create's identifier, repeated
+    /// until it shows (kept apart from the workflow's latencies).
+    Probe,
 }
 
 /// Why an interaction did not end `ok`. Counted by class, never by message.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const REQUEST_HEADER: &str = "x-fhirsurge-request";
 
 /// One injected fault.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Microseconds from the injector's clock start (the run start when in-process).
     pub time_us: u64,
@@ -36,6 +36,41 @@ pub struct Entry {
     /// What was done, in words (`removed valueQuantity`, `code 8867-4 → 8310-5`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Whether a client could observe the anomaly at all. False, e.g., for a stale read
+    /// served after an update whose answer the injector itself destroyed (reset, 500):
+    /// the client never learned of the newer version, so the older one is no anomaly to
+    /// it. Scoring counts only observable injections.
+    #[serde(default = "observable")]
+    pub observable: bool,
+    /// The HTTP method of the request touched (`POST`), when the injector saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The request-target of the request touched (`/Observation`), when the injector saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+fn observable() -> bool {
+    true
+}
+
+impl Default for Entry {
+    /// An observable entry with nothing else set.
+    fn default() -> Self {
+        Entry {
+            time_us: 0,
+            fault: String::new(),
+            kind: String::new(),
+            resource_type: None,
+            id: None,
+            identifier: None,
+            request: None,
+            detail: String::new(),
+            observable: true,
+            method: None,
+            path: None,
+        }
+    }
 }
 
 /// A shared, append-only ledger. Cloning shares it.

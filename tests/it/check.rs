@@ -24,6 +24,7 @@ fn dir() -> PathBuf {
 
 fn options() -> Options {
     Options {
+        held_from_search: Vec::new(),
         expected_changes: Default::default(),
         harness_system_prefix: "urn:fhirsurge:".into(),
     }

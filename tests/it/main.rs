@@ -23,3 +23,4 @@ mod run;
 mod scale;
 mod scoring;
 mod synth;
+mod visibility;

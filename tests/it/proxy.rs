@@ -168,6 +168,17 @@ async fn start(
     seed: u64,
     ca_cert: Option<std::path::PathBuf>,
 ) -> Running {
+    launch(upstream, faults, seed, ca_cert, false).await
+}
+
+/// A proxy in front of `upstream`; `serve_ledger` as the standalone proxy does.
+async fn launch(
+    upstream: &str,
+    faults: &[&str],
+    seed: u64,
+    ca_cert: Option<std::path::PathBuf>,
+    serve_ledger: bool,
+) -> Running {
     let faults = faults
         .iter()
         .enumerate()
@@ -180,6 +191,7 @@ async fn start(
         seed,
         ledger: ledger.clone(),
         ca_cert,
+        serve_ledger,
     };
     let proxy = Proxy::new(config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use fhirsurge::check::{Finding, Kind};
 use fhirsurge::fault::Entry;
-use fhirsurge::history::{Event, Interaction, Op, Outcome, Reader};
+use fhirsurge::history::{Event, Interaction, Op, Reader};
 use fhirsurge::run::{self, Options};
 use fhirsurge::scenario::Scenario;
 
@@ -29,8 +29,6 @@ struct Run {
     ledger: Vec<Entry>,
     /// Invocation index → what it asked for (without the content digest).
     ops: HashMap<u64, Op>,
-    /// Invocation index → how it ended.
-    outcomes: HashMap<u64, Outcome>,
     encounters: u64,
     workload: fhirsurge::report::Workload,
 }
@@ -100,25 +98,18 @@ settle = "{settle}"
     let outcome = run::execute(&scenario, &options).await.unwrap();
     let ledger_text = std::fs::read(outcome.dir.join("ledger.json")).unwrap();
     let ledger: Vec<Entry> = serde_json::from_slice(&ledger_text).unwrap();
-    let (mut ops, mut outcomes) = (HashMap::new(), HashMap::new());
+    let mut ops = HashMap::new();
     for record in Reader::open(&outcome.dir.join(fhirsurge::history::FILE)).unwrap() {
         let record = record.unwrap();
-        match record.event {
-            Event::Invoke(mut op) => {
-                op.content = None;
-                ops.insert(record.index, op);
-            }
-            Event::Ok(c) => _ = outcomes.insert(c.invoke, Outcome::Ok),
-            Event::Fail(c) => _ = outcomes.insert(c.invoke, Outcome::Fail),
-            Event::Info(c) => _ = outcomes.insert(c.invoke, Outcome::Info),
-            _ => {}
+        if let Event::Invoke(mut op) = record.event {
+            op.content = None;
+            ops.insert(record.index, op);
         }
     }
     Run {
         findings: outcome.report.findings,
         ledger,
         ops,
-        outcomes,
         encounters: outcome.report.summary.encounters,
         workload: outcome.report.workload,
     }
@@ -213,31 +204,6 @@ impl Run {
     }
 }
 
-impl Run {
-    /// Why an injection cannot be found, when it cannot. A stale version served after
-    /// an update that did not end `ok` (it committed, then reset or answered 500) is no
-    /// stale read: the harness never learned of the newer version, so the read may show
-    /// the older one. That update is reported as committed despite its error.
-    fn excuse(&self, e: &Entry, t: &Touched) -> Option<&'static str> {
-        if e.kind != "stale_read" {
-            return None;
-        }
-        let read = t.request?;
-        let update = self
-            .ops
-            .iter()
-            .filter(|(i, op)| {
-                **i < read
-                    && op.f == Interaction::Update
-                    && op.resource_type == t.resource_type
-                    && op.id == t.id
-            })
-            .max_by_key(|(i, _)| **i)?;
-        let ended = self.outcomes.get(update.0);
-        (ended != Some(&Outcome::Ok)).then_some("the update it is stale against did not end ok")
-    }
-}
-
 const COMMITTED: &[Kind] = &[Kind::CommittedDespiteError];
 
 /// The scoring figures of one ledger kind.
@@ -253,8 +219,9 @@ struct Score {
     by_kind: BTreeMap<String, Figures>,
     /// Injections that had to be found and were not, with who they touched.
     missed: Vec<(Entry, String)>,
-    /// Injections that cannot be found, and why.
-    excused: Vec<(Entry, &'static str)>,
+    /// Injections the mock's ledger marks unobservable: no client could judge them,
+    /// so they are neither required nor allowed to explain a finding.
+    unobservable: Vec<Entry>,
     /// Findings no injection explains.
     unexplained: Vec<Finding>,
     /// Findings per kind.
@@ -291,9 +258,9 @@ impl std::fmt::Display for Score {
         }
         write!(
             f,
-            "findings {:?}; excused {}, missed {}, unexplained {}",
+            "findings {:?}; unobservable {}, missed {}, unexplained {}",
             self.findings,
-            self.excused.len(),
+            self.unobservable.len(),
             self.missed.len(),
             self.unexplained.len()
         )
@@ -303,11 +270,14 @@ impl std::fmt::Display for Score {
 /// Scores a run: every injection of a kind the rules say must be found has a finding of
 /// one of its kinds that matches it; every finding is matched by an injection whose rule
 /// names its kind. A ledger kind with no rule fails the scoring: each test says what it
-/// expects of every kind it injects.
+/// expects of every kind it injects. Only observable injections count (the ledger says
+/// which are): they must all be found, and only they may explain a finding.
 fn score(run: &Run, rules: &[Rule]) -> Score {
     let mut s = Score::default();
-    let touched: Vec<(Touched, &Rule)> = run
-        .ledger
+    let (observable, unobservable): (Vec<&Entry>, Vec<&Entry>) =
+        run.ledger.iter().partition(|e| e.observable);
+    s.unobservable = unobservable.into_iter().cloned().collect();
+    let touched: Vec<(Touched, &Rule)> = observable
         .iter()
         .map(|e| {
             let r = rules
@@ -317,7 +287,7 @@ fn score(run: &Run, rules: &[Rule]) -> Score {
             (run.touched(e), r)
         })
         .collect();
-    for (e, (t, r)) in run.ledger.iter().zip(&touched) {
+    for (e, (t, r)) in observable.iter().zip(&touched) {
         let fig = s.by_kind.entry(e.kind.clone()).or_default();
         fig.injected += 1;
         let found = run
@@ -326,10 +296,8 @@ fn score(run: &Run, rules: &[Rule]) -> Score {
             .any(|f| r.found_as.contains(&f.kind) && matches(t, f));
         if found {
             fig.found += 1;
-        } else if let Some(why) = run.excuse(e, t) {
-            s.excused.push((e.clone(), why));
         } else if run.must_find(e, t, r.must) {
-            s.missed.push((e.clone(), format!("{t:?}")));
+            s.missed.push(((*e).clone(), format!("{t:?}")));
         }
     }
     for f in &run.findings {

@@ -31,7 +31,10 @@ fn lost_write_an_acknowledged_create_absent_at_read_back() {
     assert!(f.detail.contains("404 by id at 30.030 s"), "{}", f.detail);
     assert!(f.detail.contains("0 matches"), "{}", f.detail);
     assert_eq!(out.counts.get(&Kind::LostWrite), Some(&1));
-    assert_eq!(out.visibility_lag.never_seen, 1);
+    assert_eq!(
+        out.visibility_lag.never_visible, 0,
+        "never probed: no lag sample, and lost rather than invisible"
+    );
 }
 
 #[test]
@@ -372,8 +375,12 @@ fn visibility_lag_from_ack_to_the_first_search_that_saw_it() {
     let body = obs("o-1", "final", 72.0);
     let c = h.create(1000, &body, false);
     h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.probe(1100, 1110, "o-1", vec![]);
     h.search(1200, 1300, None, vec![], Load);
+    h.probe(1135, 1150, "o-1", vec![]);
     h.search(1400, 1600, None, vec![seen("abc", Some("1"), &body)], Load);
+    h.probe(1600, 1610, "o-1", vec![]);
+    h.probe(1625, 1640, "o-1", vec![seen("abc", Some("1"), &body)]);
     h.search(
         30_000,
         30_010,
@@ -386,7 +393,7 @@ fn visibility_lag_from_ack_to_the_first_search_that_saw_it() {
     assert_eq!(out.visibility_lag.samples, 1);
     assert_eq!(out.visibility_lag.p50_ms, Some(500.0));
     assert_eq!(out.visibility_lag.max_ms, Some(500.0));
-    assert_eq!(out.visibility_lag.never_seen, 0);
+    assert_eq!(out.visibility_lag.never_visible, 0);
 }
 
 #[test]
@@ -523,4 +530,100 @@ fn duplicate_write_seen_on_a_next_page() {
     assert_eq!(f.id.as_deref(), Some("q7"));
     assert!(f.evidence.contains(&page[1]), "{:?}", f.evidence);
     assert!(f.detail.contains("server-caused"), "{}", f.detail);
+}
+
+#[test]
+fn an_unprobed_create_is_no_lag_sample() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.search(1400, 1600, None, vec![seen("abc", Some("1"), &body)], Load);
+    h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("1"), &body)],
+        Readback,
+    );
+    let out = h.check();
+    assert!(out.findings.is_empty(), "{:#?}", out.findings);
+    assert_eq!(out.visibility_lag.samples, 0);
+    assert_eq!(out.visibility_lag.p50_ms, None, "not measured");
+}
+
+#[test]
+fn invisible_write_probes_never_saw_it_before_the_read_back() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    let d = h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.probe(1100, 1110, "o-1", vec![]);
+    let last = h.probe(1125, 1140, "o-1", vec![]);
+    let s = h.search(
+        30_000,
+        30_010,
+        Some("o-1"),
+        vec![seen("abc", Some("1"), &body)],
+        Readback,
+    );
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &body)),
+        Readback,
+    );
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::InvisibleWrite);
+    assert_eq!(f.id.as_deref(), Some("abc"));
+    for e in [c, d, last[0], last[1], s[0], s[1]] {
+        assert!(f.evidence.contains(&e), "{e} in {:?}", f.evidence);
+    }
+    assert!(f.detail.contains("2 visibility probes"), "{}", f.detail);
+    assert!(f.detail.contains("showed it"), "{}", f.detail);
+    assert_eq!(out.visibility_lag.never_visible, 1);
+    assert_eq!(out.visibility_lag.samples, 0);
+}
+
+#[test]
+fn invisible_write_read_back_by_id_but_no_search_ever_showed_it() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &body)),
+        Readback,
+    );
+    let out = h.check();
+    let f = only(&out);
+    assert_eq!(f.kind, Kind::InvisibleWrite, "not lost: it is there by id");
+    assert!(f.detail.contains("read back by id"), "{}", f.detail);
+}
+
+#[test]
+fn a_declared_holding_area_is_no_invisible_write() {
+    let mut h = Hist::default();
+    let body = obs("o-1", "final", 72.0);
+    let c = h.create(1000, &body, false);
+    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.probe(1100, 1110, "o-1", vec![]);
+    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.read(
+        30_020,
+        30_030,
+        "abc",
+        Some(seen("abc", Some("1"), &body)),
+        Readback,
+    );
+    let mut options = super::options();
+    options.held_from_search = vec!["Observation".into()];
+    let out = crate::check::check(h.records.clone(), &options);
+    assert!(out.findings.is_empty(), "{:#?}", out.findings);
 }

@@ -20,6 +20,7 @@ pub(super) fn options() -> Options {
     Options {
         expected_changes: Default::default(),
         harness_system_prefix: "urn:fhirsurge:".into(),
+        held_from_search: Vec::new(),
     }
 }
 
@@ -236,6 +237,11 @@ impl Hist {
         [i, self.complete(end, i, Event::Ok, c)]
     }
 
+    /// A visibility probe: a search by identifier in the `probe` phase.
+    pub fn probe(&mut self, start: u64, end: u64, value: &str, shown: Vec<Seen>) -> [u64; 2] {
+        self.search(start, end, Some(value), shown, Phase::Probe)
+    }
+
     /// A transaction Bundle naming no identifier or id.
     pub fn transaction(&mut self, start: u64, end: u64, failed: bool) -> [u64; 2] {
         let op = Op {
@@ -308,7 +314,7 @@ fn outcome_serializes_in_snake_case() {
     .unwrap();
     assert_eq!(v["findings"][0]["kind"], "committed_despite_error");
     assert_eq!(v["counts"]["lost_write"], 2);
-    assert!(v["visibility_lag"]["never_seen"].is_u64());
+    assert!(v["visibility_lag"]["never_visible"].is_u64());
     assert!(v["stats"]["writes_ok"].is_u64());
     let all = [
         Kind::AuditGap,

@@ -65,7 +65,7 @@ fn no_read_back_at_all_cannot_judge() {
 }
 
 #[test]
-fn present_by_id_though_the_search_missed_it_is_not_lost() {
+fn present_by_id_though_the_search_missed_it_is_invisible_not_lost() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
     let c = h.create(1000, &body, false);
@@ -78,7 +78,9 @@ fn present_by_id_though_the_search_missed_it_is_not_lost() {
         Some(seen("abc", Some("1"), &body)),
         Readback,
     );
-    assert_clean(&h);
+    let out = h.check();
+    let kinds: Vec<Kind> = out.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [Kind::InvisibleWrite], "{:#?}", out.findings);
 }
 
 #[test]

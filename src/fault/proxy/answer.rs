@@ -59,6 +59,18 @@ pub(super) fn status_response(
     out
 }
 
+/// A `200` answer with a JSON body (the ledger).
+pub(super) fn json_response(body: &[u8], close: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::framing::{Asked, Body, parse_response};

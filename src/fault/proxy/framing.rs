@@ -63,6 +63,7 @@ pub(super) struct RequestHead {
     /// CONNECT or an `Upgrade` request: after this head the bytes are opaque.
     pub tunnel: bool,
     pub body: Body,
+    pub method: Range<usize>,
     pub target: Range<usize>,
     /// The value of the `Host` header, if any.
     pub host: Option<Range<usize>>,
@@ -128,6 +129,7 @@ pub(super) fn parse_request(
         asked,
         tunnel: upgrade || asked == Asked::Connect,
         body,
+        method: range(buf, method.as_bytes()),
         target: range(buf, req.path.unwrap_or_default().as_bytes()),
         host,
         request,

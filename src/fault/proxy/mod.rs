@@ -54,6 +54,9 @@ pub struct Config {
     pub ledger: Ledger,
     /// An extra root CA (PEM) for an https upstream.
     pub ca_cert: Option<PathBuf>,
+    /// Answer `GET /__fhirsurge/ledger` itself with the ledger (the standalone proxy):
+    /// every request is then framed, so the answer can come in order on any connection.
+    pub serve_ledger: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +97,7 @@ impl Proxy {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let framing = faults.iter().any(|f| matches!(f.kind, Kind::Http(_)));
+        let framing = config.serve_ledger || faults.iter().any(|f| matches!(f.kind, Kind::Http(_)));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 upstream,
@@ -105,6 +108,7 @@ impl Proxy {
                 on: AtomicBool::new(true),
                 heal: watch::Sender::new(true),
                 framing,
+                serve_ledger: config.serve_ledger,
             }),
         })
     }
@@ -159,7 +163,15 @@ struct Tag {
     /// The harness's request header value.
     request: Option<String>,
     resource_type: Option<String>,
+    method: Option<String>,
+    /// The request-target as sent.
+    path: Option<String>,
+    /// The business identifier (`system|value`) of the resource in the request body.
+    identifier: Option<String>,
 }
+
+/// Where the standalone proxy serves its ledger.
+pub const LEDGER_PATH: &str = "/__fhirsurge/ledger";
 
 /// What every connection of one proxy shares.
 struct Shared {
@@ -173,8 +185,10 @@ struct Shared {
     on: AtomicBool,
     /// …and the same, to wait on.
     heal: watch::Sender<bool>,
-    /// Some fault is HTTP-aware: responses must be framed, not just copied.
+    /// Some fault is HTTP-aware (or the ledger is served): responses must be framed,
+    /// not just copied.
     framing: bool,
+    serve_ledger: bool,
 }
 
 impl Shared {
@@ -215,6 +229,9 @@ impl Shared {
             kind: f.spec.kind.name().to_owned(),
             resource_type: tag.resource_type.clone(),
             request: tag.request.clone(),
+            method: tag.method.clone(),
+            path: tag.path.clone(),
+            identifier: tag.identifier.clone(),
             detail,
             ..Entry::default()
         });

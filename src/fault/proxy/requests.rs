@@ -21,6 +21,10 @@ use crate::fault::REQUEST_HEADER;
 
 const BUFFER: usize = 64 * 1024;
 
+/// A request body up to this size is awaited whole before its head is decided on, so
+/// that the ledger can name the resource it carries; a larger one is not.
+const BODY_SEEN: u64 = 1024 * 1024;
+
 /// Where the stream is.
 enum Mode {
     /// Expecting a request head.
@@ -114,6 +118,7 @@ impl Requests<'_, '_> {
         }
         match &mut self.mode {
             Mode::Head => match framing::parse_request(&self.buf, REQUEST_HEADER) {
+                Ok(Some(head)) if self.awaits_body(&head) => Ok(None),
                 Ok(Some(head)) => self.head(head).await.map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(std::io::Error::other(e)),
@@ -137,9 +142,55 @@ impl Requests<'_, '_> {
         }
     }
 
+    /// Whether to wait for the rest of a small body before deciding on its head (only
+    /// when a fault could be recorded for it). A client waiting for `100 Continue` is not
+    /// waited for.
+    fn awaits_body(&self, head: &RequestHead) -> bool {
+        match head.body {
+            framing::Body::Length(n) => {
+                !self.conn.shared.faults.is_empty()
+                    && !head.expect_continue
+                    && n <= BODY_SEEN
+                    && ((self.buf.len() - head.len) as u64) < n
+            }
+            _ => false,
+        }
+    }
+
+    /// `GET /__fhirsurge/ledger` to a proxy that serves its ledger: answered here.
+    fn is_ledger(&self, head: &RequestHead) -> bool {
+        let shared = self.conn.shared;
+        let path = &self.buf[head.target.clone()];
+        let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+        shared.serve_ledger
+            && &self.buf[head.method.clone()] == b"GET"
+            && path == super::LEDGER_PATH.as_bytes()
+    }
+
+    /// Answers the ledger request with every entry so far.
+    fn ledger(&mut self, head: RequestHead) -> Next {
+        let entries = self.conn.shared.ledger.entries();
+        let body = serde_json::to_vec(&entries).unwrap_or_default();
+        let close = head.expect_continue;
+        let bytes = answer::json_response(&body, close);
+        let _ = self.plans.send(Plan::Answer { bytes, close });
+        if close {
+            return Next::Hold;
+        }
+        self.buf.advance(head.len);
+        self.mode = Mode::Body {
+            body: head.body,
+            forward: false,
+        };
+        Next::Go
+    }
+
     /// A request head: decide, then answer, reset or forward it.
     async fn head(&mut self, head: RequestHead) -> std::io::Result<Next> {
         let shared = self.conn.shared;
+        if self.is_ledger(&head) {
+            return Ok(self.ledger(head));
+        }
         let tag = if shared.faults.is_empty() {
             self.blank.clone()
         } else {
@@ -219,12 +270,17 @@ impl Requests<'_, '_> {
     fn tag(&self, head: &RequestHead) -> Tag {
         let text =
             |r: &std::ops::Range<usize>| String::from_utf8_lossy(&self.buf[r.clone()]).into_owned();
+        let target = text(&head.target);
+        let body = match head.body {
+            framing::Body::Length(n) => self.buf.get(head.len..head.len + n as usize),
+            _ => None,
+        };
         Tag {
             request: head.request.as_ref().map(text),
-            resource_type: framing::resource_type(
-                &text(&head.target),
-                &self.conn.shared.upstream.base_path,
-            ),
+            resource_type: framing::resource_type(&target, &self.conn.shared.upstream.base_path),
+            method: Some(text(&head.method)),
+            path: Some(target),
+            identifier: body.and_then(identifier_of),
         }
     }
 
@@ -269,5 +325,51 @@ impl Requests<'_, '_> {
             self.chain.close(self.conn, upstream).await?;
         }
         Ok(Ending::Close)
+    }
+}
+
+/// Identifier systems the fhirsurge harness writes start with this.
+const HARNESS_SYSTEM: &str = "urn:fhirsurge:";
+
+/// The business identifier (`system|value`) of the resource in a request body: the
+/// harness's when it carries one, else its first. `None` for anything else.
+fn identifier_of(body: &[u8]) -> Option<String> {
+    let resource: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let list = match resource.get("identifier")? {
+        serde_json::Value::Array(list) => list.clone(),
+        one => vec![one.clone()],
+    };
+    let pairs: Vec<String> = list
+        .iter()
+        .filter_map(|i| {
+            let system = i.get("system")?.as_str()?;
+            let value = i.get("value")?.as_str()?;
+            Some(format!("{system}|{value}"))
+        })
+        .collect();
+    pairs
+        .iter()
+        .find(|p| p.starts_with(HARNESS_SYSTEM))
+        .or(pairs.first())
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identifier_of;
+
+    #[test]
+    fn names_the_harness_identifier_first() {
+        let body = br#"{"resourceType":"Patient","identifier":[
+            {"system":"urn:oid:1.2","value":"mrn-1"},
+            {"system":"urn:fhirsurge:run-1","value":"p-7"}]}"#;
+        assert_eq!(
+            identifier_of(body).as_deref(),
+            Some("urn:fhirsurge:run-1|p-7")
+        );
+        let other = br#"{"identifier":[{"system":"urn:oid:1.2","value":"mrn-1"}]}"#;
+        assert_eq!(identifier_of(other).as_deref(), Some("urn:oid:1.2|mrn-1"));
+        assert_eq!(identifier_of(b"{\"resourceType\":\"Patient\"}"), None);
+        assert_eq!(identifier_of(b"not json"), None);
     }
 }

@@ -197,10 +197,10 @@ fn slos(out: &mut String, r: &Report) {
     let mut ordered: Vec<_> = r.slo.iter().collect();
     ordered.sort_by_key(|s| s.passed);
     for s in ordered {
-        let (c, word) = if s.passed {
-            ("pass", "pass")
-        } else {
-            ("fail", "fail")
+        let (c, word) = match (s.passed, &s.not_measured) {
+            (_, Some(_)) => ("skip", "not measured"),
+            (true, None) => ("pass", "pass"),
+            (false, None) => ("fail", "fail"),
         };
         let observed = s.observed.map_or_else(
             || "not measured".to_owned(),

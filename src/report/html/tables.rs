@@ -113,6 +113,7 @@ pub fn kind_meaning(kind: Kind) -> &'static str {
         Kind::StaleRead => "an older version served after a newer one was acknowledged",
         Kind::CommittedDespiteError => "a write reported as failed was stored anyway",
         Kind::LostUpdate => "an acknowledged update was overwritten or is missing",
+        Kind::InvisibleWrite => "an acknowledged write no search showed before the read-back",
         Kind::AuditGap => "a write has no matching AuditEvent",
         Kind::AuditMismatch => "an AuditEvent does not match the write it records",
         Kind::ScopeLeak => "data outside the harness namespace came back",
@@ -225,13 +226,13 @@ pub fn findings(out: &mut String, r: &Report) {
 
 /// How long a new write took to show up in search.
 pub fn lag(out: &mut String, r: &Report) {
-    let l = &r.visibility_lag;
+    let l = &r.visibility_lag.lag;
     out.push_str(r#"<section id="lag"><h2>Visibility lag</h2>"#);
     let (Some(p50), Some(p99), Some(max)) = (l.p50_ms, l.p99_ms, l.max_ms) else {
         let _ = write!(
             out,
             r#"<p class="hint">Not measured: no write was searched for after it was acknowledged ({} never seen).</p></section>"#,
-            figures::count(l.never_seen)
+            figures::count(l.never_visible)
         );
         return;
     };
@@ -242,6 +243,6 @@ pub fn lag(out: &mut String, r: &Report) {
         figures::ms(p50),
         figures::ms(p99),
         figures::ms(max),
-        figures::count(l.never_seen),
+        figures::count(l.never_visible),
     );
 }

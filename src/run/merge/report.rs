@@ -33,6 +33,7 @@ pub fn assemble(
     let counts = &checked.counts;
     let percentile = |op: &str, q: f64| metrics.percentile(op, q);
     let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
+    let workload = workload(parts, &checked.counts, load_s);
     let slo = report::slo::judge(
         &scenario.slo,
         &report::slo::Measured {
@@ -42,6 +43,7 @@ pub fn assemble(
             throughput: all.throughput,
             findings: &findings,
             lag_p99_ms: checked.visibility_lag.p99_ms,
+            not_measured: &|k| report::slo::unchecked(k, &workload.checks),
         },
     );
     let sum = |f: fn(&Summary) -> u64| parts.iter().map(|p| f(&p.report.summary)).sum::<u64>();
@@ -62,11 +64,10 @@ pub fn assemble(
         all,
         readback: readback_total(parts, &readback),
     };
-    let workload = workload(parts, &checked.counts, load_s);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: run_info(parts, origin, notes),
-        passed: slo.iter().all(|r| r.passed) && notes.missing.is_empty(),
+        passed: report::slo::all_passed(&slo) && notes.missing.is_empty(),
         scorecard: Vec::new(),
         slo,
         summary,
@@ -81,7 +82,7 @@ pub fn assemble(
         mapping: first.report.mapping.clone(),
         findings: checked.findings,
         finding_counts: checked.counts,
-        visibility_lag: checked.visibility_lag,
+        visibility_lag: visibility_lag(parts, checked.visibility_lag),
         checked: checked.stats,
         workload,
         partial: parts.iter().any(|p| p.report.partial) || !notes.missing.is_empty(),
@@ -90,6 +91,27 @@ pub fn assemble(
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// The merged history's lag with the probes the shards made added up.
+fn visibility_lag(parts: &[Part], lag: check::Lag) -> report::VisibilityLag {
+    let mut probes = report::ProbeLoad::default();
+    for p in parts {
+        let s = &p.report.visibility_lag.probes;
+        probes.probed += s.probed;
+        probes.not_sampled += s.not_sampled;
+        probes.busy += s.busy;
+        probes.unsearchable += s.unsearchable;
+        probes.requests += s.requests;
+        probes.per_second += s.per_second;
+        // The slowest shard's p99 bounds the merged p99 from above.
+        probes.latency_p99_ms = probes.latency_p99_ms.max(s.latency_p99_ms);
+    }
+    report::VisibilityLag {
+        lag,
+        interval_ms: parts[0].report.visibility_lag.interval_ms,
+        probes,
+    }
 }
 
 /// Why the merged report is partial: shards missing, or shards stopped by a signal.

@@ -128,6 +128,23 @@ impl Mapper {
         }
     }
 
+    /// The parameters of a search in the EHR's dialect, without counting anything (the
+    /// visibility prober's repeated searches must not inflate the mapping tally);
+    /// `None` when the EHR cannot take it.
+    pub fn search_params(
+        &self,
+        resource_type: &str,
+        params: &[(&str, &str)],
+    ) -> Option<Vec<(String, String)>> {
+        let listed = self
+            .server
+            .as_ref()
+            .and_then(|c| c.search_params(resource_type));
+        dialect::search(&self.profile, resource_type, params, &[], listed)
+            .ok()
+            .map(|s| s.params)
+    }
+
     /// Counts behaviours seen in a response.
     pub fn saw(&self, quirks: impl IntoIterator<Item = Quirk>) {
         let mut quirks = quirks.into_iter().peekable();

@@ -51,6 +51,8 @@ pub struct Workflow {
     pub skipped: AtomicU64,
     /// What the `contended_update` races saw.
     pub races: Races,
+    /// Probes acknowledged creates until search shows them (set once, before the load).
+    pub prober: std::sync::OnceLock<crate::run::visibility::Prober>,
 }
 
 /// How an encounter ended.
@@ -121,6 +123,7 @@ impl Workflow {
             abandoned: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             races: Races::default(),
+            prober: std::sync::OnceLock::new(),
         })
     }
 
@@ -268,6 +271,10 @@ impl Visit<'_> {
         self.sent
             .insert(r.identifier.clone(), Content::of(&mapped.body));
         let id = reply.id.clone().filter(|_| reply.is_ok())?;
+        let existing = conditional && reply.status == Some(200);
+        if let (Some(prober), false) = (self.flow.prober.get(), existing) {
+            prober.watch(rt, &r.identifier);
+        }
         self.ids.insert(r.key.clone(), format!("{rt}/{id}"));
         self.written.push((rt.to_owned(), id));
         if rt == "Encounter" {

@@ -234,6 +234,35 @@ async fn stale_read_serves_the_previous_version_and_records_each_serving() {
     assert_eq!(m.ledger().len(), 2);
 }
 
+/// A stale read served after an update whose answer the mock destroyed (500) is in the
+/// ledger, marked unobservable: the client never learned of the newer version.
+#[tokio::test]
+async fn stale_read_after_a_destroyed_answer_is_unobservable() {
+    let m = start(vec![spec("stale_read,delay=1h"), spec("commit_then_500")]).await;
+    m.ehr.set_faults_enabled(false);
+    let id = m.post("Patient", &patient("st2"), 1).await.id();
+    m.ehr.set_faults_enabled(true);
+    let mut body = m.get(&format!("Patient/{id}")).await.body;
+    body["gender"] = json!("male");
+    let answered = m
+        .put(&format!("Patient/{id}"), &body, Some("W/\"1\""))
+        .await;
+    assert_eq!(answered.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let read = m.get(&format!("Patient/{id}")).await;
+    assert_eq!(read.etag.as_deref(), Some("W/\"1\""), "served stale");
+    let stale = only(&m.ledger(), "stale_read");
+    assert!(!stale.observable, "{stale:?}");
+    assert!(only(&m.ledger(), "commit_then_500").observable);
+    let over_http = m.get("__fhirsurge/ledger").await.body;
+    let flags: Vec<&Value> = over_http
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["observable"])
+        .collect();
+    assert!(flags.contains(&&json!(false)) && flags.contains(&&json!(true)));
+}
+
 #[tokio::test]
 async fn commit_then_reset_resets_the_connection_after_storing() {
     let m = start(vec![spec("commit_then_reset")]).await;

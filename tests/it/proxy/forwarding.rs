@@ -230,6 +230,7 @@ fn a_proxy_is_not_built_from_bad_config() {
         seed: 0,
         ledger: Ledger::new(Instant::now()),
         ca_cert: None,
+        serve_ledger: false,
     };
     let scheme = Proxy::new(config("ftp://h/", "down"))
         .err()

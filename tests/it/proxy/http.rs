@@ -235,3 +235,44 @@ async fn healing_stops_every_fault_at_once() {
         "nothing injected once healed"
     );
 }
+
+/// The standalone proxy answers `GET /__fhirsurge/ledger` itself, in order on a
+/// keep-alive connection that already carried a forwarded request, and on a fresh one;
+/// each entry names the request's method, path and the identifier its body carried.
+#[tokio::test]
+async fn the_standalone_proxy_serves_its_ledger() {
+    let (up, seen) = upstream().await;
+    let fault = "http_status,status=502,probability=1.0";
+    let p = launch(&format!("http://{up}/fhir/"), &[fault], 42, None, true).await;
+    let body =
+        r#"{"resourceType":"Patient","identifier":[{"system":"urn:fhirsurge:it","value":"pl-1"}]}"#;
+    let request = format!(
+        "POST /fhir/Patient HTTP/1.1\r\nHost: proxy\r\n{REQUEST_HEADER}: 9\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await.0, 502);
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 1);
+    s.write_all(get("/__fhirsurge/ledger", "10").as_bytes())
+        .await
+        .unwrap();
+    let (status, ledger) = read_response(&mut s).await;
+    assert_eq!(status, 200);
+    let entries: Vec<Entry> = serde_json::from_slice(&ledger).unwrap();
+    let e = only(&entries);
+    assert_eq!(e.method.as_deref(), Some("POST"));
+    assert_eq!(e.path.as_deref(), Some("/fhir/Patient"));
+    assert_eq!(e.identifier.as_deref(), Some("urn:fhirsurge:it|pl-1"));
+    assert_eq!(e.request.as_deref(), Some("9"));
+    assert!(e.observable);
+    assert_eq!(seen.hits.load(Ordering::SeqCst), 1, "never forwarded");
+    let fresh = client()
+        .get(p.url("/__fhirsurge/ledger"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status().as_u16(), 200);
+    let again: Vec<Entry> = fresh.json().await.unwrap();
+    assert_eq!(again, entries);
+}

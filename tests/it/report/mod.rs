@@ -206,8 +206,23 @@ fn junit_parses_and_counts_every_objective_and_check() {
         .filter(|n| n.has_tag_name("testcase"))
         .count();
     assert_eq!(slo_cases, r.slo.len());
-    let failed_slos = r.slo.iter().filter(|s| !s.passed).count().to_string();
+    let failed_slos = r
+        .slo
+        .iter()
+        .filter(|s| !s.passed && s.not_measured.is_none())
+        .count()
+        .to_string();
     assert_eq!(suites[0].attribute("failures").unwrap(), failed_slos);
+    let unmeasured = r.slo.iter().filter(|s| s.not_measured.is_some()).count();
+    assert!(
+        unmeasured >= 4,
+        "audit_gap, audit_mismatch, scope_leak, lost_update"
+    );
+    assert_eq!(
+        suites[0].attribute("skipped").unwrap(),
+        unmeasured.to_string(),
+        "a check that did not run is skipped, never passed"
+    );
     let case = |suite: usize, name: &str| {
         suites[suite]
             .children()
@@ -248,7 +263,7 @@ fn junit_parses_and_counts_every_objective_and_check() {
             .children()
             .filter(|n| n.has_tag_name("testcase"))
             .count(),
-        9
+        10
     );
     assert_eq!(
         suites[2]
