@@ -134,6 +134,8 @@ pub enum Phase {
     Load,
     /// The final read-back after faults healed and the settle time passed.
     Readback,
+    /// The audit reconciliation's own searches of the target's AuditEvents.
+    Audit,
 }
 
 /// An invocation: what the harness asked for.
@@ -215,6 +217,10 @@ pub struct Seen {
     pub identifiers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
+    /// The Patient the resource is about (`Patient/<id>`, from its `subject`, `patient`
+    /// or `beneficiary` reference), when it names one; what the scope-leak check reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
 }
 
 /// Why an interaction did not end `ok`. Counted by class, never by message.

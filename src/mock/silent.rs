@@ -20,6 +20,9 @@ pub const KINDS: &[&str] = &[
     "commit_then_reset",
     "commit_then_500",
     "partial_transaction",
+    "audit_drop",
+    "audit_wrong",
+    "leak",
 ];
 
 /// A silent failure, typed.
@@ -41,6 +44,19 @@ pub enum Kind {
     CommitThen500,
     /// One create of a transaction is not applied; the response claims it was.
     PartialTransaction,
+    /// An audited interaction writes no AuditEvent (`audit`).
+    AuditDrop,
+    /// An audited interaction's AuditEvent names the wrong action or entity.
+    AuditWrong,
+    /// A patient-scoped search also returns another patient's resource.
+    Leak,
+}
+
+impl Kind {
+    /// Whether the fault acts on the audit trail or on search answers, not on writes.
+    pub fn is_access(self) -> bool {
+        matches!(self, Kind::AuditDrop | Kind::AuditWrong | Kind::Leak)
+    }
 }
 
 /// What kind of write a decision is for.
@@ -77,6 +93,9 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         "commit_then_reset" => Kind::CommitThenReset,
         "commit_then_500" => Kind::CommitThen500,
         "partial_transaction" => Kind::PartialTransaction,
+        "audit_drop" => Kind::AuditDrop,
+        "audit_wrong" => Kind::AuditWrong,
+        "leak" => Kind::Leak,
         _ => {
             return Err(SpecError::UnknownKind(spec.kind.clone(), KINDS.join(", ")));
         }
@@ -164,6 +183,7 @@ impl Fault {
             return false;
         }
         match self.kind {
+            _ if self.kind.is_access() => false,
             Kind::PartialTransaction => write == Write::Transaction,
             Kind::StaleRead(_) => write == Write::Update,
             _ if write == Write::Transaction => false,
@@ -177,6 +197,13 @@ impl Fault {
     pub fn decide(&self, seed: u64, elapsed: Duration) -> bool {
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         self.spec.fires(seed, self.position, n, elapsed)
+    }
+
+    /// Whether this fault could act on an interaction with `resource_type` (its type
+    /// filter); for the audit and leak faults.
+    pub fn applies_to(&self, resource_type: &str) -> bool {
+        let types = &self.spec.resource_types;
+        types.is_empty() || types.iter().any(|t| t == resource_type)
     }
 
     /// A deterministic number for choosing among `len` items once the fault fired.
@@ -234,7 +261,7 @@ pub fn plan<'a>(
             Kind::CommitThenReset | Kind::CommitThen500 => {
                 plan.after.get_or_insert(f);
             }
-            Kind::PartialTransaction => {}
+            Kind::PartialTransaction | Kind::AuditDrop | Kind::AuditWrong | Kind::Leak => {}
         }
     }
     if plan.drop.is_some() {

@@ -164,7 +164,7 @@ impl Collector {
             Note::Line(line) => self.line(&line)?,
             Note::Done(line, sample) => {
                 self.line(&line)?;
-                if sample.phase == Phase::Readback {
+                if sample.phase != Phase::Load {
                     self.readback.record(&sample);
                 } else {
                     self.metrics.record(&sample);
