@@ -14,7 +14,9 @@
 //! stale read that a lost write explains becomes part of that `lost_write`. Depends on
 //! `history` alone.
 
+pub mod access;
 mod altered;
+pub mod audit;
 mod content;
 mod detail;
 mod ident;
@@ -69,8 +71,8 @@ pub struct Finding {
     pub evidence: Vec<u64>,
 }
 
-/// The kinds of finding. The last three belong to checks not written yet; they are here
-/// so the report schema does not change when they arrive.
+/// The kinds of finding. The audit and scope kinds come from `audit` and `access`
+/// (over the history and the fetched audit trail), not from [`check`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -86,9 +88,15 @@ pub enum Kind {
     CommittedDespiteError,
     /// Two `If-Match` updates of the same version were both acknowledged.
     LostUpdate,
+    /// An access known to have happened has no AuditEvent.
     AuditGap,
+    /// An access's AuditEvent names the wrong agent, action, entity or time, or a
+    /// refused access was audited as a success.
     AuditMismatch,
+    /// A search scoped to one patient answered another patient's resource.
     ScopeLeak,
+    /// A narrower token was allowed an interaction outside its scopes.
+    ScopeNotEnforced,
 }
 
 /// Time from a create's acknowledgement until a search first showed it.

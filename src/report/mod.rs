@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Finding, Kind, Lag, Stats};
 use crate::metrics::{OpSummary, Point, Second};
 
+pub mod access;
 pub mod compare;
 pub mod figures;
 pub mod html;
@@ -57,6 +58,9 @@ pub struct Report {
     pub finding_counts: BTreeMap<Kind, u64>,
     pub visibility_lag: Lag,
     pub checked: Stats,
+    /// Audit trail, leak and scope checks (absent from reports of older versions).
+    #[serde(default)]
+    pub access: access::Access,
 }
 
 /// What was run, against what, when.

@@ -3,6 +3,7 @@
 //! time, read everything back, check the history, write the report. The only module
 //! that knows all the others (besides `cli`).
 
+mod access;
 pub mod collector;
 mod hlog;
 pub mod load;
@@ -188,6 +189,11 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         &mapper,
     )
     .await;
+    if scenario.audit.enabled && !goose::is_killswitch_triggered() {
+        tokio::time::sleep(access::catch_up(scenario)).await;
+    }
+    let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
+    let trail = access::fetch(&client, audit_process, started_at, scenario).await;
     recorder.finish().await;
     let collected = collector
         .await
@@ -209,7 +215,15 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
     stack
         .write_ledger(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
-    let report = assemble(scenario, &profile, &stack, &history_path, collected, phases)?;
+    let report = assemble(
+        scenario,
+        &profile,
+        &stack,
+        &history_path,
+        collected,
+        phases,
+        trail,
+    )?;
     report
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
@@ -240,6 +254,7 @@ fn assemble(
     history_path: &std::path::Path,
     collected: collector::Collected,
     p: Phases,
+    trail: access::Trail,
 ) -> Result<Report, Error> {
     let options = recheck::options(profile);
     if let Some(dir) = history_path.parent() {
@@ -251,7 +266,10 @@ fn assemble(
     let records = history::Reader::open(history_path)
         .map_err(|e| Error::Io(e.to_string()))?
         .map_while(Result::ok);
-    let checked = check::check(records, &options);
+    let mut checked = check::check(records, &options);
+    let judged = access::judge(history_path, scenario, trail, &checked.findings)
+        .map_err(|e| Error::Io(e.to_string()))?;
+    access::add(&mut checked.findings, &mut checked.counts, judged.findings);
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
     let counts = &checked.counts;
@@ -268,6 +286,8 @@ fn assemble(
             lag_p99_ms: checked.visibility_lag.p99_ms,
         },
     );
+    let mut slo = slo;
+    access::unmeasured_slos(&mut slo, &judged.access, scenario);
     let summary = report::Summary {
         encounters: p.encounters,
         peak_concurrency: p.peak_concurrency,
@@ -303,6 +323,7 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
+        access: judged.access,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)

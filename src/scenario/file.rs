@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
 use super::slo::{self, Slo};
-use super::{Load, Readback, Retry, Scenario, Step, Target};
+use super::{Audit, Load, Readback, Retry, Scenario, Step, Target};
 use crate::fault::Spec;
 use crate::fhir::RetryPolicy;
 use crate::source::{Location, SourceError};
@@ -36,6 +36,8 @@ pub(super) struct File {
     retry: RetryFile,
     #[serde(default)]
     readback: ReadbackFile,
+    #[serde(default)]
+    audit: AuditFile,
     #[serde(default)]
     faults: Vec<Spanned<Spec>>,
     #[serde(default)]
@@ -117,6 +119,31 @@ struct ReadbackFile {
     settle: Duration,
     #[serde(default = "default_concurrency")]
     concurrency: Spanned<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default = "default_tolerance", with = "humantime_serde")]
+    tolerance: Duration,
+    #[serde(default)]
+    agent: Option<Spanned<String>>,
+}
+
+impl Default for AuditFile {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tolerance: default_tolerance(),
+            agent: None,
+        }
+    }
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Default for ReadbackFile {
@@ -219,6 +246,14 @@ impl File {
         if let Some(ns) = &self.namespace {
             check_namespace(ns, &at)?;
         }
+        if let Some(agent) = self
+            .audit
+            .agent
+            .as_ref()
+            .filter(|a| a.get_ref().trim().is_empty())
+        {
+            return Err(at.error(agent.span(), "audit.agent: must not be empty"));
+        }
         let auth = auth::validate_auth(self.auth, &at)?;
         if let Some(lifetime) = self.target.token_lifetime {
             let smart = matches!(auth, crate::fhir::auth::Config::Smart(_));
@@ -250,6 +285,11 @@ impl File {
             readback: Readback {
                 settle: self.readback.settle,
                 concurrency,
+            },
+            audit: Audit {
+                enabled: self.audit.enabled,
+                tolerance: self.audit.tolerance,
+                agent: self.audit.agent.map(Spanned::into_inner),
             },
             faults,
             workflow,

@@ -12,7 +12,7 @@ use super::file::Locator;
 use crate::source::SourceError;
 
 /// Finding kinds of the report contract (DESIGN.md), the keys `[slo.findings]` accepts.
-pub const FINDING_KINDS: [&str; 9] = [
+pub const FINDING_KINDS: [&str; 10] = [
     "lost_write",
     "corrupted_write",
     "duplicate_write",
@@ -22,6 +22,7 @@ pub const FINDING_KINDS: [&str; 9] = [
     "audit_gap",
     "audit_mismatch",
     "scope_leak",
+    "scope_not_enforced",
 ];
 
 /// The validated objectives.

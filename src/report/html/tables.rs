@@ -113,9 +113,10 @@ pub fn kind_meaning(kind: Kind) -> &'static str {
         Kind::StaleRead => "an older version served after a newer one was acknowledged",
         Kind::CommittedDespiteError => "a write reported as failed was stored anyway",
         Kind::LostUpdate => "an acknowledged update was overwritten or is missing",
-        Kind::AuditGap => "a write has no matching AuditEvent",
-        Kind::AuditMismatch => "an AuditEvent does not match the write it records",
-        Kind::ScopeLeak => "data outside the harness namespace came back",
+        Kind::AuditGap => "an access that happened has no matching AuditEvent",
+        Kind::AuditMismatch => "an AuditEvent does not match the access it records",
+        Kind::ScopeLeak => "a search for one patient returned another patient's data",
+        Kind::ScopeNotEnforced => "a token was allowed an interaction outside its scopes",
     }
 }
 

@@ -275,6 +275,7 @@ pub fn sample() -> Report {
         finding_counts: counts,
         visibility_lag: lag,
         checked: checked(),
+        access: Default::default(),
     };
     judge(&mut r);
     r
