@@ -99,32 +99,40 @@ pub fn reconcile(
     let wants = wants(access, effective, &mut stats);
     let mut m = Matcher::new(events, options, &wants);
     let mut status: HashMap<u64, Status> = HashMap::new();
+    let tol = options.tolerance_us;
+    let wide = (tol * 10).max(30_000_000);
     for must in [Must::Appear, Must::Maybe] {
-        for w in wants.iter().filter(|w| w.must == must) {
-            if let Some(e) = m.exact(w) {
-                status.insert(w.call.invoke, Status::Matched(e));
-            }
+        let list: Vec<&Want> = wants.iter().filter(|w| w.must == must).collect();
+        for (w, e) in m.assign(&list, |m, w| m.fitting(w, tol, |_| true)) {
+            status.insert(list[w].call.invoke, Status::Matched(e));
         }
     }
     let mut findings = Vec::new();
-    for w in wants.iter().filter(|w| w.must == Must::NotSucceed) {
-        stats.refused_checked += 1;
-        if let Some(e) = m.success_of_refused(w) {
-            findings.push(finding(
-                Kind::AuditMismatch,
-                w,
-                &events[e],
-                "ended `fail` but was audited as a success".into(),
-            ));
-        }
+    let refused: Vec<&Want> = wants
+        .iter()
+        .filter(|w| w.must == Must::NotSucceed)
+        .collect();
+    stats.refused_checked = refused.len() as u64;
+    for (w, e) in m.assign(&refused, |m, w| m.fitting(w, tol, |e| e.outcome == Some(0))) {
+        let why = "ended `fail` but was audited as a success".to_owned();
+        findings.push(finding(Kind::AuditMismatch, refused[w], &events[e], why));
     }
-    for w in wants.iter().filter(|w| w.must == Must::Appear) {
-        if status.contains_key(&w.call.invoke) {
-            stats.matched += 1;
-            continue;
-        }
-        let found = m.same_entity(w).or_else(|| m.other_entity(w));
-        let s = match found {
+    let open: Vec<&Want> = wants
+        .iter()
+        .filter(|w| w.must == Must::Appear && !status.contains_key(&w.call.invoke))
+        .collect();
+    stats.matched = stats.expected - open.len() as u64;
+    let mut found: HashMap<usize, (usize, String)> = HashMap::new();
+    for (w, e) in m.assign(&open, |m, w| m.on_entity(w, wide)) {
+        found.insert(w, (e, m.why_same(open[w], e)));
+    }
+    let rest: Vec<usize> = (0..open.len()).filter(|w| !found.contains_key(w)).collect();
+    let rest_wants: Vec<&Want> = rest.iter().map(|&w| open[w]).collect();
+    for (w, e) in m.assign(&rest_wants, |m, w| m.orphans_for(w)) {
+        found.insert(rest[w], (e, m.why_other(rest_wants[w], e)));
+    }
+    for (k, w) in open.iter().enumerate() {
+        let s = match found.remove(&k) {
             Some((e, why)) => {
                 findings.push(finding(Kind::AuditMismatch, w, &events[e], why));
                 stats.mismatches += 1;
@@ -266,7 +274,9 @@ impl<'a> Matcher<'a> {
             for k in e.entities.iter().chain(&e.query) {
                 by_key.entry(k.as_str()).or_default().push(i);
             }
-            if let (None, Some(p)) = (&e.query, &e.patient) {
+            // A search event that keeps no query names only the patient.
+            let only_patient = e.entities.len() == 1 && e.action.is_none_or(|a| a == b'E');
+            if let (None, Some(p), true) = (&e.query, &e.patient, only_patient) {
                 by_patient.entry(p.as_str()).or_default().push(i);
             }
         }
@@ -353,35 +363,56 @@ impl<'a> Matcher<'a> {
         out
     }
 
-    fn take(&mut self, i: usize) -> usize {
-        self.used[i] = true;
-        i
+    /// Pairs calls with events, closest in time first, each event and call used once:
+    /// `pairs` lists a call's acceptable events with their distance in time.
+    fn assign(
+        &mut self,
+        wants: &[&Want],
+        pairs: impl Fn(&Self, &Want) -> Vec<(usize, i64)>,
+    ) -> Vec<(usize, usize)> {
+        let mut all: Vec<(i64, usize, usize)> = Vec::new();
+        for (w, want) in wants.iter().enumerate() {
+            all.extend(pairs(self, want).into_iter().map(|(e, d)| (d, w, e)));
+        }
+        all.sort_unstable();
+        let mut taken = vec![false; wants.len()];
+        let mut out = Vec::new();
+        for (_, w, e) in all {
+            if !taken[w] && !self.used[e] {
+                taken[w] = true;
+                self.used[e] = true;
+                out.push((w, e));
+            }
+        }
+        out
     }
 
-    fn exact(&mut self, w: &Want) -> Option<usize> {
-        let tol = self.options.tolerance_us;
-        let hit = self
-            .candidates(w, tol)
+    /// Distance of an event from a call.
+    fn distance(w: &Want, e: &Event) -> i64 {
+        let mid = (w.call.invoke_us + w.call.done_us) as i64 / 2;
+        (e.at_us - mid).abs()
+    }
+
+    /// Events on the call's key within the tolerance that fit it in every way.
+    fn fitting(&self, w: &Want, tol: u64, also: impl Fn(&Event) -> bool) -> Vec<(usize, i64)> {
+        self.candidates(w, tol)
             .into_iter()
-            .find(|&i| self.problems(w, &self.events[i]).is_empty())?;
-        Some(self.take(hit))
+            .filter(|&i| also(&self.events[i]) && self.problems(w, &self.events[i]).is_empty())
+            .map(|i| (i, Self::distance(w, &self.events[i])))
+            .collect()
     }
 
-    fn success_of_refused(&mut self, w: &Want) -> Option<usize> {
-        let tol = self.options.tolerance_us;
-        let hit = self.candidates(w, tol).into_iter().find(|&i| {
-            let e = &self.events[i];
-            e.outcome == Some(0) && self.problems(w, e).is_empty()
-        })?;
-        Some(self.take(hit))
+    /// Any event on the call's own entity within the wide window.
+    fn on_entity(&self, w: &Want, wide: u64) -> Vec<(usize, i64)> {
+        self.candidates(w, wide)
+            .into_iter()
+            .map(|i| (i, Self::distance(w, &self.events[i])))
+            .collect()
     }
 
-    /// An unused event on the call's own entity that differs, or lies outside the
-    /// tolerance (up to ten times it, at least 30 s).
-    fn same_entity(&mut self, w: &Want) -> Option<(usize, String)> {
+    /// What differs in an event on the call's own entity (time included).
+    fn why_same(&self, w: &Want, i: usize) -> String {
         let tol = self.options.tolerance_us;
-        let wide = (tol * 10).max(30_000_000);
-        let i = self.candidates(w, wide).into_iter().next()?;
         let e = &self.events[i];
         let mut why = self.problems(w, e);
         let lo = w.call.invoke_us as i64 - tol as i64;
@@ -392,39 +423,41 @@ impl<'a> Matcher<'a> {
                 e.at_us as f64 / 1e6
             ));
         }
-        Some((self.take(i), why.join(", ")))
+        why.join(", ")
     }
 
-    /// An unused event that fits the call in every way but names an entity of the same
-    /// type that no call touched: the closest in time.
-    fn other_entity(&mut self, w: &Want) -> Option<(usize, String)> {
+    /// Events that fit the call in every way but name an entity of its type that no
+    /// call touched, within the tolerance.
+    fn orphans_for(&self, w: &Want) -> Vec<(usize, i64)> {
         let tol = self.options.tolerance_us as i64;
         let (lo, hi) = (w.call.invoke_us as i64 - tol, w.call.done_us as i64 + tol);
-        let rt = &*w.call.resource_type;
-        let fits = |i: usize, e: &Event| {
-            !self.used[i]
-                && (lo..=hi).contains(&e.at_us)
-                && e.pattern != Pattern::Authentication
-                && self.problems(w, e).is_empty()
+        let Some(list) = self.orphans.get(&*w.call.resource_type) else {
+            return Vec::new();
         };
-        let best = self
-            .orphans
-            .get(rt)?
-            .iter()
+        list.iter()
             .copied()
-            .filter(|&i| fits(i, &self.events[i]))
-            .min_by_key(|&i| (self.events[i].at_us - w.call.invoke_us as i64).abs())?;
-        let named = self.events[best]
+            .filter(|&i| {
+                let e = &self.events[i];
+                !self.used[i]
+                    && (lo..=hi).contains(&e.at_us)
+                    && e.pattern != Pattern::Authentication
+                    && self.problems(w, e).is_empty()
+            })
+            .map(|i| (i, Self::distance(w, &self.events[i])))
+            .collect()
+    }
+
+    fn why_other(&self, w: &Want, i: usize) -> String {
+        let rt = &*w.call.resource_type;
+        let e = &self.events[i];
+        let named = e
             .entities
             .iter()
-            .chain(&self.events[best].query)
+            .chain(&e.query)
             .find(|k| same_type(k, rt) && !self.keys.contains(k.as_str()))
             .cloned()
             .unwrap_or_default();
-        Some((
-            self.take(best),
-            format!("entity {named} (expected {})", w.key),
-        ))
+        format!("entity {named} (expected {})", w.key)
     }
 }
 
