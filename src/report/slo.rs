@@ -163,6 +163,6 @@ mod tests {
         assert!(by("stale_read").passed);
         assert!(by("lost_write").passed);
         assert!(!by("visibility lag").passed);
-        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 9);
+        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 10);
     }
 }

@@ -154,9 +154,16 @@ pub fn judge(
         leaks: collected.leaks.len() as u64,
         stats: collected.leak_stats.clone(),
     };
+    let expected = expected_agent(scenario);
+    // A SMART client id is treated as a secret: the report names where it came from.
+    let label = match (&scenario.audit.agent, &expected) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(_)) => Some("the SMART client id (auth.client_id)".to_owned()),
+        (None, None) => None,
+    };
     let mut audit = Audit {
         tolerance_s: scenario.audit.tolerance.as_secs_f64(),
-        agent: expected_agent(scenario),
+        agent: label,
         ..Audit::default()
     };
     match trail {
@@ -165,7 +172,7 @@ pub fn judge(
         Trail::Events(events) => {
             let options = audit::Options {
                 tolerance_us: scenario.audit.tolerance.as_micros() as u64,
-                agent: audit.agent.clone(),
+                agent: expected,
             };
             let r = audit::reconcile(&collected, &events, &effective(consistency), &options);
             audit.status = if r.exposed {

@@ -27,13 +27,13 @@ url = "{url}"
 timeout = "5s"
 [load]
 model = "closed"
-users = 4
+users = 2
 duration = "3s"
 [readback]
 settle = "200ms"
 [audit]
 enabled = true
-tolerance = "2s"
+tolerance = "1s"
 {faults}
 "#
     );
@@ -103,10 +103,25 @@ probability = 0.2
         let n = expected.iter().filter(|(kind, _)| *kind == k).count();
         assert!(n > 0, "no {k:?} injected: {ledger:?}");
     }
-    let missed: Vec<_> = expected.difference(&found).collect();
-    let false_alarms: Vec<_> = found.difference(&expected).collect();
+    // Every injected interaction is reported, and nothing else; each kind as often as
+    // injected. Without a request id in the events, a dropped and a falsified event of
+    // two concurrent calls of one type can swap which call is the gap and which the
+    // mismatch; the counts still hold.
+    let calls = |set: &HashSet<(Kind, u64)>| set.iter().map(|(_, r)| *r).collect::<HashSet<_>>();
+    let missed: Vec<_> = calls(&expected)
+        .difference(&calls(&found))
+        .copied()
+        .collect();
+    let false_alarms: Vec<_> = calls(&found)
+        .difference(&calls(&expected))
+        .copied()
+        .collect();
     assert!(missed.is_empty(), "missed {missed:?}");
     assert!(false_alarms.is_empty(), "not injected: {false_alarms:?}");
+    for k in KINDS {
+        let n = |set: &HashSet<(Kind, u64)>| set.iter().filter(|(kind, _)| *kind == k).count();
+        assert_eq!(n(&found), n(&expected), "{k:?}");
+    }
     let a = &o.report.access;
     assert_eq!(a.audit.status, Status::Measured);
     assert_eq!(a.leak.status, Status::Measured);

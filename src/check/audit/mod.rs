@@ -272,6 +272,10 @@ impl<'a> Matcher<'a> {
                 continue;
             }
             for k in e.entities.iter().chain(&e.query) {
+                // The patient entity of an event about another resource is not its subject.
+                if secondary_patient(e, k) {
+                    continue;
+                }
                 by_key.entry(k.as_str()).or_default().push(i);
             }
             // A search event that keeps no query names only the patient.
@@ -284,9 +288,7 @@ impl<'a> Matcher<'a> {
         let mut orphans: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             for k in e.entities.iter().chain(&e.query) {
-                if keys.contains(k.as_str())
-                    || k.starts_with("Patient/") && e.query.is_none() && e.entities.len() > 1
-                {
+                if keys.contains(k.as_str()) || secondary_patient(e, k) {
                     continue;
                 }
                 if let Some(rt) = k.split(['/', '?']).next().filter(|rt| !rt.is_empty()) {
@@ -349,7 +351,7 @@ impl<'a> Matcher<'a> {
                 .any(|a| a == agent || a.rsplit(['/', '|']).next() == Some(agent));
             if !named {
                 out.push(format!(
-                    "agent {} (expected {agent})",
+                    "agent {} (not the expected agent)",
                     e.agents.first().map_or("none", String::as_str)
                 ));
             }
@@ -387,10 +389,12 @@ impl<'a> Matcher<'a> {
         out
     }
 
-    /// Distance of an event from a call.
+    /// 0 inside the call (a server records while it handles the request), else the
+    /// distance to it; ties go to the call that started closest.
     fn distance(w: &Want, e: &Event) -> i64 {
-        let mid = (w.call.invoke_us + w.call.done_us) as i64 / 2;
-        (e.at_us - mid).abs()
+        let (lo, hi) = (w.call.invoke_us as i64, w.call.done_us as i64);
+        let outside = (lo - e.at_us).max(e.at_us - hi).max(0);
+        outside * 4 + (e.at_us - lo).abs().min(1_000_000_000) / 1_000_000
     }
 
     /// Events on the call's key within the tolerance that fit it in every way.
@@ -459,6 +463,11 @@ impl<'a> Matcher<'a> {
             .unwrap_or_default();
         format!("entity {named} (expected {})", w.key)
     }
+}
+
+/// Whether `k` is the Patient entity of an event whose subject is something else.
+fn secondary_patient(e: &Event, k: &str) -> bool {
+    e.patient.as_deref() == Some(k) && (e.query.is_some() || e.entities.iter().any(|o| o != k))
 }
 
 fn same_type(key: &str, rt: &str) -> bool {

@@ -384,5 +384,5 @@ async fn invalid_fault_specs_are_refused() {
             "{flag}"
         );
     }
-    assert_eq!(mock::silent_kinds().len(), 8);
+    assert_eq!(mock::silent_kinds().len(), 11);
 }
