@@ -123,6 +123,7 @@ fn seen(n: u64, k: u64, version: &str, variant: u64) -> Seen {
         version: Some(version.to_owned()),
         identifiers: vec![identifier(n, k)],
         content: Some(content(n, k, variant)),
+        patient: None,
     }
 }
 

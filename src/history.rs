@@ -140,6 +140,10 @@ pub struct Seen {
     pub identifiers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
+    /// The Patient the resource is about (`Patient/<id>`, from its `subject`, `patient`
+    /// or `beneficiary` reference), when it names one; what the scope-leak check reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
 }
 
 /// A fault interval marker (Jepsen's nemesis op).

@@ -14,7 +14,9 @@
 //! stale read that a lost write explains becomes part of that `lost_write`. Uses
 //! `history` (the records) and `vocab` (the finding kinds); nothing else.
 
+pub mod access;
 mod altered;
+pub mod audit;
 mod content;
 mod detail;
 mod ident;

@@ -9,7 +9,7 @@ use reqwest::{RequestBuilder, header};
 use serde_json::Value;
 
 use super::{Client, Ctx, FHIR_JSON, Note, Reply, Request, label, response};
-use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome};
+use crate::history::{Completion, ErrorClass, Interaction, Op, Outcome, Phase};
 use crate::metrics::Sample;
 use crate::vocab::ledger::REQUEST_HEADER;
 
@@ -217,7 +217,11 @@ impl Client {
         match op.f {
             Interaction::Search | Interaction::History => {
                 let view = response::bundle(&body, prefix);
-                reply.seen = view.seen;
+                // The audit trail's events are the reconciliation's to read, not the
+                // history's to keep (half a million of them after a surge).
+                if op.phase != Phase::Audit {
+                    reply.seen = view.seen;
+                }
                 reply.next = view.next;
             }
             Interaction::Capabilities

@@ -16,13 +16,40 @@ pub fn seen(resource: &Value, prefix: &str) -> Option<Seen> {
         .map(str::to_owned);
     let identifiers = harness_identifiers(resource, prefix);
     let content = (!identifiers.is_empty()).then(|| Content::of(resource));
+    let patient = (resource_type != "Patient")
+        .then(|| patient_of(resource))
+        .flatten();
     Some(Seen {
         resource_type,
         id,
         version,
         identifiers,
         content,
+        patient,
     })
+}
+
+/// The elements that say which Patient a resource is about, in the order looked at.
+const PATIENT_ELEMENTS: [&str; 3] = ["subject", "patient", "beneficiary"];
+
+/// `Patient/<id>` of the first patient reference in `subject`, `patient` or
+/// `beneficiary` (absolute or relative, a `_history` suffix dropped); `None` when the
+/// resource names no Patient by reference.
+pub fn patient_of(resource: &Value) -> Option<String> {
+    PATIENT_ELEMENTS.iter().find_map(|e| {
+        let reference = resource.get(*e)?.get("reference")?.as_str()?;
+        patient_reference(reference)
+    })
+}
+
+/// `Patient/<id>` from a reference as written (`Patient/1`, `https://h/fhir/Patient/1`,
+/// `Patient/1/_history/2`); `None` for anything else.
+pub fn patient_reference(reference: &str) -> Option<String> {
+    let path = reference.split(['?', '#']).next()?;
+    let parts: Vec<&str> = path.split('/').collect();
+    let at = parts.iter().rposition(|p| *p == "Patient")?;
+    let id = parts.get(at + 1).filter(|id| !id.is_empty())?;
+    Some(format!("Patient/{id}"))
 }
 
 /// `system|value` of every identifier whose system starts with `prefix`.
@@ -39,4 +66,25 @@ pub fn harness_identifiers(resource: &Value, prefix: &str) -> Vec<String> {
                 .then(|| format!("{system}|{value}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_patient_a_resource_is_about() {
+        let obs = json!({"resourceType": "Observation", "id": "o",
+            "subject": {"reference": "https://h/fhir/Patient/p-1/_history/3"}});
+        assert_eq!(patient_of(&obs).as_deref(), Some("Patient/p-1"));
+        let claim = json!({"patient": {"reference": "Patient/9"}});
+        assert_eq!(patient_of(&claim).as_deref(), Some("Patient/9"));
+        let cov = json!({"beneficiary": {"reference": "Patient/b"}});
+        assert_eq!(patient_of(&cov).as_deref(), Some("Patient/b"));
+        let group = json!({"subject": {"reference": "Group/1"}});
+        assert_eq!(patient_of(&group), None);
+        assert_eq!(patient_of(&json!({"subject": {"display": "x"}})), None);
+        assert_eq!(patient_reference("Patient/"), None);
+    }
 }

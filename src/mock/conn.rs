@@ -34,6 +34,11 @@ impl ConnHandle {
     }
 }
 
+/// Request extension: the client's address, as the socket saw it (the audit trail's
+/// `agent.network.address`).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves the mock on `listener` until `shutdown` is cancelled, then lets open requests
 /// finish (graceful) and returns.
 pub async fn serve(listener: TcpListener, ehr: Ehr, shutdown: CancellationToken) -> io::Result<()> {
@@ -81,8 +86,12 @@ async fn connection(stream: TcpStream, router: axum::Router, shutdown: Cancellat
     let _ = stream.set_nodelay(true);
     let abort = Arc::new(AtomicBool::new(false));
     let handle = ConnHandle(abort.clone());
+    let peer = stream.peer_addr().ok().map(Peer);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(handle.clone());
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer);
+        }
         router.clone().call(req)
     });
     let io = TokioIo::new(Abortable { stream, abort });

@@ -17,6 +17,11 @@
 //! time a stale version is served, not when armed. After `set_faults_enabled(false)`
 //! nothing fires and open `delayed_visibility` / `stale_read` windows end.
 //!
+//! Every interaction on a resource writes an AuditEvent (IHE BALP, `audit`), served
+//! by `AuditEvent` searches unless the configuration hides it; `audit_drop` and
+//! `audit_wrong` falsify that trail and `leak` adds another patient's resource to a
+//! patient-scoped search, each in the ledger.
+//!
 //! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. With an EHR
 //! profile (`Config::profile`) the mock also behaves like that EHR, driven only by the
 //! profile's data: see `emulate`. Without one it is the us-core baseline.
@@ -24,6 +29,7 @@
 //! Uses `vocab` (fault specs, the ledger, interaction kinds, seeds) and `profile` (the
 //! emulated EHR's behaviour); no other module of the crate.
 
+pub mod audit;
 mod bundle;
 mod capability;
 mod conn;
@@ -71,6 +77,8 @@ pub struct Config {
     pub smart: Option<smart::Config>,
     /// The EHR to emulate; `None` = the us-core baseline (a spec-following server).
     pub profile: Option<Arc<Profile>>,
+    /// The audit trail: how it is exposed, the agent of unauthenticated requests.
+    pub audit: audit::Config,
 }
 
 /// The largest page a search returns.
@@ -87,6 +95,7 @@ impl Default for Config {
             page_size: 20,
             smart: None,
             profile: None,
+            audit: audit::Config::default(),
         }
     }
 }
@@ -125,6 +134,8 @@ struct Shared {
     smart: Option<smart::Authority>,
     /// The EHR profile emulated, if any.
     emulation: Option<emulate::Emulation>,
+    /// One AuditEvent per interaction (IHE BALP).
+    audit: audit::Trail,
 }
 
 impl Shared {
@@ -165,6 +176,7 @@ impl Ehr {
             emulation: config
                 .profile
                 .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
+            audit: audit::Trail::new(config.audit),
         };
         Ok(Ehr {
             shared: Arc::new(shared),
@@ -185,10 +197,16 @@ impl Ehr {
     /// does not fire.
     pub fn router(&self) -> axum::Router {
         let router = http::router(self.clone());
-        match &self.shared.smart {
+        let router = match &self.shared.smart {
             Some(authority) => smart::wrap(router, authority.clone()),
             None => router,
-        }
+        };
+        audit::wrap(router, self.clone())
+    }
+
+    /// How many AuditEvents the trail holds.
+    pub fn audit_events(&self) -> usize {
+        self.shared.audit.len()
     }
 
     /// The SMART authorization server, when on (issued tokens, the clock).

@@ -34,6 +34,19 @@ pub enum Kind {
     /// An update whose `If-Match` names a version no longer current is applied anyway
     /// (as a server that ignores `If-Match` would): a lost update.
     StaleIfMatch,
+    /// An audited interaction writes no AuditEvent (`audit`).
+    AuditDrop,
+    /// An audited interaction's AuditEvent names the wrong action or entity.
+    AuditWrong,
+    /// A patient-scoped search also returns another patient's resource.
+    Leak,
+}
+
+impl Kind {
+    /// Whether the fault acts on the audit trail or on search answers, not on writes.
+    pub fn is_access(self) -> bool {
+        matches!(self, Kind::AuditDrop | Kind::AuditWrong | Kind::Leak)
+    }
 }
 
 /// What kind of write a decision is for.
@@ -71,6 +84,9 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         FaultKind::CommitThen500 {} => Kind::CommitThen500,
         FaultKind::PartialTransaction {} => Kind::PartialTransaction,
         FaultKind::StaleIfMatch {} => Kind::StaleIfMatch,
+        FaultKind::AuditDrop {} => Kind::AuditDrop,
+        FaultKind::AuditWrong {} => Kind::AuditWrong,
+        FaultKind::Leak {} => Kind::Leak,
         _ => {
             return Err(SpecError::UnknownKind(
                 spec.kind.name().to_owned(),
@@ -114,6 +130,7 @@ impl Fault {
             return false;
         }
         match self.kind {
+            _ if self.kind.is_access() => false,
             Kind::PartialTransaction => write == Write::Transaction,
             Kind::StaleIfMatch => write == Write::StaleUpdate,
             Kind::StaleRead(_) => write == Write::Update,
@@ -128,6 +145,13 @@ impl Fault {
     pub fn decide(&self, seed: u64, elapsed: Duration) -> bool {
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         self.spec.fires(seed, self.position, n, elapsed)
+    }
+
+    /// Whether this fault could act on an interaction with `resource_type` (its type
+    /// filter); for the audit and leak faults.
+    pub fn applies_to(&self, resource_type: &str) -> bool {
+        let types = &self.spec.resource_types;
+        types.is_empty() || types.iter().any(|t| t == resource_type)
     }
 
     /// A deterministic number for choosing among `len` items once the fault fired.
@@ -194,7 +218,7 @@ pub fn plan<'a>(
             Kind::StaleIfMatch => {
                 plan.accept_stale.get_or_insert(f);
             }
-            Kind::PartialTransaction => {}
+            Kind::PartialTransaction | Kind::AuditDrop | Kind::AuditWrong | Kind::Leak => {}
         }
     }
     if plan.drop.is_some() {

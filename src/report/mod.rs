@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Finding, Kind, Lag, Stats};
 use crate::metrics::{OpSummary, Point, Second};
 
+pub mod access;
 pub mod compare;
 pub mod figures;
 pub mod html;
@@ -73,6 +74,9 @@ pub struct Report {
     /// How a stopped run was wound down (absent when it ran its course).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,
+    /// Audit trail, leak and scope checks (absent from reports of older versions).
+    #[serde(default)]
+    pub access: access::Access,
 }
 
 /// How a run stopped by a signal was wound down.

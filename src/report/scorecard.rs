@@ -54,6 +54,12 @@ pub fn score(r: &Report) -> Vec<Question> {
         under_load(r),
         ehr_mapping(r),
         failure_handling(r),
+        super::access::audit_question(
+            &r.access.audit,
+            count(r, Kind::AuditGap),
+            count(r, Kind::AuditMismatch),
+        ),
+        super::access::minimum_necessary_question(&r.access),
     ]
 }
 

@@ -97,10 +97,17 @@ pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
         let max = slo.max_findings(kind) as f64;
         let name = format!("{kind} <= {max}");
         if let Some(why) = (m.not_measured)(k) {
+            // Asked for by name, an unmeasured objective fails: the scenario's author
+            // wanted it judged. Left implicit, it neither passes nor fails.
+            let asked = slo.findings.contains_key(kind);
             out.push(SloResult {
                 passed: false,
-                detail: format!("not measured: {why}"),
-                not_measured: Some(why),
+                detail: if asked {
+                    format!("not measured, though [slo.findings] asks for it: {why}")
+                } else {
+                    format!("not measured: {why}")
+                },
+                not_measured: (!asked).then_some(why),
                 ..result("findings", name, max, None, "count", |_| false)
             });
             continue;

@@ -3,6 +3,7 @@
 //! time, read everything back, check the history, write the report. The only module
 //! that knows all the others (besides `cli`).
 
+pub(crate) mod access;
 pub mod collector;
 mod hlog;
 pub mod interrupt;
@@ -242,6 +243,21 @@ pub async fn execute_with(
     let first = flow.processes.load(Ordering::Relaxed) + 1;
     let ended =
         read_back_bounded(&client, scenario, &history_path, first, &mapper, control).await?;
+    // The audit reconciliation needs the trail as the server has it by now; after a stop
+    // request it is not fetched (the report says not measured).
+    let trail = if control.interrupt.is_stopped() {
+        access::Trail::Unreadable("the run was stopped before the audit trail was fetched".into())
+    } else {
+        if scenario.audit.enabled {
+            let catch_up = tokio::time::sleep(access::catch_up(scenario));
+            let _ = control
+                .interrupt
+                .bounded(std::time::Duration::ZERO, catch_up)
+                .await;
+        }
+        let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
+        access::fetch(&client, audit_process, started_at, scenario).await
+    };
     recorder.finish().await;
     let collected = collector
         .await
@@ -279,7 +295,15 @@ pub async fn execute_with(
     stack
         .write_ledger(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
-    let report = assemble(scenario, &profile, &stack, &history_path, collected, phases)?;
+    let report = assemble(
+        scenario,
+        &profile,
+        &stack,
+        &history_path,
+        collected,
+        phases,
+        trail,
+    )?;
     report
         .write_all(&dir)
         .map_err(|e| Error::Io(e.to_string()))?;
@@ -382,6 +406,7 @@ fn assemble(
     history_path: &std::path::Path,
     collected: collector::Collected,
     p: Phases,
+    trail: access::Trail,
 ) -> Result<Report, Error> {
     let options = recheck::options(profile);
     if let Some(dir) = history_path.parent() {
@@ -392,7 +417,11 @@ fn assemble(
     }
     // Judged as `fhirsurge check` judges it: an unreadable record is an error, not the
     // silent end of the history.
-    let checked = recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
+    let mut checked =
+        recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
+    let judged = access::judge(history_path, scenario, trail, &checked.findings)
+        .map_err(|e| Error::Io(e.to_string()))?;
+    access::add(&mut checked.findings, &mut checked.counts, judged.findings);
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
     let counts = &checked.counts;
@@ -419,7 +448,10 @@ fn assemble(
             throughput: all.throughput,
             findings: &findings,
             lag_p99_ms: checked.visibility_lag.p99_ms,
-            not_measured: &|k| report::slo::unchecked(k, &workload.checks),
+            not_measured: &|k| {
+                access::unmeasured(&judged.access, k)
+                    .unwrap_or_else(|| report::slo::unchecked(k, &workload.checks))
+            },
         },
     );
     let summary = report::Summary {
@@ -463,6 +495,7 @@ fn assemble(
         partial: false,
         partial_reason: None,
         stop: None,
+        access: judged.access,
     };
     report.scorecard = report::scorecard::score(&report);
     if let Some(stop) = &p.stop {

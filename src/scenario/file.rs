@@ -14,7 +14,7 @@ use super::auth::{self, AuthFile, TlsFile};
 use super::plan::TestPlan;
 use super::rate::RatePlan;
 use super::slo::{self, Slo};
-use super::{Load, Readback, Retry, Scenario, Step, Target, Visibility};
+use super::{Audit, Load, Readback, Retry, Scenario, Step, Target, Visibility};
 use crate::fhir::RetryPolicy;
 use crate::source::{Location, SourceError};
 use crate::vocab::fault::{Spec, SpecFile};
@@ -39,6 +39,8 @@ pub(super) struct File {
     readback: ReadbackFile,
     #[serde(default)]
     visibility: Option<Spanned<VisibilityFile>>,
+    #[serde(default)]
+    audit: AuditFile,
     #[serde(default)]
     faults: Vec<Spanned<SpecFile>>,
     #[serde(default)]
@@ -144,6 +146,31 @@ struct ReadbackFile {
     settle: Duration,
     #[serde(default = "default_concurrency")]
     concurrency: Spanned<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default = "default_tolerance", with = "humantime_serde")]
+    tolerance: Duration,
+    #[serde(default)]
+    agent: Option<Spanned<String>>,
+}
+
+impl Default for AuditFile {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tolerance: default_tolerance(),
+            agent: None,
+        }
+    }
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Default for ReadbackFile {
@@ -299,6 +326,14 @@ impl File {
         if let Some(span) = groups_span {
             check_fixed_users(&groups, &load, &at, span)?;
         }
+        if let Some(agent) = self
+            .audit
+            .agent
+            .as_ref()
+            .filter(|a| a.get_ref().trim().is_empty())
+        {
+            return Err(at.error(agent.span(), "audit.agent: must not be empty"));
+        }
         let auth = auth::validate_auth(self.auth, &at)?;
         if let Some(lifetime) = self.target.token_lifetime {
             let smart = matches!(auth, crate::fhir::auth::Config::Smart(_));
@@ -340,6 +375,11 @@ impl File {
                 concurrency,
             },
             visibility: validate_visibility(self.visibility, &at)?,
+            audit: Audit {
+                enabled: self.audit.enabled,
+                tolerance: self.audit.tolerance,
+                agent: self.audit.agent.map(Spanned::into_inner),
+            },
             faults,
             workflow,
             groups,

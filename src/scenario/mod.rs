@@ -60,6 +60,8 @@ pub struct Scenario {
     pub readback: Readback,
     /// The visibility prober (`[visibility]`).
     pub visibility: Visibility,
+    /// Audit reconciliation after the run (`[audit]`).
+    pub audit: Audit,
     pub faults: Vec<Spec>,
     /// The encounter's steps in order, each with how many times it runs.
     pub workflow: Vec<(Step, u32)>,
@@ -181,6 +183,18 @@ impl Default for Visibility {
             concurrency: 64,
         }
     }
+}
+
+/// Audit reconciliation (`[audit]`): after the read-back, the target's AuditEvents are
+/// fetched and every access the harness made is looked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audit {
+    pub enabled: bool,
+    /// How far an event's `recorded` may be from its interaction.
+    pub tolerance: Duration,
+    /// The agent every event must name; `None`: the SMART client id when `[auth]`
+    /// authenticates with one, else agents are not compared.
+    pub agent: Option<String>,
 }
 
 /// The final read-back phase.

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of finding. The last three belong to checks not written yet; they are here
-/// so the report schema does not change when they arrive.
+/// The kinds of finding. The audit and scope kinds come from `check::audit` and
+/// `check::access` (over the history and the fetched audit trail).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -26,14 +26,20 @@ pub enum Kind {
     /// An acknowledged create no search showed before the read-back (while probes looked
     /// for it), or one read back by id that no search ever showed.
     InvisibleWrite,
+    /// An access known to have happened has no AuditEvent.
     AuditGap,
+    /// An access's AuditEvent names the wrong agent, action, entity or time, or a
+    /// refused access was audited as a success.
     AuditMismatch,
+    /// A search scoped to one patient answered another patient's resource.
     ScopeLeak,
+    /// A narrower token was allowed an interaction outside its scopes.
+    ScopeNotEnforced,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::LostWrite,
         Kind::CorruptedWrite,
         Kind::DuplicateWrite,
@@ -44,6 +50,7 @@ impl Kind {
         Kind::AuditGap,
         Kind::AuditMismatch,
         Kind::ScopeLeak,
+        Kind::ScopeNotEnforced,
     ];
 
     /// The contract name (`lost_write`), as serde writes it.
@@ -59,6 +66,7 @@ impl Kind {
             Kind::AuditGap => "audit_gap",
             Kind::AuditMismatch => "audit_mismatch",
             Kind::ScopeLeak => "scope_leak",
+            Kind::ScopeNotEnforced => "scope_not_enforced",
         }
     }
 

@@ -91,6 +91,8 @@ pub enum Phase {
     /// A visibility probe: a search by a just-acknowledged create's identifier, repeated
     /// until it shows (kept apart from the workflow's latencies).
     Probe,
+    /// The audit reconciliation's own searches of the target's AuditEvents.
+    Audit,
 }
 
 /// Why an interaction did not end `ok`. Counted by class, never by message.

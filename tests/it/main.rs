@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real loopback sockets on port 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod arch;
 mod auth;
 mod check;

@@ -114,9 +114,10 @@ pub fn kind_meaning(kind: Kind) -> &'static str {
         Kind::CommittedDespiteError => "a write reported as failed was stored anyway",
         Kind::LostUpdate => "an acknowledged update was overwritten or is missing",
         Kind::InvisibleWrite => "an acknowledged write no search showed before the read-back",
-        Kind::AuditGap => "a write has no matching AuditEvent",
-        Kind::AuditMismatch => "an AuditEvent does not match the write it records",
-        Kind::ScopeLeak => "data outside the harness namespace came back",
+        Kind::AuditGap => "an access that happened has no matching AuditEvent",
+        Kind::AuditMismatch => "an AuditEvent does not match the access it records",
+        Kind::ScopeLeak => "a search for one patient returned another patient's data",
+        Kind::ScopeNotEnforced => "a token was allowed an interaction outside its scopes",
     }
 }
 

@@ -34,6 +34,7 @@ pub fn assemble(
     let percentile = |op: &str, q: f64| metrics.percentile(op, q);
     let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
     let workload = workload(parts, &checked.counts, load_s);
+    let access = access(parts);
     let slo = report::slo::judge(
         &scenario.slo,
         &report::slo::Measured {
@@ -43,7 +44,10 @@ pub fn assemble(
             throughput: all.throughput,
             findings: &findings,
             lag_p99_ms: checked.visibility_lag.p99_ms,
-            not_measured: &|k| report::slo::unchecked(k, &workload.checks),
+            not_measured: &|k| {
+                crate::run::access::unmeasured(&access, k)
+                    .unwrap_or_else(|| report::slo::unchecked(k, &workload.checks))
+            },
         },
     );
     let sum = |f: fn(&Summary) -> u64| parts.iter().map(|p| f(&p.report.summary)).sum::<u64>();
@@ -88,6 +92,7 @@ pub fn assemble(
         partial: parts.iter().any(|p| p.report.partial) || !notes.missing.is_empty(),
         partial_reason: partial_reason(parts, notes),
         stop: None,
+        access,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
@@ -112,6 +117,29 @@ fn visibility_lag(parts: &[Part], lag: check::Lag) -> report::VisibilityLag {
         interval_ms: parts[0].report.visibility_lag.interval_ms,
         probes,
     }
+}
+
+/// The access checks are not re-run on a merge (they need each shard's audit trail as
+/// fetched): the merged report says so and points at the shards' own verdicts.
+fn access(parts: &[Part]) -> report::access::Access {
+    let ran: Vec<String> = parts
+        .iter()
+        .filter(|p| p.report.access.audit.status == report::access::Status::Measured)
+        .map(|p| p.record.shard.index.to_string())
+        .collect();
+    let why = if ran.is_empty() {
+        "not re-run on a merge, and no shard measured it".to_owned()
+    } else {
+        format!(
+            "not re-run on a merge (it needs each shard's fetched audit trail); shards {} measured it in their own reports",
+            ran.join(", ")
+        )
+    };
+    let mut a = report::access::Access::default();
+    a.audit.reason = Some(why.clone());
+    a.leak.reason = Some(why.clone());
+    a.scope.reason = Some(why);
+    a
 }
 
 /// Why the merged report is partial: shards missing, or shards stopped by a signal.

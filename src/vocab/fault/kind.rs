@@ -128,6 +128,12 @@ pub enum Kind {
     /// An update whose `If-Match` names the version before the current one is applied
     /// anyway (the precondition is ignored): the racing writer's change is lost.
     StaleIfMatch {},
+    /// An audited interaction writes no AuditEvent.
+    AuditDrop {},
+    /// An audited interaction's AuditEvent names the wrong action or entity.
+    AuditWrong {},
+    /// A patient-scoped search also returns another patient's resource.
+    Leak {},
 }
 
 /// Every kind's name and group, in the order scenarios document them (the tests hold it
@@ -154,6 +160,9 @@ const TABLE: &[(&str, Group)] = &[
     ("commit_then_500", Group::Silent),
     ("partial_transaction", Group::Silent),
     ("stale_if_match", Group::Silent),
+    ("audit_drop", Group::Silent),
+    ("audit_wrong", Group::Silent),
+    ("leak", Group::Silent),
 ];
 
 /// The names of the kinds in these groups, in the documented order.
@@ -190,7 +199,10 @@ impl Kind {
             | CommitThenReset {}
             | CommitThen500 {}
             | PartialTransaction {}
-            | StaleIfMatch {} => Group::Silent,
+            | StaleIfMatch {}
+            | AuditDrop {}
+            | AuditWrong {}
+            | Leak {} => Group::Silent,
         }
     }
 
@@ -219,6 +231,9 @@ impl Kind {
             CommitThen500 {} => "commit_then_500",
             PartialTransaction {} => "partial_transaction",
             StaleIfMatch {} => "stale_if_match",
+            AuditDrop {} => "audit_drop",
+            AuditWrong {} => "audit_wrong",
+            Leak {} => "leak",
         }
     }
 

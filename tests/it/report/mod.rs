@@ -118,7 +118,7 @@ fn the_page_has_the_sections_a_reader_needs() {
         scorecard < page.find(r#"id="slo""#).unwrap(),
         "the scorecard comes first"
     );
-    assert_eq!(page.matches(r#"<li class="q "#).count(), 5);
+    assert_eq!(page.matches(r#"<li class="q "#).count(), 7);
     assert!(page.contains(">FAILED</span>"));
     assert!(page.contains("p99 of create Observation &lt;= 250 ms"));
     assert!(page.contains("create DocumentReference"));
@@ -270,7 +270,7 @@ fn junit_parses_and_counts_every_objective_and_check() {
             .children()
             .filter(|n| n.has_tag_name("testcase"))
             .count(),
-        5
+        7
     );
 }
 
@@ -288,7 +288,7 @@ fn the_summary_has_the_verdict_and_fits_a_pull_request_comment() {
     let rows = md
         .lines()
         .filter(|l| verdicts.iter().any(|v| l.contains(v)));
-    assert_eq!(rows.count(), 5, "{md}");
+    assert_eq!(rows.count(), 7, "{md}");
     assert!(md.contains("p99 of create Observation \\<= 250 ms"), "{md}");
     assert!(md.contains("| create DocumentReference |"));
     assert!(md.contains("`lost_write` 3"));

@@ -285,6 +285,7 @@ pub fn sample() -> Report {
         partial: false,
         partial_reason: None,
         stop: None,
+        access: Default::default(),
     };
     judge(&mut r);
     r
