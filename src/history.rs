@@ -19,7 +19,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod content;
+mod notification;
 pub use content::{Content, ElementDiff, SERVER_OWNED};
+pub use notification::{
+    EventsQuery, Form, Named, Notification, NotificationType, Payload, Recovery, SubscriptionMark,
+    SubscriptionState,
+};
 
 /// One line of the history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +55,12 @@ pub enum Event {
     FaultStart(FaultMark),
     /// A fault interval ended.
     FaultStop(FaultMark),
+    /// A subscription was created, became active, failed or was deleted.
+    Subscription(SubscriptionMark),
+    /// The notification receiver got a delivery.
+    Notification(Notification),
+    /// The harness asked the server's `$events` to replay a gap.
+    EventsQuery(EventsQuery),
 }
 
 /// The three-valued outcome of one interaction.
@@ -165,6 +176,10 @@ pub struct Op {
     /// The workflow step that issued it (`write_back`, `close_encounter`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// For writes: the scenario's subscriptions whose criteria what was sent matches
+    /// (a notification is due for each once the write takes effect).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 fn is_load(p: &Phase) -> bool {

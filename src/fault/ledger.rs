@@ -35,6 +35,10 @@ pub struct Entry {
     /// What was done, in words (`removed valueQuantity`, `code 8867-4 → 8310-5`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Whether the harness can observe it through its own interactions (a missing or
+    /// repeated notification, a delivery refused by its own receiver); `None`: not said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observable: Option<bool>,
 }
 
 /// A shared, append-only ledger. Cloning shares it.

@@ -30,6 +30,7 @@ mod conn;
 mod emulate;
 mod http;
 mod index;
+pub mod notify;
 mod outcome;
 mod render;
 mod search;
@@ -70,6 +71,8 @@ pub struct Config {
     pub smart: Option<smart::Config>,
     /// The EHR to emulate; `None` = the us-core baseline (a spec-following server).
     pub profile: Option<Arc<Profile>>,
+    /// How notifications are delivered to subscribers (attempts, backoff, timeout).
+    pub notify: notify::Policy,
 }
 
 /// The largest page a search returns.
@@ -86,6 +89,7 @@ impl Default for Config {
             page_size: 20,
             smart: None,
             profile: None,
+            notify: notify::Policy::default(),
         }
     }
 }
@@ -124,6 +128,8 @@ struct Shared {
     smart: Option<smart::Authority>,
     /// The EHR profile emulated, if any.
     emulation: Option<emulate::Emulation>,
+    /// Subscriptions and notification delivery.
+    notifier: notify::Notifier,
 }
 
 impl Shared {
@@ -141,8 +147,20 @@ impl Ehr {
         if !(1..=MAX_PAGE).contains(&config.page_size) {
             return Err(Error::PageSize(config.page_size));
         }
-        let faults = config
+        let (notify_faults, faults): (Vec<_>, Vec<_>) = config
             .faults
+            .into_iter()
+            .partition(|(_, spec)| notify::is_kind(&spec.kind));
+        let ledger = Ledger::new(config.start);
+        let notifier = notify::Notifier::new(
+            notify_faults,
+            config.seed,
+            config.start,
+            ledger.clone(),
+            config.notify,
+        )
+        .map_err(|(label, source)| Error::Fault { label, source })?;
+        let faults = faults
             .into_iter()
             .map(|(position, spec)| {
                 let label = spec.label(position);
@@ -158,12 +176,13 @@ impl Ehr {
             index: Index::new(config.shards),
             faults,
             faults_on: AtomicBool::new(true),
-            ledger: Ledger::new(config.start),
+            ledger,
             capability: capability::statement(),
             smart: config.smart.map(smart::Authority::new).transpose()?,
             emulation: config
                 .profile
                 .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
+            notifier,
         };
         Ok(Ehr {
             shared: Arc::new(shared),
@@ -219,5 +238,13 @@ pub fn silent_kinds() -> &'static [&'static str] {
 
 /// Checks a fault spec for the mock: known kind, the attributes it takes, probability.
 pub fn validate_fault(spec: &Spec) -> Result<(), SpecError> {
+    if notify::is_kind(&spec.kind) {
+        return notify::faults::parse(spec).map(|_| ());
+    }
     silent::validate(spec)
+}
+
+/// The notification fault kinds the mock implements (`notify_drop`, …).
+pub fn notify_kinds() -> &'static [&'static str] {
+    notify::faults::KINDS
 }

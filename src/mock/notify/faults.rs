@@ -1,0 +1,181 @@
+//! Notification faults of the mock: which notifications it loses (`notify_drop`), sends
+//! twice (`notify_dup`), holds back (`notify_delay`, for `delay`), or stops retrying after
+//! the first failed attempt (`notify_give_up`). Decisions are seeded and counted per
+//! fault, like the silent failures; the delivery worker applies them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::fault::{Spec, SpecError, Stream};
+
+/// Every notification fault kind.
+pub const KINDS: &[&str] = &[
+    "notify_drop",
+    "notify_dup",
+    "notify_delay",
+    "notify_give_up",
+];
+
+/// A notification fault, typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Drop,
+    Dup,
+    Delay(Duration),
+    GiveUp,
+}
+
+/// Turns a spec into its kind, refusing attributes the kind does not take.
+pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
+    spec.validate()?;
+    let kind = match spec.kind.as_str() {
+        "notify_drop" => Kind::Drop,
+        "notify_dup" => Kind::Dup,
+        "notify_delay" => match spec.delay {
+            Some(d) if !d.is_zero() => Kind::Delay(d),
+            Some(_) => {
+                return Err(SpecError::Invalid {
+                    field: "delay".into(),
+                    reason: "must be more than 0".into(),
+                });
+            }
+            None => {
+                return Err(SpecError::Missing {
+                    kind: spec.kind.clone(),
+                    field: "delay",
+                });
+            }
+        },
+        "notify_give_up" => Kind::GiveUp,
+        other => return Err(SpecError::UnknownKind(other.to_owned(), KINDS.join(", "))),
+    };
+    let unexpected = [
+        (
+            "delay",
+            spec.delay.is_some() && !matches!(kind, Kind::Delay(_)),
+        ),
+        ("latency", spec.latency.is_some()),
+        ("jitter", spec.jitter.is_some()),
+        ("timeout", spec.timeout.is_some()),
+        ("rate", spec.rate.is_some()),
+        ("average_size", spec.average_size.is_some()),
+        ("size_variation", spec.size_variation.is_some()),
+        ("bytes", spec.bytes.is_some()),
+        ("status", spec.status.is_some()),
+        ("retry_after", spec.retry_after.is_some()),
+        ("stream", spec.stream == Stream::Upstream),
+    ];
+    if let Some((field, _)) = unexpected.iter().find(|(_, on)| *on) {
+        return Err(SpecError::Unexpected {
+            kind: spec.kind.clone(),
+            field,
+        });
+    }
+    Ok(kind)
+}
+
+/// One configured notification fault with its decision counter.
+#[derive(Debug)]
+pub struct Fault {
+    pub label: String,
+    pub kind: Kind,
+    position: usize,
+    spec: Spec,
+    seen: AtomicU64,
+}
+
+impl Fault {
+    pub fn new(position: usize, spec: Spec) -> Result<Fault, SpecError> {
+        Ok(Fault {
+            label: spec.label(position),
+            kind: parse(&spec)?,
+            position,
+            spec,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.kind
+    }
+
+    /// Whether it fires for the next notification about a resource of type `rt`.
+    pub fn decide(&self, seed: u64, elapsed: Duration, rt: &str) -> bool {
+        let types = &self.spec.resource_types;
+        if !types.is_empty() && !types.iter().any(|t| t == rt) {
+            return false;
+        }
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        self.spec.fires(seed, self.position, n, elapsed)
+    }
+}
+
+/// What the faults that fired do to one notification.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    pub drop: Option<&'a Fault>,
+    pub dup: Option<&'a Fault>,
+    pub delay: Option<(&'a Fault, Duration)>,
+    pub give_up: Option<&'a Fault>,
+}
+
+/// Decides every fault (each advances its own counter); a drop excludes the rest.
+pub fn plan<'a>(faults: &'a [Fault], fires: impl Fn(&Fault) -> bool) -> Plan<'a> {
+    let mut plan = Plan::default();
+    for f in faults.iter().filter(|f| fires(f)) {
+        match f.kind {
+            Kind::Drop => {
+                plan.drop.get_or_insert(f);
+            }
+            Kind::Dup => {
+                plan.dup.get_or_insert(f);
+            }
+            Kind::Delay(d) => {
+                plan.delay.get_or_insert((f, d));
+            }
+            Kind::GiveUp => {
+                plan.give_up.get_or_insert(f);
+            }
+        }
+    }
+    if plan.drop.is_some() {
+        return Plan {
+            drop: plan.drop,
+            ..Plan::default()
+        };
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: &str) -> Spec {
+        toml::from_str(&format!("kind = \"{kind}\"")).unwrap()
+    }
+
+    #[test]
+    fn kinds_take_only_their_attributes() {
+        assert_eq!(parse(&spec("notify_drop")).unwrap(), Kind::Drop);
+        assert!(parse(&spec("notify_delay")).is_err(), "delay is required");
+        let mut d = spec("notify_delay");
+        d.delay = Some(Duration::from_millis(200));
+        assert_eq!(parse(&d).unwrap(), Kind::Delay(Duration::from_millis(200)));
+        let mut bad = spec("notify_dup");
+        bad.delay = Some(Duration::from_millis(1));
+        assert!(parse(&bad).is_err());
+        assert!(parse(&spec("notify_nothing")).is_err());
+    }
+
+    #[test]
+    fn a_drop_excludes_the_others() {
+        let faults: Vec<Fault> = ["notify_dup", "notify_drop"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Fault::new(i, spec(k)).unwrap())
+            .collect();
+        let p = plan(&faults, |_| true);
+        assert!(p.drop.is_some() && p.dup.is_none());
+    }
+}
