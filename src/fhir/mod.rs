@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod exchange;
+pub mod manage;
 pub mod recorder;
 pub mod response;
 pub mod tls;
@@ -92,6 +93,8 @@ struct Inner {
     settings: Settings,
     recorder: Recorder,
     auth: auth::Auth,
+    /// Names the subscriptions each write matches (`manage`).
+    tagger: std::sync::OnceLock<manage::Tagger>,
 }
 
 /// Who is asking, and why: the context of one call.
@@ -169,6 +172,7 @@ impl Client {
                 settings,
                 recorder,
                 auth,
+                tagger: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -370,6 +374,10 @@ impl Client {
             id: id.map(str::to_owned),
             identifier: identifier.map(str::to_owned),
             content: body.map(crate::history::Content::of),
+            notify: match body {
+                Some(b) if f.is_write() => self.tags(rt, b),
+                _ => Vec::new(),
+            },
             phase: ctx.phase,
             step: ctx.step.map(str::to_owned),
             ..Op::default()

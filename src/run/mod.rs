@@ -10,6 +10,7 @@ mod progress;
 pub mod readback;
 pub mod recheck;
 pub mod stack;
+pub mod subscriptions;
 pub mod workflow;
 
 use std::path::PathBuf;
@@ -145,6 +146,21 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         mapper.clone(),
     );
 
+    let subs = match &scenario.subscriptions {
+        Some(config) => {
+            let setup = subscriptions::Setup {
+                config,
+                profile: &profile,
+                seed: scenario.seed,
+                start,
+                faults: stack.receiver_faults.clone(),
+                ledger: ledger.clone(),
+                shutdown: &shutdown,
+            };
+            Some(subscriptions::Live::start(setup, &client, &recorder).await?)
+        }
+        None => None,
+    };
     stack.mark_faults(&recorder, true).await;
     let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let progress = progress::spawn(progress::Gauges {
@@ -172,9 +188,17 @@ pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, 
         tracing::warn!("load phase: {e}");
     }
     stack.heal();
+    if let Some(s) = &subs {
+        s.heal();
+    }
     stack.mark_faults(&recorder, false).await;
     if !driven.interrupted {
         tokio::time::sleep(scenario.readback.settle).await;
+    }
+    if let Some(s) = &subs {
+        let settled = scenario.readback.settle;
+        s.finish(&client, &recorder, settled, driven.interrupted)
+            .await;
     }
 
     recorder.flush().await;

@@ -30,6 +30,8 @@ pub struct Stack {
     proxy: Option<proxy::Proxy>,
     proxy_ledger: Ledger,
     specs: Vec<(usize, Spec)>,
+    /// Faults of the notification receiver (`receiver_*`), for `subscriptions`.
+    pub receiver_faults: Vec<(usize, Spec)>,
 }
 
 impl Stack {
@@ -42,7 +44,19 @@ impl Stack {
         shutdown: &CancellationToken,
     ) -> Result<Stack, Error> {
         let specs: Vec<(usize, Spec)> = scenario.faults.iter().cloned().enumerate().collect();
-        let (silent, network) = split_faults(&specs)?;
+        let (receiver_faults, others): (Vec<_>, Vec<_>) = specs
+            .iter()
+            .cloned()
+            .partition(|(_, s)| crate::notify::is_kind(&s.kind));
+        for (_, spec) in &receiver_faults {
+            crate::notify::validate_fault(spec).map_err(|e| Error::BadInput(e.to_string()))?;
+        }
+        if !receiver_faults.is_empty() && scenario.subscriptions.is_none() {
+            return Err(Error::BadInput(
+                "faults: receiver_* faults need [subscriptions] (a notification receiver)".into(),
+            ));
+        }
+        let (silent, network) = split_faults(&others)?;
         let (target, mock) = match &scenario.target {
             Target::Mock => {
                 let config = mock::Config {
@@ -61,7 +75,7 @@ impl Stack {
             Target::Url(url) if silent.is_empty() => (url.clone(), None),
             Target::Url(_) => {
                 return Err(Error::BadInput(
-                    "faults: silent write-back failures need the built-in mock (target url = \"mock\")".into(),
+                    "faults: silent write-back and notify_* failures need the built-in mock (target url = \"mock\")".into(),
                 ));
             }
         };
@@ -88,6 +102,7 @@ impl Stack {
             proxy,
             proxy_ledger: ledger.clone(),
             specs,
+            receiver_faults,
         })
     }
 
@@ -272,7 +287,8 @@ type Positioned = Vec<(usize, Spec)>;
 fn split_faults(specs: &[(usize, Spec)]) -> Result<(Positioned, Positioned), Error> {
     let (mut silent, mut network) = (Vec::new(), Vec::new());
     for (position, spec) in specs {
-        if mock::silent_kinds().contains(&spec.kind.as_str()) {
+        let kind = spec.kind.as_str();
+        if mock::silent_kinds().contains(&kind) || mock::notify_kinds().contains(&kind) {
             mock::validate_fault(spec).map_err(|e| Error::BadInput(e.to_string()))?;
             silent.push((*position, spec.clone()));
         } else {

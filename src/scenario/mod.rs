@@ -3,12 +3,14 @@
 //! validated [`Scenario`] the runner uses; every error names the file, line, column and
 //! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
 //! applied here. Uses `source`, `fault::spec` (fault shapes), `fhir::RetryPolicy`,
-//! `fhir::auth::Config`, `fhir::Tls` and `profile` names; nothing that runs.
+//! `fhir::auth::Config`, `fhir::Tls`, `notify::Criteria` (checks subscription criteria),
+//! `history` (subscription forms) and `profile` names; nothing that runs.
 
 mod auth;
 mod file;
 mod plan;
 mod slo;
+mod subscriptions;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use crate::source::{self, SourceError};
 
 pub use plan::TestPlan;
 pub use slo::{FINDING_KINDS, LatencySlo, Slo};
+pub use subscriptions::{Subscribe, Subscriptions};
 
 /// One validated scenario.
 #[derive(Clone, Debug)]
@@ -57,6 +60,8 @@ pub struct Scenario {
     pub auth: crate::fhir::auth::Config,
     /// Certificate verification (`[tls]`).
     pub tls: crate::fhir::Tls,
+    /// The notification receiver and the subscriptions to create (`[subscriptions]`).
+    pub subscriptions: Option<Subscriptions>,
 }
 
 /// What the harness talks to.
