@@ -1,6 +1,7 @@
 //! The consistency checker: a pure function from a run's history to findings (lost,
 //! corrupted, duplicated and stale writes, writes committed despite an error, lost
-//! updates) and the visibility lag of acknowledged creates. No I/O: records come in as
+//! updates) and the visibility lag of acknowledged creates; and notification judging (`notify`)
+//! for runs with subscriptions. No I/O: records come in as
 //! an iterator, findings go out as data.
 //!
 //! It streams. Each record updates compact per-identifier and per-resource state
@@ -22,6 +23,7 @@ mod ingest;
 mod intern;
 #[cfg(test)]
 mod model;
+pub mod notify;
 mod resource;
 mod stale;
 mod state;
@@ -52,6 +54,9 @@ pub struct Outcome {
     pub counts: BTreeMap<Kind, u64>,
     pub visibility_lag: Lag,
     pub stats: Stats,
+    /// Notification judging; `None` when the history has no subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<notify::Notifications>,
 }
 
 /// One anomaly, with the history indexes that prove it.
@@ -89,6 +94,13 @@ pub enum Kind {
     AuditGap,
     AuditMismatch,
     ScopeLeak,
+    /// An acknowledged write matching an active subscription got no notification within
+    /// the timeout.
+    MissedNotification,
+    /// One write's notification was delivered (accepted) more than once.
+    DuplicateNotification,
+    /// A notification for a harness write that did not match, or did not happen.
+    UnexpectedNotification,
 }
 
 /// Time from a create's acknowledgement until a search first showed it.
@@ -166,8 +178,18 @@ impl Stats {
 /// history cut off by a crash is checked as far as it goes.
 pub fn check(records: impl IntoIterator<Item = Record>, options: &Options) -> Outcome {
     let mut state = state::State::new(options);
+    let mut notifications = notify::Judge::default();
     for record in records {
+        notifications.see(&record);
         state.ingest(record);
     }
-    state.finish()
+    let mut outcome = state.finish();
+    if let Some((judged, findings)) = notifications.finish() {
+        for f in &findings {
+            *outcome.counts.entry(f.kind).or_default() += 1;
+        }
+        outcome.findings.extend(findings);
+        outcome.notifications = Some(judged);
+    }
+    outcome
 }

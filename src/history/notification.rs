@@ -71,6 +71,10 @@ pub struct SubscriptionMark {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub state: SubscriptionState,
+    /// `[subscriptions] timeout`: a notification later than this after its write's
+    /// acknowledgement is missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// Why, in words (an HTTP status, the profile's reason).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,

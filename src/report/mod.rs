@@ -57,6 +57,9 @@ pub struct Report {
     pub finding_counts: BTreeMap<Kind, u64>,
     pub visibility_lag: Lag,
     pub checked: Stats,
+    /// Notification judging, for runs with `[subscriptions]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<crate::check::notify::Notifications>,
 }
 
 /// What was run, against what, when.

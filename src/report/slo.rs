@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::Kind;
-use crate::scenario::{FINDING_KINDS, Slo};
+use crate::check::notify::Notifications;
+use crate::scenario::{FINDING_KINDS, NOTIFICATION_KINDS, Slo};
 
 /// One judged objective.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +61,10 @@ pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
             o >= min
         }));
     }
-    for kind in FINDING_KINDS {
+    for kind in FINDING_KINDS
+        .iter()
+        .filter(|k| !NOTIFICATION_KINDS.contains(k))
+    {
         let Some(k) = kind_of(kind) else { continue };
         let max = slo.max_findings(kind) as f64;
         let observed = Some((m.findings)(k) as f64);
@@ -78,6 +82,54 @@ pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
         out.push(r);
     }
     out
+}
+
+/// The notification objectives, for a run with `[subscriptions]`: each notification
+/// finding kind (0 allowed unless raised) and `notification_latency_p99`. Not measured
+/// (no subscription could be judged) fails them all.
+pub fn judge_notifications(slo: &Slo, n: Option<&Notifications>) -> Vec<SloResult> {
+    let measured = n.filter(|n| n.measured);
+    let reason = n
+        .and_then(|n| n.reason.clone())
+        .unwrap_or_else(|| "no subscription was judged".into());
+    let mut out = Vec::new();
+    for kind in NOTIFICATION_KINDS {
+        let max = slo.max_findings(kind) as f64;
+        let observed = measured.map(|n| match kind {
+            "missed_notification" => n.missed as f64,
+            "duplicate_notification" => n.duplicated as f64,
+            _ => n.unexpected as f64,
+        });
+        let r = result(
+            "findings",
+            format!("{kind} <= {max}"),
+            max,
+            observed,
+            "count",
+            |o| o <= max,
+        );
+        out.push(not_measured_because(r, &reason));
+    }
+    if let Some(max) = slo.notification_latency_p99 {
+        let target = max.as_secs_f64() * 1000.0;
+        let observed = measured.and_then(|n| n.latency.p99_ms);
+        let name = format!("notification latency p99 <= {target} ms");
+        let r = result("notification_latency", name, target, observed, "ms", |o| {
+            o <= target
+        });
+        out.push(not_measured_because(r, &reason));
+    }
+    out
+}
+
+fn not_measured_because(r: SloResult, reason: &str) -> SloResult {
+    match r.observed {
+        None => SloResult {
+            detail: format!("not measured: {reason}"),
+            ..r
+        },
+        Some(_) => r,
+    }
 }
 
 fn result(
@@ -143,6 +195,7 @@ mod tests {
             min_throughput: Some(10.0),
             findings: [("stale_read".to_owned(), 2)].into(),
             visibility_lag_p99: Some(Duration::from_secs(1)),
+            notification_latency_p99: None,
         };
         let pct = |op: &str, _p: f64| (op == "read Patient").then_some(120.0);
         let findings = |k: Kind| if k == Kind::StaleRead { 2 } else { 0 };

@@ -292,6 +292,11 @@ fn assemble(
             lag_p99_ms: checked.visibility_lag.p99_ms,
         },
     );
+    let mut slo = slo;
+    if scenario.subscriptions.is_some() {
+        let n = checked.notifications.as_ref();
+        slo.extend(report::slo::judge_notifications(&scenario.slo, n));
+    }
     let summary = report::Summary {
         encounters: p.encounters,
         peak_concurrency: p.peak_concurrency,
@@ -327,6 +332,7 @@ fn assemble(
         finding_counts: checked.counts,
         visibility_lag: checked.visibility_lag,
         checked: checked.stats,
+        notifications: checked.notifications,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)

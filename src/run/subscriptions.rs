@@ -95,7 +95,7 @@ impl Live {
                 sub,
                 &endpoint,
                 &secret,
-                s.config.activation,
+                (s.config.activation, s.config.timeout),
             )
             .await
             {
@@ -141,7 +141,10 @@ impl Live {
                 ),
             };
             recorder
-                .record(0, &Event::Subscription(mark(sub, Some(id), state, detail)))
+                .record(
+                    0,
+                    &Event::Subscription(mark(sub, self.timeout, Some(id), state, detail)),
+                )
                 .await;
         }
     }
@@ -206,6 +209,7 @@ fn tagger(created: &[(Subscribe, String)]) -> Tagger {
 
 fn mark(
     sub: &Subscribe,
+    timeout: Duration,
     id: Option<&str>,
     state: SubscriptionState,
     detail: String,
@@ -218,6 +222,7 @@ fn mark(
         topic: sub.topic.clone(),
         id: id.map(str::to_owned),
         state,
+        timeout_ms: Some(timeout.as_millis() as u64),
         detail,
     }
 }
@@ -238,14 +243,14 @@ async fn create(
     sub: &Subscribe,
     endpoint: &Url,
     secret: &str,
-    activation: Duration,
+    (activation, timeout): (Duration, Duration),
 ) -> Option<String> {
     let support = match sub.form {
         Form::RestHook => profile.subscriptions.rest_hook,
         Form::Topic => profile.subscriptions.topic,
     };
     let record = |id: Option<&str>, state, detail: String| {
-        let event = Event::Subscription(mark(sub, id, state, detail));
+        let event = Event::Subscription(mark(sub, timeout, id, state, detail));
         async move { recorder.record(0, &event).await }
     };
     if support == Support::Unsupported {

@@ -24,7 +24,7 @@ use crate::fhir::RetryPolicy;
 use crate::source::{self, SourceError};
 
 pub use plan::TestPlan;
-pub use slo::{FINDING_KINDS, LatencySlo, Slo};
+pub use slo::{FINDING_KINDS, LatencySlo, NOTIFICATION_KINDS, Slo};
 pub use subscriptions::{Subscribe, Subscriptions};
 
 /// One validated scenario.

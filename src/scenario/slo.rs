@@ -12,7 +12,7 @@ use super::file::Locator;
 use crate::source::SourceError;
 
 /// Finding kinds of the report contract (DESIGN.md), the keys `[slo.findings]` accepts.
-pub const FINDING_KINDS: [&str; 9] = [
+pub const FINDING_KINDS: [&str; 12] = [
     "lost_write",
     "corrupted_write",
     "duplicate_write",
@@ -22,6 +22,16 @@ pub const FINDING_KINDS: [&str; 9] = [
     "audit_gap",
     "audit_mismatch",
     "scope_leak",
+    "missed_notification",
+    "duplicate_notification",
+    "unexpected_notification",
+];
+
+/// The finding kinds of notification judging: judged only when the scenario subscribes.
+pub const NOTIFICATION_KINDS: [&str; 3] = [
+    "missed_notification",
+    "duplicate_notification",
+    "unexpected_notification",
 ];
 
 /// The validated objectives.
@@ -42,6 +52,13 @@ pub struct Slo {
         skip_serializing_if = "Option::is_none"
     )]
     pub visibility_lag_p99: Option<Duration>,
+    /// Write acknowledgement → notification delivery, p99 (`[subscriptions]` runs).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub notification_latency_p99: Option<Duration>,
 }
 
 /// "`percentile` of `op` at most `max`".
@@ -67,6 +84,8 @@ pub(super) struct SloFile {
     findings: BTreeMap<Spanned<String>, u64>,
     #[serde(default, with = "humantime_serde")]
     visibility_lag_p99: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    notification_latency_p99: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +141,7 @@ impl Slo {
             min_throughput: raw.min_throughput.map(Spanned::into_inner),
             findings,
             visibility_lag_p99: raw.visibility_lag_p99,
+            notification_latency_p99: raw.notification_latency_p99,
         })
     }
 

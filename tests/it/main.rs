@@ -9,6 +9,7 @@ mod mapping;
 mod mock;
 mod mock_profile;
 mod mock_smart;
+mod notify;
 mod probe;
 mod profile;
 mod proxy;

@@ -116,6 +116,13 @@ pub fn kind_meaning(kind: Kind) -> &'static str {
         Kind::AuditGap => "a write has no matching AuditEvent",
         Kind::AuditMismatch => "an AuditEvent does not match the write it records",
         Kind::ScopeLeak => "data outside the harness namespace came back",
+        Kind::MissedNotification => {
+            "a write matching a subscription got no notification within the timeout"
+        }
+        Kind::DuplicateNotification => "one write's notification was delivered more than once",
+        Kind::UnexpectedNotification => {
+            "a notification for a write that did not match or did not happen"
+        }
     }
 }
 

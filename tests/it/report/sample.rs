@@ -223,6 +223,7 @@ fn slo_spec() -> Slo {
         min_throughput: Some(100.0),
         findings: [("stale_read".to_owned(), 5)].into(),
         visibility_lag_p99: Some(Duration::from_secs(2)),
+        notification_latency_p99: None,
     }
 }
 
@@ -275,6 +276,7 @@ pub fn sample() -> Report {
         finding_counts: counts,
         visibility_lag: lag,
         checked: checked(),
+        notifications: None,
     };
     judge(&mut r);
     r
