@@ -16,7 +16,10 @@ use crate::history::Phase;
 
 /// Names the subscriptions a resource of a type matches.
 #[derive(Clone)]
-pub struct Tagger(pub Arc<dyn Fn(&str, &Value) -> Vec<String> + Send + Sync>);
+pub struct Tagger(pub Arc<TagFn>);
+
+/// The function behind a [`Tagger`]: resource type and resource → subscription names.
+pub type TagFn = dyn Fn(&str, &Value) -> Vec<String> + Send + Sync;
 
 impl std::fmt::Debug for Tagger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -107,7 +107,7 @@ impl Fault {
 }
 
 /// What the receiver does with one delivery: the first fault that fires decides.
-pub fn choose<'a>(faults: &'a [Fault], fires: impl Fn(&Fault) -> bool) -> Option<&'a Fault> {
+pub fn choose(faults: &[Fault], fires: impl Fn(&Fault) -> bool) -> Option<&Fault> {
     faults
         .iter()
         .filter(|f| f.kind != Kind::Down)

@@ -171,4 +171,5 @@ async fn the_shipped_alerts_scenario_rides_out_its_receiver_outage() {
     assert!(n.measured && n.expected > 0, "{n:?}");
     assert!(counts(r).is_empty(), "{:?}", r.findings);
     assert!(r.passed, "{:?}", r.slo);
+    crate::run::assert_valid_report(&ran.dir.join("report.json"));
 }

@@ -85,6 +85,9 @@ pub struct Gap {
     pub detail: String,
 }
 
+/// A version a write reported (if any) and how the write ended.
+type Version = (Option<String>, Said);
+
 /// A write with subscriptions, completed.
 #[derive(Clone, Debug)]
 struct Write {
@@ -107,7 +110,7 @@ pub struct Judge {
     pending: HashMap<u64, (Op, u64)>,
     writes: Vec<Write>,
     /// Every write's (type, id) → outcomes and versions, once a subscription exists.
-    written: HashMap<(String, String), Vec<(Option<String>, Said)>>,
+    written: HashMap<(String, String), Vec<Version>>,
     readback: HashMap<u64, ()>,
     /// Harness identifier → (type, id) read-back saw.
     seen: HashMap<String, (String, String)>,
