@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::{Report, SloResult, Verdict, figures, kind_name};
 use crate::check::{Finding, Kind};
-use crate::scenario::FINDING_KINDS;
+use crate::scenario::{FINDING_KINDS, NOTIFICATION_KINDS};
 
 /// Findings written out in full per failing kind.
 pub const EXAMPLES_PER_KIND: usize = 20;
@@ -207,9 +207,16 @@ fn examples(r: &Report, kind: Kind, total: u64) -> String {
 
 /// One case per finding kind the checker knows; it fails when its SLO failed (or, with
 /// no SLO for it, when there is any finding), tolerated findings go to system-out.
+/// Notification kinds only for runs with subscriptions; skipped when not measured.
 fn consistency_cases(r: &Report) -> Vec<Case> {
+    let unmeasured = r
+        .notifications
+        .as_ref()
+        .filter(|n| !n.measured)
+        .map(|n| format!("not measured: {}", n.reason.clone().unwrap_or_default()));
     FINDING_KINDS
         .iter()
+        .filter(|k| r.notifications.is_some() || !NOTIFICATION_KINDS.contains(k))
         .filter_map(|name| super::slo::kind_of(name).map(|k| (*name, k)))
         .map(|(name, kind)| {
             let count = r.finding_counts.get(&kind).copied().unwrap_or(0);
@@ -225,7 +232,9 @@ fn consistency_cases(r: &Report) -> Vec<Case> {
                 class: "fhirsurge.consistency".to_owned(),
                 name: name.to_owned(),
                 failure: failed.then(|| (message.clone(), name.to_owned(), body.clone())),
-                skipped: None,
+                skipped: unmeasured
+                    .clone()
+                    .filter(|_| NOTIFICATION_KINDS.contains(&name)),
                 out: if !failed && count > 0 {
                     format!("{message}\n{body}")
                 } else {
