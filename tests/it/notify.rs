@@ -173,3 +173,21 @@ async fn the_shipped_alerts_scenario_rides_out_its_receiver_outage() {
     assert!(r.passed, "{:?}", r.slo);
     crate::run::assert_valid_report(&ran.dir.join("report.json"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_gives_up_after_one_failure_loses_exactly_those_notifications() {
+    let faults = r#"
+[[faults]]
+kind = "notify_give_up"
+[[faults]]
+kind = "receiver_error"
+probability = 0.2
+"#;
+    let ran = run(&scenario(&format!("{SUBSCRIPTIONS}{faults}"))).await;
+    let r = &ran.report;
+    let given_up = pairs_injected(&ledger(&ran.dir), "notify_give_up");
+    assert!(!given_up.is_empty());
+    assert_eq!(pairs_found(r, Kind::MissedNotification), given_up);
+    assert_eq!(pairs_found(r, Kind::DuplicateNotification), vec![]);
+    assert_eq!(pairs_found(r, Kind::UnexpectedNotification), vec![]);
+}
