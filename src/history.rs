@@ -18,9 +18,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod content;
+mod notification;
 mod seen;
 pub use crate::vocab::interaction::{ErrorClass, Interaction, Outcome, Phase};
 pub use content::{Content, ElementDiff, SERVER_OWNED};
+pub use notification::{
+    EventsQuery, Form, Named, Notification, NotificationType, Payload, Recovery, SubscriptionMark,
+    SubscriptionState,
+};
 pub use seen::{harness_identifiers, seen};
 
 /// One line of the history.
@@ -52,6 +57,12 @@ pub enum Event {
     FaultStart(FaultMark),
     /// A fault interval ended.
     FaultStop(FaultMark),
+    /// A subscription was created, became active, failed or was deleted.
+    Subscription(SubscriptionMark),
+    /// The notification receiver got a delivery.
+    Notification(Notification),
+    /// The harness asked the server's `$events` to replay a gap.
+    EventsQuery(EventsQuery),
 }
 
 /// The `detail` of an `info` completion the harness itself gave up on: a request still
@@ -90,6 +101,10 @@ pub struct Op {
     /// The workflow step that issued it (`write_back`, `close_encounter`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// For writes: the scenario's subscriptions whose criteria what was sent matches
+    /// (a notification is due for each once the write takes effect).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 fn is_load(p: &Phase) -> bool {

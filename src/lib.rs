@@ -12,6 +12,7 @@ pub mod fhir;
 pub mod history;
 pub mod metrics;
 pub mod mock;
+pub mod notify;
 pub mod probe;
 pub mod profile;
 pub mod report;

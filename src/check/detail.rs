@@ -177,6 +177,7 @@ impl State {
             counts,
             visibility_lag: lag(std::mem::take(&mut self.lag_us), self.never_visible),
             stats: self.stats,
+            notifications: None,
         }
     }
 

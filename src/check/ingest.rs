@@ -50,7 +50,11 @@ impl State {
                 self.stats.completions_info += 1;
                 self.complete(at, Status::Info, c);
             }
-            Event::FaultStart(_) | Event::FaultStop(_) => {}
+            Event::FaultStart(_)
+            | Event::FaultStop(_)
+            | Event::Subscription(_)
+            | Event::Notification(_)
+            | Event::EventsQuery(_) => {}
         }
         self.judge_due_reads();
     }

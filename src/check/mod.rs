@@ -1,6 +1,7 @@
 //! The consistency checker: a pure function from a run's history to findings (lost,
 //! corrupted, duplicated and stale writes, writes committed despite an error, lost
-//! updates) and the visibility lag of acknowledged creates. No I/O: records come in as
+//! updates) and the visibility lag of acknowledged creates; and notification judging (`notify`)
+//! for runs with subscriptions. No I/O: records come in as
 //! an iterator, findings go out as data.
 //!
 //! It streams. Each record updates compact per-identifier and per-resource state
@@ -24,6 +25,7 @@ mod ingest;
 mod intern;
 #[cfg(test)]
 mod model;
+pub mod notify;
 mod resource;
 mod stale;
 mod state;
@@ -58,6 +60,9 @@ pub struct Outcome {
     pub counts: BTreeMap<Kind, u64>,
     pub visibility_lag: Lag,
     pub stats: Stats,
+    /// Notification judging; `None` when the history has no subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<notify::Notifications>,
 }
 
 /// One anomaly, with the history indexes that prove it.
@@ -159,16 +164,25 @@ impl Stats {
 pub fn check(records: impl IntoIterator<Item = Record>, options: &Options) -> Outcome {
     let mut state = state::State::new(options);
     let mut abandoned = std::collections::HashSet::new();
+    let mut notifications = notify::Judge::default();
     for record in records {
         if let crate::history::Event::Info(c) = &record.event
             && c.detail.as_deref() == Some(crate::history::ABANDONED)
         {
             abandoned.insert(c.invoke);
         }
+        notifications.see(&record);
         state.ingest(record);
     }
     let mut outcome = state.finish();
     withhold_abandoned(&mut outcome, &abandoned);
+    if let Some((judged, findings)) = notifications.finish() {
+        for f in &findings {
+            *outcome.counts.entry(f.kind).or_default() += 1;
+        }
+        outcome.findings.extend(findings);
+        outcome.notifications = Some(judged);
+    }
     outcome
 }
 

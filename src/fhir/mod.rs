@@ -12,6 +12,7 @@
 pub mod auth;
 mod backoff;
 mod exchange;
+pub mod manage;
 pub mod recorder;
 pub mod response;
 pub mod tls;
@@ -119,6 +120,8 @@ struct Inner {
     max_body: u64,
     /// Waits between connection attempts to a server that refuses them.
     backoff: backoff::Backoff,
+    /// Names the subscriptions each write matches (`manage`).
+    tagger: std::sync::OnceLock<manage::Tagger>,
 }
 
 /// Who is asking, and why: the context of one call.
@@ -203,6 +206,7 @@ impl Client {
                 auth,
                 max_body: DEFAULT_MAX_BODY,
                 backoff: backoff::Backoff::default(),
+                tagger: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -429,6 +433,10 @@ impl Client {
             id: id.map(str::to_owned),
             identifier: identifier.map(str::to_owned),
             content: body.map(crate::history::Content::of),
+            notify: match body {
+                Some(b) if f.is_write() => self.tags(rt, b),
+                _ => Vec::new(),
+            },
             phase: ctx.phase,
             step: ctx.step.map(str::to_owned),
             ..Op::default()

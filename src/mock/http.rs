@@ -16,7 +16,7 @@ use super::outcome::{Problem, outcome};
 use super::silent::is_type_name;
 use super::store::Version;
 use super::write::{After, Ctx, Written};
-use super::{Ehr, MAX_PAGE, emulate, render, search};
+use super::{Ehr, MAX_PAGE, emulate, notify, render, search};
 use crate::vocab::ledger::REQUEST_HEADER;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -27,6 +27,15 @@ pub fn router(ehr: Ehr) -> Router {
         .route("/", post(bundle))
         .route("/__fhirsurge/ledger", get(ledger))
         .route("/__fhirsurge/health", get(health))
+        .route("/Subscription", post(notify::routes::create))
+        .route(
+            "/Subscription/{id}",
+            get(notify::routes::read).delete(notify::routes::delete),
+        )
+        .route(
+            "/Subscription/{id}/$events",
+            get(notify::routes::events).post(notify::routes::events),
+        )
         .route("/{rt}", get(search).post(create))
         .route("/{rt}/{id}", get(read).put(update))
         .route("/{rt}/{id}/_history", get(history))

@@ -36,6 +36,7 @@ mod conn;
 mod emulate;
 mod http;
 mod index;
+pub mod notify;
 mod outcome;
 mod render;
 mod search;
@@ -79,6 +80,8 @@ pub struct Config {
     pub profile: Option<Arc<Profile>>,
     /// The audit trail: how it is exposed, the agent of unauthenticated requests.
     pub audit: audit::Config,
+    /// How notifications are delivered to subscribers (attempts, backoff, timeout).
+    pub notify: notify::Policy,
 }
 
 /// The largest page a search returns.
@@ -96,6 +99,7 @@ impl Default for Config {
             smart: None,
             profile: None,
             audit: audit::Config::default(),
+            notify: notify::Policy::default(),
         }
     }
 }
@@ -136,6 +140,8 @@ struct Shared {
     emulation: Option<emulate::Emulation>,
     /// One AuditEvent per interaction (IHE BALP).
     audit: audit::Trail,
+    /// Subscriptions and notification delivery.
+    notifier: notify::Notifier,
 }
 
 impl Shared {
@@ -153,8 +159,20 @@ impl Ehr {
         if !(1..=MAX_PAGE).contains(&config.page_size) {
             return Err(Error::PageSize(config.page_size));
         }
-        let faults = config
+        let (notify_faults, faults): (Vec<_>, Vec<_>) = config
             .faults
+            .into_iter()
+            .partition(|(_, spec)| spec.group() == crate::vocab::fault::Group::Notify);
+        let ledger = Ledger::new(config.start);
+        let notifier = notify::Notifier::new(
+            notify_faults,
+            config.seed,
+            config.start,
+            ledger.clone(),
+            config.notify,
+        )
+        .map_err(|(label, source)| Error::Fault { label, source })?;
+        let faults = faults
             .into_iter()
             .map(|(position, spec)| {
                 let label = spec.label(position);
@@ -170,13 +188,14 @@ impl Ehr {
             index: Index::new(config.shards),
             faults,
             faults_on: AtomicBool::new(true),
-            ledger: Ledger::new(config.start),
+            ledger,
             capability: capability::statement(),
             smart: config.smart.map(smart::Authority::new).transpose()?,
             emulation: config
                 .profile
                 .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
             audit: audit::Trail::new(config.audit),
+            notifier,
         };
         Ok(Ehr {
             shared: Arc::new(shared),
@@ -238,5 +257,13 @@ pub fn silent_kinds() -> Vec<&'static str> {
 
 /// Checks a fault spec for the mock: known kind, the attributes it takes, probability.
 pub fn validate_fault(spec: &Spec) -> Result<(), SpecError> {
+    if spec.group() == crate::vocab::fault::Group::Notify {
+        return notify::faults::parse(spec).map(|_| ());
+    }
     silent::validate(spec)
+}
+
+/// The notification fault kinds the mock implements (`notify_drop`, …).
+pub fn notify_kinds() -> Vec<&'static str> {
+    notify::faults::kinds()
 }

@@ -168,6 +168,9 @@ impl Shared {
                     } else {
                         state.versions.push(version.clone());
                         state.stale = None;
+                        let on = ctx.faults && self.faults_on();
+                        self.notifier
+                            .committed(&rt, &r.id, &version, ctx.request, on);
                     }
                     done(number == 1, &rt, r, version)
                 }

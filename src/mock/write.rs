@@ -328,6 +328,8 @@ impl Shared {
         v: &Version,
         ctx: Ctx,
     ) -> After {
+        self.notifier
+            .committed(rt, id, v, ctx.request, ctx.faults && self.faults_on());
         for (f, detail) in edits {
             self.record(f, rt, id, v, ctx, detail);
         }

@@ -61,6 +61,8 @@ pub(super) struct File {
     rate_limit: RateLimitFile,
     #[serde(default)]
     maintenance: Vec<MaintenanceFile>,
+    #[serde(default)]
+    subscriptions: super::notify::SubscriptionsFile,
 }
 
 impl File {
@@ -96,6 +98,7 @@ impl File {
         for m in self.maintenance {
             maintenance.push(m.validate(&ctx)?);
         }
+        let subscriptions = self.subscriptions.validate(&ctx)?;
         Ok(Profile {
             name: self.name.into_inner(),
             description: self.description,
@@ -115,6 +118,7 @@ impl File {
             resources,
             errors,
             maintenance,
+            subscriptions,
         })
     }
 }

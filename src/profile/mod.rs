@@ -25,6 +25,7 @@ mod file;
 mod identifiers;
 mod layers;
 mod limits;
+mod notify;
 mod paging;
 mod resource;
 mod rules;
@@ -49,6 +50,7 @@ pub use identifiers::{IdStyle, Identifiers};
 pub use limits::{
     DailyCap, Effect, Limit, LimitScope, Lockout, Maintenance, RateLimit, RatePolicy, Throttle,
 };
+pub use notify::{Subscriptions, Support};
 pub use paging::{CapAction, Expiry, NextLink, OverMax, Paging, ResultCap};
 pub use resource::{ResourceRules, SearchRules, Verb, is_r4_type};
 pub use rules::{
@@ -121,6 +123,8 @@ pub struct Profile {
     pub errors: Errors,
     pub rate_limit: RateLimit,
     pub maintenance: Vec<Maintenance>,
+    /// Which subscription forms the EHR delivers (`[subscriptions]`).
+    pub subscriptions: Subscriptions,
 }
 
 /// A profile that cannot be used.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::{Report, SloResult, Verdict, figures, kind_name};
 use crate::check::{Finding, Kind};
-use crate::vocab::finding::FINDING_KINDS;
+use crate::vocab::finding::{FINDING_KINDS, NOTIFICATION_KINDS};
 
 /// Findings written out in full per failing kind.
 pub const EXAMPLES_PER_KIND: usize = 20;
@@ -211,9 +211,11 @@ fn examples(r: &Report, kind: Kind, total: u64) -> String {
 
 /// One case per finding kind the checker knows; it fails when its SLO failed (or, with
 /// no SLO for it, when there is any finding), tolerated findings go to system-out.
+/// Notification kinds only for runs with subscriptions; skipped when not measured.
 fn consistency_cases(r: &Report) -> Vec<Case> {
     FINDING_KINDS
         .iter()
+        .filter(|k| r.notifications.is_some() || !NOTIFICATION_KINDS.contains(k))
         .filter_map(|name| super::slo::kind_of(name).map(|k| (*name, k)))
         .map(|(name, kind)| {
             let count = r.finding_counts.get(&kind).copied().unwrap_or(0);

@@ -82,8 +82,36 @@ pub fn render(r: &Report) -> String {
     scorecard(&mut out, r);
     failed_slos(&mut out, r);
     operations(&mut out, r);
+    notifications(&mut out, r);
     findings(&mut out, r);
     out
+}
+
+/// The notification judging, for runs with subscriptions.
+fn notifications(out: &mut String, r: &Report) {
+    let Some(n) = &r.notifications else { return };
+    out.push_str("\n## Notifications\n\n");
+    if !n.measured {
+        let reason = n.reason.as_deref().unwrap_or("");
+        let _ = writeln!(out, "Not measured: {}", escape(reason));
+        return;
+    }
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} ms"));
+    let _ = writeln!(
+        out,
+        "{} owed, {} notified in time, {} missed, {} duplicated, {} unexpected; latency p50 {}, p99 {}, max {}; {} deliveries refused by the receiver, {} redelivered; {} gaps in event numbers.",
+        n.expected,
+        n.notified,
+        n.missed,
+        n.duplicated,
+        n.unexpected,
+        ms(n.latency.p50_ms),
+        ms(n.latency.p99_ms),
+        ms(n.latency.max_ms),
+        n.refused,
+        n.redelivered,
+        n.gaps.len()
+    );
 }
 
 fn verdict(out: &mut String, r: &Report) {

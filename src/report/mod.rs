@@ -77,6 +77,9 @@ pub struct Report {
     /// Audit trail, leak and scope checks (absent from reports of older versions).
     #[serde(default)]
     pub access: access::Access,
+    /// Notification judging, for runs with `[subscriptions]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<crate::check::notify::Notifications>,
 }
 
 /// How a run stopped by a signal was wound down.

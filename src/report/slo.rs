@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::workload::CheckRan;
 use crate::check::Kind;
-use crate::vocab::finding::FINDING_KINDS;
+use crate::check::notify::Notifications;
+use crate::vocab::finding::{FINDING_KINDS, NOTIFICATION_KINDS};
 use crate::vocab::slo::Slo;
 
 /// One judged objective.
@@ -92,14 +93,17 @@ pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
             o >= min
         }));
     }
-    for kind in FINDING_KINDS {
+    for kind in FINDING_KINDS
+        .iter()
+        .filter(|k| !NOTIFICATION_KINDS.contains(k))
+    {
         let Some(k) = kind_of(kind) else { continue };
         let max = slo.max_findings(kind) as f64;
         let name = format!("{kind} <= {max}");
         if let Some(why) = (m.not_measured)(k) {
             // Asked for by name, an unmeasured objective fails: the scenario's author
             // wanted it judged. Left implicit, it neither passes nor fails.
-            let asked = slo.findings.contains_key(kind);
+            let asked = slo.findings.contains_key(*kind);
             out.push(SloResult {
                 passed: false,
                 detail: if asked {
@@ -126,6 +130,61 @@ pub fn judge(slo: &Slo, m: &Measured<'_>) -> Vec<SloResult> {
         out.push(r);
     }
     out
+}
+
+/// The notification objectives, for a run with `[subscriptions]`: each notification
+/// finding kind (0 allowed unless raised) and `notification_latency_p99`. Not measured
+/// (no subscription could be judged), an objective the scenario names fails; an implicit
+/// one neither passes nor fails.
+pub fn judge_notifications(slo: &Slo, n: Option<&Notifications>) -> Vec<SloResult> {
+    let measured = n.filter(|n| n.measured);
+    let reason = n
+        .and_then(|n| n.reason.clone())
+        .unwrap_or_else(|| "no subscription was judged".into());
+    let mut out = Vec::new();
+    for kind in NOTIFICATION_KINDS {
+        let max = slo.max_findings(kind) as f64;
+        let observed = measured.map(|n| match kind {
+            "missed_notification" => n.missed as f64,
+            "duplicate_notification" => n.duplicated as f64,
+            _ => n.unexpected as f64,
+        });
+        let r = result(
+            "findings",
+            format!("{kind} <= {max}"),
+            max,
+            observed,
+            "count",
+            |o| o <= max,
+        );
+        let asked = slo.findings.contains_key(kind);
+        out.push(not_measured_because(r, &reason, asked));
+    }
+    if let Some(max) = slo.notification_latency_p99 {
+        let target = max.as_secs_f64() * 1000.0;
+        let observed = measured.and_then(|n| n.latency.p99_ms);
+        let name = format!("notification latency p99 <= {target} ms");
+        let r = result("notification_latency", name, target, observed, "ms", |o| {
+            o <= target
+        });
+        out.push(not_measured_because(r, &reason, true));
+    }
+    out
+}
+
+fn not_measured_because(r: SloResult, reason: &str, asked: bool) -> SloResult {
+    match r.observed {
+        None if asked => SloResult {
+            detail: format!("not measured, though the scenario asks for it: {reason}"),
+            ..r
+        },
+        None => SloResult {
+            detail: format!("not measured: {reason}"),
+            not_measured: Some(reason.to_owned()),
+            ..r
+        },
+        Some(_) => r,
+    }
 }
 
 fn result(
@@ -197,6 +256,7 @@ mod tests {
             min_throughput: Some(10.0),
             findings: [("stale_read".to_owned(), 2)].into(),
             visibility_lag_p99: Some(Duration::from_secs(1)),
+            notification_latency_p99: None,
         };
         let pct = |op: &str, _p: f64| (op == "read Patient").then_some(120.0);
         let findings = |k: Kind| if k == Kind::StaleRead { 2 } else { 0 };

@@ -15,6 +15,7 @@ pub mod readback;
 pub mod recheck;
 pub mod shard;
 pub mod stack;
+pub mod subscriptions;
 pub mod visibility;
 pub mod workflow;
 
@@ -194,6 +195,21 @@ pub async fn execute_with(
         scenario.seed,
     );
     let _ = flow.prober.set(prober.clone());
+    let subs = match &scenario.subscriptions {
+        Some(config) => {
+            let setup = subscriptions::Setup {
+                config,
+                profile: &profile,
+                seed: scenario.seed,
+                start,
+                faults: stack.receiver_faults.clone(),
+                ledger: ledger.clone(),
+                shutdown: &shutdown,
+            };
+            Some(subscriptions::Live::start(setup, &client, &recorder).await?)
+        }
+        None => None,
+    };
     stack.mark_faults(&recorder, true).await;
     let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let progress = progress::spawn(progress::Gauges {
@@ -228,6 +244,9 @@ pub async fn execute_with(
         tracing::warn!("load phase: {e}");
     }
     stack.heal();
+    if let Some(s) = &subs {
+        s.heal();
+    }
     stack.mark_faults(&recorder, false).await;
     if !control.interrupt.is_stopped() {
         // A stop during the settle time ends it: the read-back's budget starts.
@@ -235,6 +254,11 @@ pub async fn execute_with(
         let _ = control
             .interrupt
             .bounded(std::time::Duration::ZERO, settle)
+            .await;
+    }
+    if let Some(s) = &subs {
+        let settled = scenario.readback.settle;
+        s.finish(&client, &recorder, settled, driven.interrupted)
             .await;
     }
 
@@ -454,6 +478,11 @@ fn assemble(
             },
         },
     );
+    let mut slo = slo;
+    if scenario.subscriptions.is_some() {
+        let n = checked.notifications.as_ref();
+        slo.extend(report::slo::judge_notifications(&scenario.slo, n));
+    }
     let summary = report::Summary {
         encounters: p.encounters,
         peak_concurrency: p.peak_concurrency,
@@ -496,6 +525,7 @@ fn assemble(
         partial_reason: None,
         stop: None,
         access: judged.access,
+        notifications: checked.notifications,
     };
     report.scorecard = report::scorecard::score(&report);
     if let Some(stop) = &p.stop {

@@ -30,6 +30,8 @@ pub struct Stack {
     proxy: Option<proxy::Proxy>,
     proxy_ledger: Ledger,
     specs: Vec<(usize, Spec)>,
+    /// Faults of the notification receiver (`receiver_*`), for `subscriptions`.
+    pub receiver_faults: Vec<(usize, Spec)>,
 }
 
 impl Stack {
@@ -42,7 +44,16 @@ impl Stack {
         shutdown: &CancellationToken,
     ) -> Result<Stack, Error> {
         let specs: Vec<(usize, Spec)> = scenario.faults.iter().cloned().enumerate().collect();
-        let (silent, network) = split_faults(&specs);
+        let (receiver_faults, others): (Vec<_>, Vec<_>) = specs
+            .iter()
+            .cloned()
+            .partition(|(_, s)| s.group() == Group::Receiver);
+        if !receiver_faults.is_empty() && scenario.subscriptions.is_none() {
+            return Err(Error::BadInput(
+                "faults: receiver_* faults need [subscriptions] (a notification receiver)".into(),
+            ));
+        }
+        let (silent, network) = split_faults(&others);
         let (target, mock) = match &scenario.target {
             Target::Mock => {
                 let config = mock::Config {
@@ -61,7 +72,7 @@ impl Stack {
             Target::Url(url) if silent.is_empty() => (url.clone(), None),
             Target::Url(_) => {
                 return Err(Error::BadInput(
-                    "faults: silent write-back failures need the built-in mock (target url = \"mock\")".into(),
+                    "faults: silent write-back and notify_* failures need the built-in mock (target url = \"mock\")".into(),
                 ));
             }
         };
@@ -89,6 +100,7 @@ impl Stack {
             proxy,
             proxy_ledger: ledger.clone(),
             specs,
+            receiver_faults,
         })
     }
 
@@ -320,12 +332,13 @@ fn mock_jwk(
 type Positioned = Vec<(usize, Spec)>;
 
 /// Splits the scenario's faults, checked when the scenario was read, between the mock
-/// (silent write-back failures) and the proxy (network and HTTP faults), by group.
+/// (silent write-back failures, notification faults) and the proxy (network and HTTP
+/// faults), by group.
 fn split_faults(specs: &[(usize, Spec)]) -> (Positioned, Positioned) {
     specs
         .iter()
         .cloned()
-        .partition(|(_, spec)| spec.group() == Group::Silent)
+        .partition(|(_, spec)| matches!(spec.group(), Group::Silent | Group::Notify))
 }
 
 /// Binds 127.0.0.1:0, serves on it until shutdown, and returns its base URL.

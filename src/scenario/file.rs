@@ -53,6 +53,8 @@ pub(super) struct File {
     auth: Option<Spanned<AuthFile>>,
     #[serde(default)]
     tls: Option<Spanned<TlsFile>>,
+    #[serde(default)]
+    subscriptions: Option<Spanned<super::subscriptions::SubscriptionsFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,6 +388,13 @@ impl File {
             slo: Slo::validate(self.slo, &at)?,
             auth,
             tls: auth::validate_tls(self.tls, &at)?,
+            subscriptions: match self.subscriptions {
+                Some(s) => {
+                    let span = s.span();
+                    Some(s.into_inner().validate(span, &at)?)
+                }
+                None => None,
+            },
         })
     }
 }

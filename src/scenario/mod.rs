@@ -3,8 +3,9 @@
 //! validated [`Scenario`] the runner uses; every error names the file, line, column and
 //! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
 //! applied here. Uses `vocab` (source locations, fault shapes, SLO targets, finding
-//! kinds) and `fhir::RetryPolicy`, `fhir::auth`, `fhir::Tls` (settings types, pending a
-//! move to `vocab`); nothing that runs.
+//! kinds), `fhir::RetryPolicy`, `fhir::auth`, `fhir::Tls` (settings types, pending a
+//! move to `vocab`), `notify::Criteria` (checks subscription criteria), `history`
+//! (subscription forms) and `profile` names; nothing that runs.
 
 mod auth;
 mod file;
@@ -12,6 +13,7 @@ mod group;
 mod plan;
 mod rate;
 mod slo;
+mod subscriptions;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -24,11 +26,12 @@ use crate::fhir::RetryPolicy;
 use crate::source::{self, SourceError};
 use crate::vocab::fault::Spec;
 
-pub use crate::vocab::finding::FINDING_KINDS;
+pub use crate::vocab::finding::{FINDING_KINDS, NOTIFICATION_KINDS};
 pub use group::{Group, group_of};
 pub use plan::TestPlan;
 pub use rate::RatePlan;
 pub use slo::{LatencySlo, Slo};
+pub use subscriptions::{Subscribe, Subscriptions};
 
 /// One validated scenario.
 #[derive(Clone, Debug)]
@@ -73,6 +76,8 @@ pub struct Scenario {
     pub auth: crate::fhir::auth::Config,
     /// Certificate verification (`[tls]`).
     pub tls: crate::fhir::Tls,
+    /// The notification receiver and the subscriptions to create (`[subscriptions]`).
+    pub subscriptions: Option<Subscriptions>,
 }
 
 /// What the harness talks to.

@@ -27,6 +27,8 @@ pub(super) struct SloFile {
     findings: BTreeMap<Spanned<String>, u64>,
     #[serde(default, with = "humantime_serde")]
     visibility_lag_p99: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    notification_latency_p99: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +84,7 @@ impl Slo {
             min_throughput: raw.min_throughput.map(Spanned::into_inner),
             findings,
             visibility_lag_p99: raw.visibility_lag_p99,
+            notification_latency_p99: raw.notification_latency_p99,
         })
     }
 }

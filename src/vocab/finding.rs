@@ -35,11 +35,18 @@ pub enum Kind {
     ScopeLeak,
     /// A narrower token was allowed an interaction outside its scopes.
     ScopeNotEnforced,
+    /// An acknowledged write matching an active subscription got no notification within
+    /// the timeout.
+    MissedNotification,
+    /// One write's notification was delivered (accepted) more than once.
+    DuplicateNotification,
+    /// A notification for a harness write that did not match, or did not happen.
+    UnexpectedNotification,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 14] = [
         Kind::LostWrite,
         Kind::CorruptedWrite,
         Kind::DuplicateWrite,
@@ -51,6 +58,9 @@ impl Kind {
         Kind::AuditMismatch,
         Kind::ScopeLeak,
         Kind::ScopeNotEnforced,
+        Kind::MissedNotification,
+        Kind::DuplicateNotification,
+        Kind::UnexpectedNotification,
     ];
 
     /// The contract name (`lost_write`), as serde writes it.
@@ -67,6 +77,9 @@ impl Kind {
             Kind::AuditMismatch => "audit_mismatch",
             Kind::ScopeLeak => "scope_leak",
             Kind::ScopeNotEnforced => "scope_not_enforced",
+            Kind::MissedNotification => "missed_notification",
+            Kind::DuplicateNotification => "duplicate_notification",
+            Kind::UnexpectedNotification => "unexpected_notification",
         }
     }
 
@@ -81,6 +94,13 @@ impl fmt::Display for Kind {
         f.write_str(self.name())
     }
 }
+
+/// The finding kinds of notification judging: judged only when the scenario subscribes.
+pub const NOTIFICATION_KINDS: [&str; 3] = [
+    Kind::MissedNotification.name(),
+    Kind::DuplicateNotification.name(),
+    Kind::UnexpectedNotification.name(),
+];
 
 /// The contract names of [`Kind::ALL`], in the same order.
 pub const FINDING_KINDS: [&str; Kind::ALL.len()] = {

@@ -25,6 +25,13 @@ pub struct Slo {
         skip_serializing_if = "Option::is_none"
     )]
     pub visibility_lag_p99: Option<Duration>,
+    /// Write acknowledgement → notification delivery, p99 (`[subscriptions]` runs).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub notification_latency_p99: Option<Duration>,
 }
 
 /// "`percentile` of `op` at most `max`".

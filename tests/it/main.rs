@@ -13,6 +13,7 @@ mod mapping;
 mod mock;
 mod mock_profile;
 mod mock_smart;
+mod notify;
 mod open_model;
 mod probe;
 mod profile;

@@ -118,6 +118,13 @@ pub fn kind_meaning(kind: Kind) -> &'static str {
         Kind::AuditMismatch => "an AuditEvent does not match the access it records",
         Kind::ScopeLeak => "a search for one patient returned another patient's data",
         Kind::ScopeNotEnforced => "a token was allowed an interaction outside its scopes",
+        Kind::MissedNotification => {
+            "a write matching a subscription got no notification within the timeout"
+        }
+        Kind::DuplicateNotification => "one write's notification was delivered more than once",
+        Kind::UnexpectedNotification => {
+            "a notification for a write that did not match or did not happen"
+        }
     }
 }
 

@@ -118,7 +118,11 @@ fn relink(event: &mut Event, remap: impl Fn(u64) -> u64) {
             }
         }
         Event::Ok(c) | Event::Fail(c) | Event::Info(c) => c.invoke = remap(c.invoke),
-        Event::FaultStart(_) | Event::FaultStop(_) => {}
+        Event::FaultStart(_)
+        | Event::FaultStop(_)
+        | Event::Subscription(_)
+        | Event::Notification(_)
+        | Event::EventsQuery(_) => {}
     }
 }
 

@@ -88,6 +88,7 @@ pub fn assemble(
         finding_counts: checked.counts,
         visibility_lag: visibility_lag(parts, checked.visibility_lag),
         checked: checked.stats,
+        notifications: checked.notifications,
         workload,
         partial: parts.iter().any(|p| p.report.partial) || !notes.missing.is_empty(),
         partial_reason: partial_reason(parts, notes),

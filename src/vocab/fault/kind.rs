@@ -19,6 +19,11 @@ pub enum Group {
     Http,
     /// Silent write-back failures, injected by the mock EHR.
     Silent,
+    /// Notification delivery faults, injected by the mock EHR's subscription notifier.
+    Notify,
+    /// The run's own notification receiver misbehaving, so a run shows whether the
+    /// server retries and redelivers.
+    Receiver,
 }
 
 /// Statuses `http_status` may answer; the first two without forwarding the request.
@@ -134,6 +139,33 @@ pub enum Kind {
     AuditWrong {},
     /// A patient-scoped search also returns another patient's resource.
     Leak {},
+    // Notify: the mock's notification delivery.
+    /// An event is never sent (its number is used: a topic subscriber sees the gap).
+    NotifyDrop {},
+    /// An accepted notification is sent again.
+    NotifyDup {},
+    /// A notification is held back for `delay`.
+    NotifyDelay {
+        #[serde(with = "humantime_serde")]
+        delay: Duration,
+    },
+    /// No retry after a failed first attempt.
+    NotifyGiveUp {},
+    // Receiver: the run's notification endpoint.
+    /// Answer `status` (400–599, default 500).
+    ReceiverError {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+    },
+    /// Read the delivery, then reset the connection without answering.
+    ReceiverReset {},
+    /// Reset every connection as soon as it is accepted, for the window.
+    ReceiverDown {},
+    /// Answer after `latency`.
+    ReceiverSlow {
+        #[serde(with = "humantime_serde")]
+        latency: Duration,
+    },
 }
 
 /// Every kind's name and group, in the order scenarios document them (the tests hold it
@@ -163,6 +195,14 @@ const TABLE: &[(&str, Group)] = &[
     ("audit_drop", Group::Silent),
     ("audit_wrong", Group::Silent),
     ("leak", Group::Silent),
+    ("notify_drop", Group::Notify),
+    ("notify_dup", Group::Notify),
+    ("notify_delay", Group::Notify),
+    ("notify_give_up", Group::Notify),
+    ("receiver_error", Group::Receiver),
+    ("receiver_reset", Group::Receiver),
+    ("receiver_down", Group::Receiver),
+    ("receiver_slow", Group::Receiver),
 ];
 
 /// The names of the kinds in these groups, in the documented order.
@@ -175,7 +215,13 @@ pub fn names(groups: &[Group]) -> Vec<&'static str> {
 }
 
 /// Every group, for [`names`].
-pub const ALL_GROUPS: &[Group] = &[Group::Network, Group::Http, Group::Silent];
+pub const ALL_GROUPS: &[Group] = &[
+    Group::Network,
+    Group::Http,
+    Group::Silent,
+    Group::Notify,
+    Group::Receiver,
+];
 
 impl Kind {
     /// The injector that owns this kind.
@@ -203,6 +249,10 @@ impl Kind {
             | AuditDrop {}
             | AuditWrong {}
             | Leak {} => Group::Silent,
+            NotifyDrop {} | NotifyDup {} | NotifyDelay { .. } | NotifyGiveUp {} => Group::Notify,
+            ReceiverError { .. } | ReceiverReset {} | ReceiverDown {} | ReceiverSlow { .. } => {
+                Group::Receiver
+            }
         }
     }
 
@@ -234,17 +284,25 @@ impl Kind {
             AuditDrop {} => "audit_drop",
             AuditWrong {} => "audit_wrong",
             Leak {} => "leak",
+            NotifyDrop {} => "notify_drop",
+            NotifyDup {} => "notify_dup",
+            NotifyDelay { .. } => "notify_delay",
+            NotifyGiveUp {} => "notify_give_up",
+            ReceiverError { .. } => "receiver_error",
+            ReceiverReset {} => "receiver_reset",
+            ReceiverDown {} => "receiver_down",
+            ReceiverSlow { .. } => "receiver_slow",
         }
     }
 
     /// Whether the kind may be limited to some resource types (`resource_types`).
     pub fn takes_resource_types(&self) -> bool {
-        self.group() != Group::Network
+        !matches!(self.group(), Group::Network | Group::Receiver)
     }
 
     /// Whether the kind reads `stream` (TCP toxics act on one direction).
     pub fn takes_stream(&self) -> bool {
-        self.group() != Group::Silent
+        matches!(self.group(), Group::Network | Group::Http)
     }
 
     /// Values in range, once the attribute set is known to fit the kind.
@@ -274,9 +332,19 @@ impl Kind {
             } if !matches!(status, 429 | 503) => {
                 Err(invalid("retry_after", "only goes with status 429 or 503"))
             }
-            Kind::DelayedVisibility { delay } | Kind::StaleRead { delay } if delay.is_zero() => {
+            Kind::DelayedVisibility { delay }
+            | Kind::StaleRead { delay }
+            | Kind::NotifyDelay { delay }
+                if delay.is_zero() =>
+            {
                 Err(invalid("delay", "must be more than 0"))
             }
+            Kind::ReceiverError {
+                status: Some(status),
+            } if !(400..=599).contains(status) => Err(invalid(
+                "status",
+                format!("{status} is not an error status (400–599)"),
+            )),
             _ => Ok(()),
         }
     }
@@ -301,9 +369,9 @@ mod tests {
             table.insert("kind".into(), (*name).into());
             // Give each kind what it needs so that the bare kind parses.
             let needs: &[(&str, serde_json::Value)] = match *name {
-                "latency" | "stall" => &[("latency", serde_json::json!("1s"))],
+                "latency" | "stall" | "receiver_slow" => &[("latency", serde_json::json!("1s"))],
                 "bandwidth" => &[("rate", serde_json::json!(1))],
-                "slow_close" | "delayed_visibility" | "stale_read" => {
+                "slow_close" | "delayed_visibility" | "stale_read" | "notify_delay" => {
                     &[("delay", serde_json::json!("1s"))]
                 }
                 "slicer" => &[("average_size", serde_json::json!(10))],

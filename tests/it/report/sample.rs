@@ -223,6 +223,7 @@ fn slo_spec() -> Slo {
         min_throughput: Some(100.0),
         findings: [("stale_read".to_owned(), 5)].into(),
         visibility_lag_p99: Some(Duration::from_secs(2)),
+        notification_latency_p99: None,
     }
 }
 
@@ -286,6 +287,7 @@ pub fn sample() -> Report {
         partial_reason: None,
         stop: None,
         access: Default::default(),
+        notifications: None,
     };
     judge(&mut r);
     r

@@ -1,0 +1,193 @@
+//! Notification integrity, whole runs against the mock EHR on loopback: the mock delivers
+//! rest-hook and Backport IG notifications over real HTTP to the run's receiver; its
+//! `notify_*` faults and the receiver's own faults are the ground truth the judged
+//! findings are scored against.
+
+use std::collections::BTreeMap;
+
+use fhirsurge::check::Kind;
+use fhirsurge::fault::Entry;
+
+use crate::run::{run, scenario};
+
+const SUBSCRIPTIONS: &str = r#"
+[subscriptions]
+timeout = "1500ms"
+activation = "3s"
+[[subscriptions.subscribe]]
+name = "finished"
+criteria = "Encounter?status=finished"
+payload = "full_resource"
+[[subscriptions.subscribe]]
+name = "conditions"
+form = "topic"
+topic = "http://example.org/fhir/SubscriptionTopic/condition-written"
+criteria = "Condition"
+payload = "id_only"
+"#;
+
+fn ledger(dir: &std::path::Path) -> Vec<Entry> {
+    serde_json::from_slice(&std::fs::read(dir.join("ledger.json")).unwrap()).unwrap()
+}
+
+fn counts(r: &fhirsurge::report::Report) -> BTreeMap<Kind, u64> {
+    r.finding_counts.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_faults_every_notification_arrives_once_and_nothing_else() {
+    let ran = run(&scenario(SUBSCRIPTIONS)).await;
+    let r = &ran.report;
+    let n = r.notifications.as_ref().expect("judged");
+    assert!(n.measured, "{n:?}");
+    assert!(n.expected > 5, "{n:?}");
+    assert_eq!(n.notified, n.expected, "{n:?}");
+    assert!(counts(r).is_empty(), "{:?}", r.findings);
+    assert!(n.latency.p50_ms.is_some());
+    assert!(n.gaps.is_empty());
+    assert!(r.passed, "{:?}", r.slo);
+}
+
+/// Findings of `kind` as (type, id) pairs, and ledger entries of `fault` likewise.
+fn pairs_found(r: &fhirsurge::report::Report, kind: Kind) -> Vec<(String, String)> {
+    let mut v: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == kind)
+        .map(|f| (f.resource_type.clone(), f.id.clone().unwrap_or_default()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn pairs_injected(entries: &[Entry], kind: &str) -> Vec<(String, String)> {
+    let mut v: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| {
+            (
+                e.resource_type.clone().unwrap_or_default(),
+                e.id.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_duplicated_notifications_are_each_reported_and_nothing_else() {
+    let faults = r#"
+[[faults]]
+kind = "notify_drop"
+probability = 0.2
+[[faults]]
+kind = "notify_dup"
+probability = 0.2
+"#;
+    let ran = run(&scenario(&format!("{SUBSCRIPTIONS}{faults}"))).await;
+    let r = &ran.report;
+    let truth = ledger(&ran.dir);
+    let dropped = pairs_injected(&truth, "notify_drop");
+    let duplicated = pairs_injected(&truth, "notify_dup");
+    assert!(!dropped.is_empty() && !duplicated.is_empty(), "{truth:?}");
+    assert_eq!(pairs_found(r, Kind::MissedNotification), dropped);
+    assert_eq!(pairs_found(r, Kind::DuplicateNotification), duplicated);
+    assert_eq!(pairs_found(r, Kind::UnexpectedNotification), vec![]);
+    let n = r.notifications.as_ref().unwrap();
+    // Drops in the topic subscription leave gaps in its event numbers; the mock keeps
+    // every event, so `$events` recovers each gap it was asked about.
+    assert!(n.gaps.iter().all(|g| g.recovery.is_some()), "{:?}", n.gaps);
+    assert!(!r.passed, "missed notifications fail the SLO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_delay_is_the_reported_latency() {
+    let faults = r#"
+[[faults]]
+kind = "notify_delay"
+delay = "200ms"
+"#;
+    // One user: the latency measured is the server's, not a loaded 2-core test machine's.
+    let mut s = scenario(&format!("{SUBSCRIPTIONS}{faults}"));
+    s.apply(&fhirsurge::scenario::Overrides {
+        users: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let ran = run(&s).await;
+    let n = ran.report.notifications.as_ref().unwrap();
+    let p50 = n.latency.p50_ms.unwrap();
+    assert!(
+        (p50 - 200.0).abs() <= 10.0,
+        "p50 {p50} ms for an injected 200 ms"
+    );
+    assert!(counts(&ran.report).is_empty(), "{:?}", ran.report.findings);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_makes_the_server_retry_and_nothing_is_lost() {
+    let faults = r#"
+[[faults]]
+kind = "receiver_error"
+probability = 0.1
+[[faults]]
+kind = "receiver_reset"
+probability = 0.05
+"#;
+    // A timeout longer than the mock's retry span (0.1 + 0.2 + 0.4 + 0.8 + 1.6 s): a
+    // notification is lost only if all six attempts fail (0.15^6 each).
+    let subs = SUBSCRIPTIONS.replace("1500ms", "4s");
+    let ran = run(&scenario(&format!("{subs}{faults}"))).await;
+    let r = &ran.report;
+    let n = r.notifications.as_ref().unwrap();
+    let truth = ledger(&ran.dir);
+    let injected = truth
+        .iter()
+        .filter(|e| e.kind.starts_with("receiver_"))
+        .count() as u64;
+    assert!(injected > 0);
+    assert_eq!(
+        n.refused, injected,
+        "every refused delivery is in the ledger"
+    );
+    assert!(n.redelivered > 0, "{n:?}");
+    assert_eq!(n.notified, n.expected, "{n:?}");
+    assert!(counts(r).is_empty(), "{:?}", r.findings);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_alerts_scenario_rides_out_its_receiver_outage() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/alerts.toml");
+    let mut s = fhirsurge::scenario::Scenario::load(&path).unwrap();
+    s.apply(&fhirsurge::scenario::Overrides {
+        duration: Some(std::time::Duration::from_secs(4)),
+        ..Default::default()
+    })
+    .unwrap();
+    let ran = run(&s).await;
+    let r = &ran.report;
+    let n = r.notifications.as_ref().unwrap();
+    assert!(n.measured && n.expected > 0, "{n:?}");
+    assert!(counts(r).is_empty(), "{:?}", r.findings);
+    assert!(r.passed, "{:?}", r.slo);
+    crate::run::assert_valid_report(&ran.dir.join("report.json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_gives_up_after_one_failure_loses_exactly_those_notifications() {
+    let faults = r#"
+[[faults]]
+kind = "notify_give_up"
+[[faults]]
+kind = "receiver_error"
+probability = 0.2
+"#;
+    let ran = run(&scenario(&format!("{SUBSCRIPTIONS}{faults}"))).await;
+    let r = &ran.report;
+    let given_up = pairs_injected(&ledger(&ran.dir), "notify_give_up");
+    assert!(!given_up.is_empty());
+    assert_eq!(pairs_found(r, Kind::MissedNotification), given_up);
+    assert_eq!(pairs_found(r, Kind::DuplicateNotification), vec![]);
+    assert_eq!(pairs_found(r, Kind::UnexpectedNotification), vec![]);
+}
