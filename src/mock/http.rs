@@ -12,11 +12,10 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::conn::ConnHandle;
-use super::outcome::{Problem, outcome};
+use super::outcome::Problem;
 use super::silent::is_type_name;
-use super::store::Version;
-use super::write::{After, Ctx, Written};
-use super::{Ehr, MAX_PAGE, emulate, notify, render, search};
+use super::write::{After, Ctx};
+use super::{Ehr, emulate, notify, render};
 use crate::vocab::ledger::REQUEST_HEADER;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -37,10 +36,13 @@ pub fn router(ehr: Ehr) -> Router {
             get(notify::routes::events).post(notify::routes::events),
         )
         .route("/{rt}", get(search).post(create))
-        .route("/{rt}/{id}", get(read).put(update))
+        .route(
+            "/{rt}/{id}",
+            get(read).put(update).patch(patch).delete(delete),
+        )
         .route("/{rt}/{id}/_history", get(history))
         .route("/{rt}/{id}/_history/{vid}", get(vread));
-    // An emulated EHR profile gates every route (rate limits, unsupported interactions).
+    // The EHR profile gates every route (rate limits, unsupported interactions).
     emulate::layer(routes, &ehr)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -116,18 +118,7 @@ pub fn fhir(status: StatusCode, body: Bytes) -> Response {
     r
 }
 
-/// `ETag` and `Last-Modified` of a version.
-fn version_headers(r: &mut Response, v: &Version) {
-    let h = r.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", v.number)) {
-        h.insert(header::ETAG, etag);
-    }
-    if let Ok(m) = HeaderValue::from_str(&v.http_date) {
-        h.insert(header::LAST_MODIFIED, m);
-    }
-}
-
-/// The failure planned after a commit, for both faces of the mock: the connection reset
+/// The failure planned after a commit: the connection reset
 /// (the answer is then never seen) or a 500 to send instead of the answer.
 pub fn after_commit(after: After, conn: Option<&ConnHandle>) -> Option<Response> {
     match after {
@@ -149,46 +140,6 @@ pub fn after_commit(after: After, conn: Option<&ConnHandle>) -> Option<Response>
     }
 }
 
-/// The answer to a write, as `Prefer` asks; or, after a commit, the failure planned.
-pub fn written(w: &Written, base: &str, ret: Return, conn: Option<&ConnHandle>) -> Response {
-    if let Some(failed) = after_commit(w.after, conn) {
-        return failed;
-    }
-    let status = if w.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let v = &w.version;
-    let mut r = match ret {
-        Return::Representation => fhir(status, v.body.clone()),
-        Return::Minimal => {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = status;
-            r
-        }
-        Return::Outcome => {
-            let verb = if w.created { "created" } else { "updated" };
-            let text = format!("{verb} {}/{} version {}", w.resource_type, w.id, v.number);
-            let body = serde_json::to_vec(&outcome("information", "informational", &text))
-                .unwrap_or_default();
-            fhir(status, Bytes::from(body))
-        }
-    };
-    let location = format!("{base}{}/{}/_history/{}", w.resource_type, w.id, v.number);
-    if let Ok(l) = HeaderValue::from_str(&location) {
-        r.headers_mut().insert(header::LOCATION, l);
-    }
-    version_headers(&mut r, v);
-    r
-}
-
-fn version(v: &Version) -> Response {
-    let mut r = fhir(StatusCode::OK, v.body.clone());
-    version_headers(&mut r, v);
-    r
-}
-
 async fn metadata(State(ehr): State<Ehr>) -> Response {
     fhir(StatusCode::OK, ehr.shared.capability.clone())
 }
@@ -200,27 +151,11 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
-        return emulate::create(&ehr.shared, emu, &rt, conn.as_deref(), &headers, &body);
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
     }
-    let result = known_type(&rt).and_then(|()| {
-        let resource = parse_body(&body)?;
-        let ctx = Ctx {
-            request: request_id(&headers),
-            faults: true,
-            can_reset: conn.is_some(),
-            hold: None,
-        };
-        match headers.get("if-none-exist").map(|v| v.to_str()) {
-            Some(Ok(q)) => ehr.shared.conditional_create(&rt, resource, q, ctx),
-            Some(Err(_)) => Err(Problem::bad("If-None-Exist is not text")),
-            None => ehr.shared.create(&rt, resource, ctx),
-        }
-    });
-    match result {
-        Ok(w) => written(&w, &base(&headers), prefer(&headers), conn.as_deref()),
-        Err(p) => p.into_response(),
-    }
+    let s = &ehr.shared;
+    emulate::create(s, &s.emulation, &rt, conn.as_deref(), &headers, &body)
 }
 
 async fn update(
@@ -230,25 +165,51 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
-        let conn = conn.as_deref();
-        return emulate::update(&ehr.shared, emu, (&rt, &id), conn, &headers, &body);
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
     }
-    let result = known_type(&rt).and_then(|()| {
-        let resource = parse_body(&body)?;
-        let ctx = Ctx {
-            request: request_id(&headers),
-            faults: true,
-            can_reset: conn.is_some(),
-            hold: None,
-        };
-        let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-        ehr.shared.update(&rt, &id, resource, if_match, ctx)
-    });
-    match result {
-        Ok(w) => written(&w, &base(&headers), prefer(&headers), conn.as_deref()),
-        Err(p) => p.into_response(),
+    let s = &ehr.shared;
+    emulate::update(
+        s,
+        &s.emulation,
+        (&rt, &id),
+        conn.as_deref(),
+        &headers,
+        &body,
+    )
+}
+
+async fn patch(
+    State(ehr): State<Ehr>,
+    Path((rt, id)): Path<(String, String)>,
+    conn: Option<Extension<ConnHandle>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
     }
+    let s = &ehr.shared;
+    emulate::patch(
+        s,
+        &s.emulation,
+        (&rt, &id),
+        conn.as_deref(),
+        &headers,
+        &body,
+    )
+}
+
+async fn delete(
+    State(ehr): State<Ehr>,
+    Path((rt, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
+    }
+    let s = &ehr.shared;
+    emulate::delete(s, &s.emulation, (&rt, &id), &headers)
 }
 
 async fn read(
@@ -256,23 +217,20 @@ async fn read(
     Path((rt, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
-        return emulate::read(&ehr.shared, emu, &rt, &id, &headers);
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
     }
-    match known_type(&rt).and_then(|()| ehr.shared.read(&rt, &id, request_id(&headers))) {
-        Ok(v) => version(&v),
-        Err(p) => p.into_response(),
-    }
+    emulate::read(&ehr.shared, &ehr.shared.emulation, &rt, &id, &headers)
 }
 
 async fn vread(
     State(ehr): State<Ehr>,
     Path((rt, id, vid)): Path<(String, String, String)>,
 ) -> Response {
-    match known_type(&rt).and_then(|()| ehr.shared.vread(&rt, &id, &vid)) {
-        Ok(v) => version(&v),
-        Err(p) => p.into_response(),
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
     }
+    emulate::vread(&ehr.shared, &ehr.shared.emulation, (&rt, &id, &vid))
 }
 
 async fn history(
@@ -295,22 +253,11 @@ async fn search(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let (Some(emu), Ok(())) = (&ehr.shared.emulation, known_type(&rt)) {
-        return emulate::search(&ehr.shared, emu, &rt, query.as_deref(), &headers);
+    if let Err(p) = known_type(&rt) {
+        return p.into_response();
     }
-    let result = known_type(&rt).and_then(|()| {
-        let s = &ehr.shared;
-        let q = search::parse(&rt, query.as_deref().unwrap_or(""), s.page_size, MAX_PAGE)
-            .map_err(|e| Problem::bad(e.to_string()))?;
-        let page = search::run(&s.store, &s.index, &rt, &q, |state| {
-            s.visible(state.hidden_until)
-        });
-        Ok(render::searchset(&base(&headers), &rt, &q, &page))
-    });
-    match result {
-        Ok(body) => fhir(StatusCode::OK, body),
-        Err(p) => p.into_response(),
-    }
+    let s = &ehr.shared;
+    emulate::search(s, &s.emulation, &rt, query.as_deref(), &headers)
 }
 
 async fn bundle(State(ehr): State<Ehr>, headers: HeaderMap, body: Bytes) -> Response {

@@ -2,11 +2,19 @@
 //! sharded, with silent write-back failures switched on by probability and a ground-truth
 //! ledger of every fault that reached the harness.
 //!
-//! With no faults it behaves as a correct FHIR server: opaque ids, `versionId` per write,
-//! `If-Match` and `If-None-Exist` (atomic), read/vread/history, indexed searches with
-//! stable paging, transaction (all-or-nothing, `urn:uuid:` references resolved) and batch
-//! Bundles. The rules it enforces beyond JSON shape (answered 422): an Observation needs
-//! `status` and `code`. DELETE and other methods answer 405.
+//! It always runs an EHR profile (`Config::profile`, the shipped `us-core` baseline when
+//! none is named) through one path: the profile's gate, write answers and paging
+//! (`emulate`) over one store, and a CapabilityStatement (`capability`) and SMART
+//! configuration generated from the same profile, so `fhirsurge probe --profile P`
+//! agrees with the mock running P. With us-core and no faults it behaves as a correct
+//! FHIR server: opaque ids, `versionId` per write, `If-Match` and `If-None-Exist`
+//! (atomic), read/vread/history, indexed searches with stable paging (Patient
+//! demographics matched on the resource, `demographic`), transaction (all-or-nothing,
+//! `urn:uuid:` references resolved) and batch Bundles, DELETE (a tombstone version: 410
+//! Gone after, in `_history`, out of searches) and JSON Patch (`amend`, `patch`). The
+//! rules it enforces beyond JSON shape (answered 422): an Observation needs `status` and
+//! `code`. An interaction the profile does not support answers 405 with an
+//! OperationOutcome.
 //!
 //! Silent failures (`silent::KINDS`) apply to single creates and updates (a conditional
 //! create only when it creates); `partial_transaction` applies to transaction Bundles;
@@ -22,28 +30,32 @@
 //! `audit_wrong` falsify that trail and `leak` adds another patient's resource to a
 //! patient-scoped search, each in the ledger.
 //!
-//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. With an EHR
-//! profile (`Config::profile`) the mock also behaves like that EHR, driven only by the
-//! profile's data: see `emulate`. Without one it is the us-core baseline.
+//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. Without
+//! it, a profile with SMART still has its SMART configuration served (its front door),
+//! with a token endpoint that says the mock issues no tokens.
 //!
 //! Uses `vocab` (fault specs, the ledger, interaction kinds, seeds) and `profile` (the
 //! emulated EHR's behaviour); no other module of the crate.
 
+mod amend;
 pub mod audit;
 mod bundle;
 mod capability;
 mod conn;
+mod demographic;
 mod emulate;
 mod http;
 mod index;
 pub mod notify;
 mod outcome;
+mod patch;
 mod render;
 mod search;
 mod silent;
 pub mod smart;
 mod store;
 mod transaction;
+mod versions;
 mod write;
 
 use std::sync::Arc;
@@ -74,15 +86,20 @@ pub struct Config {
     /// `_count` when a search gives none (at most [`MAX_PAGE`]), unless the profile
     /// says otherwise.
     pub page_size: usize,
-    /// SMART Backend Services in front of the FHIR API (`None`: no auth).
+    /// SMART Backend Services in front of the FHIR API (`None`: no auth; the SMART
+    /// configuration of a profile with SMART is still served, see `discovery`).
     pub smart: Option<smart::Config>,
-    /// The EHR to emulate; `None` = the us-core baseline (a spec-following server).
+    /// The EHR the mock behaves as; `None` = the shipped `us-core` baseline (a
+    /// spec-following server).
     pub profile: Option<Arc<Profile>>,
     /// The audit trail: how it is exposed, the agent of unauthenticated requests.
     pub audit: audit::Config,
     /// How notifications are delivered to subscribers (attempts, backoff, timeout).
     pub notify: notify::Policy,
 }
+
+/// The profile the mock runs when the configuration names none.
+pub const DEFAULT_PROFILE: &str = "us-core";
 
 /// The largest page a search returns.
 pub const MAX_PAGE: usize = 200;
@@ -115,6 +132,8 @@ pub enum Error {
     PageSize(usize),
     #[error(transparent)]
     Smart(#[from] smart::Error),
+    #[error("mock: {0}")]
+    Profile(#[from] crate::profile::Error),
 }
 
 /// A running mock EHR. Cloning shares it.
@@ -136,8 +155,8 @@ struct Shared {
     ledger: Ledger,
     capability: Bytes,
     smart: Option<smart::Authority>,
-    /// The EHR profile emulated, if any.
-    emulation: Option<emulate::Emulation>,
+    /// The EHR profile the mock behaves as, and the state that behaviour keeps.
+    emulation: emulate::Emulation,
     /// One AuditEvent per interaction (IHE BALP).
     audit: audit::Trail,
     /// Subscriptions and notification delivery.
@@ -172,6 +191,10 @@ impl Ehr {
             config.notify,
         )
         .map_err(|(label, source)| Error::Fault { label, source })?;
+        let profile = match config.profile {
+            Some(p) => p,
+            None => Arc::new(Profile::load(DEFAULT_PROFILE)?),
+        };
         let faults = faults
             .into_iter()
             .map(|(position, spec)| {
@@ -189,11 +212,9 @@ impl Ehr {
             faults,
             faults_on: AtomicBool::new(true),
             ledger,
-            capability: capability::statement(),
+            capability: capability::statement(&profile),
             smart: config.smart.map(smart::Authority::new).transpose()?,
-            emulation: config
-                .profile
-                .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
+            emulation: emulate::Emulation::new(profile, config.seed, config.start),
             audit: audit::Trail::new(config.audit),
             notifier,
         };
@@ -218,7 +239,7 @@ impl Ehr {
         let router = http::router(self.clone());
         let router = match &self.shared.smart {
             Some(authority) => smart::wrap(router, authority.clone()),
-            None => router,
+            None => smart::describe(router, &self.shared.emulation.profile),
         };
         audit::wrap(router, self.clone())
     }
@@ -242,10 +263,7 @@ impl std::fmt::Debug for Ehr {
             .field("seed", &s.seed)
             .field("faults", &faults)
             .field("faults_on", &s.faults_on())
-            .field(
-                "profile",
-                &s.emulation.as_ref().map(|e| e.profile.name.as_str()),
-            )
+            .field("profile", &s.emulation.profile.name)
             .finish_non_exhaustive()
     }
 }

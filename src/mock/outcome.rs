@@ -36,6 +36,15 @@ impl Problem {
         )
     }
 
+    /// 410: the resource was deleted.
+    pub fn gone(resource_type: &str, id: &str) -> Problem {
+        Self::new(
+            StatusCode::GONE,
+            "deleted",
+            format!("{resource_type}/{id} was deleted"),
+        )
+    }
+
     /// 412: a precondition (`If-Match`, `If-None-Exist`) does not hold.
     pub fn precondition(text: impl Into<String>) -> Problem {
         Self::new(StatusCode::PRECONDITION_FAILED, "conflict", text)

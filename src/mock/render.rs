@@ -92,12 +92,14 @@ pub fn history(base: &str, rt: &str, id: &str, versions: &[Arc<Version>]) -> Byt
         }
         out.extend_from_slice(br#"{"fullUrl":"#);
         string(&mut out, &url);
-        out.extend_from_slice(br#","resource":"#);
-        out.extend_from_slice(&v.body);
-        let (method, path, status) = if v.created {
-            ("POST", rt.to_owned(), "201 Created")
-        } else {
-            ("PUT", format!("{rt}/{id}"), "200 OK")
+        if !v.deleted {
+            out.extend_from_slice(br#","resource":"#);
+            out.extend_from_slice(&v.body);
+        }
+        let (method, path, status) = match (v.deleted, v.created) {
+            (true, _) => ("DELETE", format!("{rt}/{id}"), "204 No Content"),
+            (false, true) => ("POST", rt.to_owned(), "201 Created"),
+            (false, false) => ("PUT", format!("{rt}/{id}"), "200 OK"),
         };
         let _ = write!(out, r#","request":{{"method":"{method}","url":"#);
         string(&mut out, &path);
@@ -182,6 +184,7 @@ mod tests {
                 keys: Box::new([]),
                 identifier: None,
                 created,
+                deleted: false,
             })
         };
         let b: Value = serde_json::from_slice(&history(

@@ -1,11 +1,14 @@
 //! Searches: parsing a query string into criteria (pure), and running it over the index
 //! and the store. Results are ordered by a stable sort key and paged by keyset cursor
 //! (`_cursor` = the key of the last entry of the previous page), so a page walk returns
-//! every match exactly once even while resources are created. Depends on `index` and
-//! `store`.
+//! every match exactly once even while resources are created. Depends on `index`,
+//! `store` and `demographic` (Patient parameters matched on the resource).
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use super::demographic::{self, Param};
 use super::index::{self, Field, Index};
 use super::store::{Resource, State, Store, Version};
 
@@ -39,6 +42,8 @@ pub enum Criterion {
     Keys(Field, Vec<String>),
     /// Any of these ids.
     Ids(Vec<String>),
+    /// A demographic parameter, matched against the stored resource (not indexed).
+    Demographic(Param, Vec<String>),
 }
 
 /// The order of results.
@@ -74,7 +79,7 @@ pub struct Query {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     #[error(
-        "unknown search parameter `{0}` (supported: _id, identifier, patient, subject, encounter, code, category, _count, _summary=count, _sort=[-]_lastUpdated)"
+        "unknown search parameter `{0}` (supported: _id, identifier, patient, subject, encounter, code, category, _count, _summary=count, _sort=[-]_lastUpdated; on Patient also name, family, given, birthdate, gender, phone, email, address-postalcode)"
     )]
     Unknown(String),
     #[error("search parameter `{param}`: {reason}")]
@@ -104,6 +109,14 @@ pub fn parse(
             q.echo.push((name.to_string(), value.to_string()));
         }
         let values = || value.split(',').filter(|v| !v.is_empty());
+        if let Some(param) = Param::of(resource_type, &name) {
+            let checked = values().map(|v| param.value(v).map_err(bad));
+            q.criteria.push(Criterion::Demographic(
+                param,
+                checked.collect::<Result<_, _>>()?,
+            ));
+            continue;
+        }
         let criterion = match name.as_ref() {
             "_id" => Criterion::Ids(values().map(str::to_owned).collect()),
             "identifier" => token(Field::Identifier, resource_type, values()),
@@ -192,10 +205,29 @@ fn parse_cursor(text: &str) -> Option<SortKey> {
 
 /// Whether a resource's version satisfies every criterion.
 pub fn matches(criteria: &[Criterion], resource: &Resource, version: &Version) -> bool {
+    let mut body: Option<Value> = None;
     criteria.iter().all(|c| match c {
         Criterion::Keys(_, keys) => keys.iter().any(|k| version.keys.binary_search(k).is_ok()),
         Criterion::Ids(ids) => ids.contains(&resource.id),
+        Criterion::Demographic(param, values) => {
+            let parsed = body.get_or_insert_with(|| {
+                serde_json::from_slice(&version.body).unwrap_or(Value::Null)
+            });
+            param.matches(parsed, values)
+        }
     })
+}
+
+/// The search parameters of a type (name, FHIR type, what it matches).
+pub fn params(
+    resource_type: &str,
+) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    let demographic: &[_] = if resource_type == "Patient" {
+        demographic::PARAMS
+    } else {
+        &[]
+    };
+    PARAMS.iter().chain(demographic)
 }
 
 /// The condition of a conditional create (`If-None-Exist`, `ifNoneExist`): a query that
@@ -351,7 +383,7 @@ fn candidates(
         .iter()
         .filter_map(|c| match c {
             Criterion::Keys(_, keys) => Some(keys),
-            Criterion::Ids(_) => None,
+            Criterion::Ids(_) | Criterion::Demographic(..) => None,
         })
         .min_by_key(|keys| keys.iter().map(|k| index.len(k)).sum::<usize>());
     let type_key = [index::key(Field::Type, resource_type, &[])];

@@ -28,8 +28,10 @@ pub struct Version {
     pub keys: Box<[String]>,
     /// The harness identifier (`system|value`), for the ledger.
     pub identifier: Option<String>,
-    /// Written by `POST` (true) or `PUT`.
+    /// Written by `POST` (true) or `PUT` / `PATCH`.
     pub created: bool,
+    /// A deletion (`DELETE`): a tombstone with an empty body, no index keys.
+    pub deleted: bool,
 }
 
 /// A read that should be served from an older version (`stale_read`).
@@ -76,8 +78,19 @@ impl Holding {
 }
 
 impl State {
+    /// The live version: `None` when nothing was stored or the resource is deleted.
     pub fn current(&self) -> Option<&Arc<Version>> {
+        self.versions.last().filter(|v| !v.deleted)
+    }
+
+    /// The newest version, a deletion included (the next version number follows it).
+    pub fn latest(&self) -> Option<&Arc<Version>> {
         self.versions.last()
+    }
+
+    /// Whether the newest version is a deletion.
+    pub fn deleted(&self) -> bool {
+        self.latest().is_some_and(|v| v.deleted)
     }
 }
 

@@ -148,7 +148,7 @@ impl Shared {
                 Target::Existing(r, v) => done(false, &rt, r, v.clone()),
                 Target::New(r) | Target::Put(r) => {
                     let state = &mut guards[slot(r)];
-                    let number = state.current().map_or(1, |v| v.number + 1);
+                    let number = state.latest().map_or(1, |v| v.number + 1);
                     let version = self.version(
                         &rt,
                         &r.id,

@@ -162,7 +162,7 @@ impl Shared {
             Write::Create
         };
         let plan = self.plan(write, rt, &resource, ctx);
-        let number = current.as_ref().map_or(1, |v| v.number + 1);
+        let number = state.latest().map_or(1, |v| v.number + 1);
         if let Some(f) = plan.drop {
             drop(state);
             let version = self.version(rt, id, number, resource, false);
@@ -222,6 +222,9 @@ impl Shared {
             .ok_or_else(|| Problem::not_found(rt, id))?;
         let (served, stale) = {
             let mut state = r.lock();
+            if state.deleted() {
+                return Err(Problem::gone(rt, id));
+            }
             let current = state
                 .current()
                 .cloned()
@@ -256,39 +259,6 @@ impl Shared {
             });
         }
         Ok(served)
-    }
-
-    /// `GET /Type/id/_history/v`.
-    pub fn vread(&self, rt: &str, id: &str, number: &str) -> Result<Arc<Version>, Problem> {
-        let missing = || {
-            Problem::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not-found",
-                format!("{rt}/{id}/_history/{number} is not known"),
-            )
-        };
-        let r = self.store.get(rt, id).ok_or_else(missing)?;
-        let n: u64 = number.parse().map_err(|_| missing())?;
-        let state = r.lock();
-        state
-            .versions
-            .iter()
-            .find(|v| v.number == n)
-            .cloned()
-            .ok_or_else(missing)
-    }
-
-    /// `GET /Type/id/_history`: every version, newest first.
-    pub fn history(&self, rt: &str, id: &str) -> Result<Vec<Arc<Version>>, Problem> {
-        let r = self
-            .store
-            .get(rt, id)
-            .ok_or_else(|| Problem::not_found(rt, id))?;
-        let state = r.lock();
-        if state.versions.is_empty() {
-            return Err(Problem::not_found(rt, id));
-        }
-        Ok(state.versions.iter().rev().cloned().collect())
     }
 
     /// Whether a resource may show in searches now.
@@ -416,6 +386,7 @@ impl Shared {
             keys,
             identifier,
             created,
+            deleted: false,
         })
     }
 }
@@ -537,6 +508,7 @@ mod tests {
             keys: Box::new([]),
             identifier: None,
             created: false,
+            deleted: false,
         };
         for tag in ["W/\"2\"", "\"2\"", "2"] {
             assert!(check_if_match(Some(tag), Some(&v)).is_ok(), "{tag}");

@@ -369,9 +369,14 @@ async fn refusals_are_operation_outcomes_with_the_right_status() {
                 .await,
             400,
         ),
-        (m.send(m.http.delete(m.url("Patient/chosen-1"))).await, 405),
+        (m.send(m.http.post(m.url("Patient/chosen-1"))).await, 405),
+        (
+            m.send(m.http.delete(m.url("Patient/never-written"))).await,
+            404,
+        ),
         (m.get("lowercase/1").await, 404),
-        (m.get("Patient?name=smith").await, 400),
+        (m.get("Patient?nickname=smith").await, 400),
+        (m.get("Patient?birthdate=ge1980").await, 400),
         (m.get("Patient?_count=many").await, 400),
     ];
     for (i, (answer, status)) in cases.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! The mock emulating an EHR profile, over real loopback sockets: each emulated quirk is
-//! produced (`paging`, `writes`, `limits`, `refusals`), and with the us-core profile the
-//! mock answers exactly as without one (here).
+//! produced (`paging`, `writes`, `limits`, `refusals`, DELETE and JSON Patch in `amend`),
+//! and without a profile the mock runs us-core (here).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+mod amend;
 mod limits;
 mod paging;
 mod refusals;
@@ -341,7 +342,12 @@ fn steps() -> Vec<Step> {
         ("GET", "Patient/{id}/_history".into(), vec![], None),
         ("GET", "Patient/{id}/_history/1".into(), vec![], None),
         ("GET", "Patient/nope".into(), vec![], None),
-        ("DELETE", "Patient/{id}".into(), vec![], None),
+        (
+            "POST",
+            "Patient/{id}".into(),
+            vec![],
+            Some(json!({"resourceType": "Patient"})),
+        ),
         ("GET", "lowercase/1".into(), vec![], None),
         (
             "POST",
@@ -385,7 +391,7 @@ fn steps() -> Vec<Step> {
 }
 
 #[tokio::test]
-async fn with_the_us_core_profile_the_mock_answers_exactly_as_without_one() {
+async fn without_a_profile_the_mock_runs_us_core() {
     let steps = steps();
     let plain = script(&start(None).await, &steps).await;
     let us_core = script(&start(Some(profile("us-core"))).await, &steps).await;

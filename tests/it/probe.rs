@@ -23,6 +23,58 @@ async fn mock() -> (url::Url, tokio_util::sync::DropGuard) {
     )
 }
 
+/// Serves the mock running `profile` (as `serve-mock --profile` does) on 127.0.0.1:0.
+async fn mock_running(profile: &Profile) -> (url::Url, tokio_util::sync::DropGuard) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = fhirsurge::mock::Config {
+        profile: Some(std::sync::Arc::new(profile.clone())),
+        ..fhirsurge::mock::Config::default()
+    };
+    let ehr = fhirsurge::mock::Ehr::new(config).unwrap();
+    let token = CancellationToken::new();
+    tokio::spawn(fhirsurge::mock::serve(listener, ehr, token.clone()));
+    (
+        url::Url::parse(&format!("http://{addr}/")).unwrap(),
+        token.drop_guard(),
+    )
+}
+
+#[tokio::test]
+async fn every_shipped_profile_agrees_with_the_mock_running_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        fhirsurge::profile::shipped().len(),
+        "{files:?}"
+    );
+    for file in files {
+        let profile = Profile::load(file.to_str().unwrap()).unwrap();
+        let name = profile.name.clone();
+        let (base, _stop) = mock_running(&profile).await;
+        let f = probe::probe(&base, &profile, &Tls::default(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let disagreements: Vec<_> = f
+            .differences
+            .iter()
+            .filter(|d| d.weight == Weight::Disagree)
+            .collect();
+        assert!(disagreements.is_empty(), "{name}:\n{}", f.render());
+        assert!(f.agree());
+        assert!(
+            f.render()
+                .contains(&format!("summary: {name} and the server agree"))
+        );
+    }
+}
+
 async fn findings(base: &url::Url, profile: &str) -> probe::Findings {
     let p = Profile::load(profile).unwrap();
     probe::probe(base, &p, &Tls::default(), Duration::from_secs(5))

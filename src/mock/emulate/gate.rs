@@ -23,11 +23,8 @@ use crate::vocab::interaction::Interaction;
 /// Most times a throttled request waits for a slot before it is let through anyway.
 const MAX_WAITS: usize = 64;
 
-/// The gate on `routes` when the mock emulates a profile; `routes` unchanged otherwise.
+/// The gate on `routes`.
 pub fn layer(routes: Router<Ehr>, ehr: &Ehr) -> Router<Ehr> {
-    if ehr.shared.emulation.is_none() {
-        return routes;
-    }
     routes.route_layer(middleware::from_fn_with_state(ehr.clone(), gate))
 }
 
@@ -42,8 +39,14 @@ pub enum Call {
         interaction: Interaction,
         tenant_named: bool,
     },
-    /// A method the mock does not route on a type (`DELETE`): counted, then left to the
-    /// router (405).
+    /// `PATCH` or `DELETE` of an instance (verbs the harness itself never uses).
+    Amend {
+        rt: String,
+        verb: Verb,
+        tenant_named: bool,
+    },
+    /// A method the mock does not route on a type: counted, then left to the router
+    /// (405).
     Unrouted,
     /// Anything else served (authorization endpoints).
     Auth,
@@ -61,9 +64,7 @@ pub enum Decision {
 }
 
 async fn gate(State(ehr): State<Ehr>, req: Request, next: Next) -> Response {
-    let Some(emu) = ehr.shared.emulation.as_ref() else {
-        return next.run(req).await;
-    };
+    let emu = &ehr.shared.emulation;
     let call = classify(
         req.method(),
         req.uri().path(),
@@ -127,6 +128,18 @@ pub fn classify(
                 ([], "POST") => Interaction::Create,
                 ([_], "GET") => Interaction::Read,
                 ([_], "PUT") => Interaction::Update,
+                ([_], "PATCH" | "DELETE") => {
+                    let verb = if method == Method::PATCH {
+                        Verb::Patch
+                    } else {
+                        Verb::Delete
+                    };
+                    return Call::Amend {
+                        rt: (*rt).to_owned(),
+                        verb,
+                        tenant_named,
+                    };
+                }
                 ([_, "_history"], _) if get => Interaction::History,
                 ([_, "_history", _], _) if get => Interaction::Vread,
                 _ => return Call::Unrouted,
@@ -140,7 +153,7 @@ pub fn classify(
 impl Emulation {
     /// The gate's decision for one request now.
     pub fn decide(&self, call: &Call) -> Decision {
-        let (rt, interaction, tenant_named) = match call {
+        let (rt, op, tenant_named) = match call {
             Call::Harness => return Decision::Pass,
             Call::Auth => return self.throttle(true),
             Call::Unrouted => return self.throttle(false),
@@ -148,7 +161,12 @@ impl Emulation {
                 rt,
                 interaction,
                 tenant_named,
-            } => (rt.as_deref(), *interaction, *tenant_named),
+            } => (rt.as_deref(), Op::Rest(*interaction), *tenant_named),
+            Call::Amend {
+                rt,
+                verb,
+                tenant_named,
+            } => (Some(rt.as_str()), Op::Amend(*verb), *tenant_named),
         };
         match self.throttle(false) {
             Decision::Pass => {}
@@ -156,7 +174,7 @@ impl Emulation {
         }
         let refuse = |r: Refusal| Decision::Refuse(Box::new(r));
         let p = &self.profile;
-        let verb = Verb::of(interaction);
+        let verb = op.verb();
         let mut daily = self
             .daily
             .lock()
@@ -167,7 +185,7 @@ impl Emulation {
             return refuse(r);
         }
         drop(daily);
-        if let Some(r) = self.maintenance(interaction) {
+        if let Some(r) = self.maintenance(op.is_write()) {
             return refuse(r);
         }
         if let TenancyMode::SearchParam {
@@ -176,13 +194,13 @@ impl Emulation {
             ..
         } = &p.tenancy.mode
             && !tenant_named
-            && interaction != Interaction::Capabilities
+            && op != Op::Rest(Interaction::Capabilities)
         {
             return refuse(
                 Refusal::named(p, missing_error).with_detail(format!("`{name}` is missing")),
             );
         }
-        match self.unsupported(rt, interaction) {
+        match self.unsupported(rt, op) {
             Some(r) => refuse(r),
             None => Decision::Pass,
         }
@@ -225,11 +243,11 @@ impl Emulation {
     }
 
     /// The refusal of a `down` window, or of a write in a `read_only` one.
-    fn maintenance(&self, interaction: Interaction) -> Option<Refusal> {
+    fn maintenance(&self, write: bool) -> Option<Refusal> {
         let m = self.profile.maintenance_at(chrono::Utc::now())?;
         let error = match &m.effect {
             Effect::Down { error, .. } => error,
-            Effect::ReadOnly { error, .. } if interaction.is_write() => error,
+            Effect::ReadOnly { error, .. } if write => error,
             Effect::ReadOnly { .. } | Effect::Wipe => return None,
         };
         Some(Refusal::named(&self.profile, error).with_detail(format!("maintenance: {}", m.name)))
@@ -237,14 +255,20 @@ impl Emulation {
 
     /// The refusal of an interaction the EHR does not have. Names that are not FHIR R4
     /// types are left to the mock (it answers them as the baseline does).
-    fn unsupported(&self, rt: Option<&str>, interaction: Interaction) -> Option<Refusal> {
+    fn unsupported(&self, rt: Option<&str>, op: Op) -> Option<Refusal> {
         let p = &self.profile;
-        let what = match (rt, interaction) {
-            (None, Interaction::Transaction) if !p.write.transaction && !p.write.batch => {
+        let what = match (rt, op) {
+            (None, Op::Rest(Interaction::Transaction))
+                if !p.write.transaction && !p.write.batch =>
+            {
                 "transaction and batch Bundles are".to_owned()
             }
-            (Some(rt), i) if p.resource(rt).is_some() && !p.supports(rt, i) => {
+            (Some(rt), Op::Rest(i)) if p.resource(rt).is_some() && !p.supports(rt, i) => {
                 format!("{} of {rt} is", verb_name(i))
+            }
+            (Some(rt), Op::Amend(v)) if !p.supports_verb(rt, v) => {
+                let name = if v == Verb::Patch { "patch" } else { "delete" };
+                format!("{name} of {rt} is")
             }
             _ => return None,
         };
@@ -252,6 +276,29 @@ impl Emulation {
             p,
             format!("{what} not supported by this server ({})", p.name),
         ))
+    }
+}
+
+/// What a gated request does: a REST interaction the harness uses, or a patch or delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Rest(Interaction),
+    Amend(Verb),
+}
+
+impl Op {
+    fn verb(self) -> Option<Verb> {
+        match self {
+            Op::Rest(i) => Verb::of(i),
+            Op::Amend(v) => Some(v),
+        }
+    }
+
+    fn is_write(self) -> bool {
+        match self {
+            Op::Rest(i) => i.is_write(),
+            Op::Amend(_) => true,
+        }
     }
 }
 

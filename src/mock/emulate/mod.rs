@@ -1,6 +1,7 @@
-//! Emulating a vendor EHR from its profile (`profiles/*.toml`), so that a vendor can
-//! rehearse against "Epic" or "eClinicalWorks" offline. Only the profile's data drives it:
-//! there is no vendor name in this code.
+//! Behaving as the EHR of a profile (`profiles/*.toml`; us-core when none is named), so
+//! that a vendor can rehearse against "Epic" or "eClinicalWorks" offline. Every request
+//! of the mock's FHIR API takes this path. Only the profile's data drives it: there is no
+//! vendor name in this code.
 //!
 //! What is emulated, and where:
 //! - `gate` (every routed request, before its handler): rate limits (a sliding window; a
@@ -9,6 +10,8 @@
 //!   catalogue entry with or without `Retry-After`), daily caps with a published number,
 //!   `down` and `read_only` maintenance windows, a tenancy search parameter, and
 //!   interactions the profile says a type (or the server) does not support;
+//! - `amend`: DELETE and JSON Patch where the type supports them, `If-Match` as for
+//!   updates;
 //! - `writes`: the create status and body (`Prefer` honoured or not), `Location` (absolute,
 //!   relative, none; versioned or not), `ETag` (none, `W/"n"`, opaque), `If-Match`
 //!   (unsupported, optional, required) with the profile's stale/missing errors, replays
@@ -36,6 +39,7 @@
 //! transformations are not recorded in the ground-truth ledger: the checker tells them
 //! from faults with `Profile::expected_changes`. Silent faults still apply on top.
 
+mod amend;
 mod element;
 mod gate;
 mod paging;
@@ -49,9 +53,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use amend::{JSON_PATCH, delete, patch};
 pub use gate::layer;
 pub use search::search;
-pub use writes::{create, read, update};
+pub use writes::{create, read, update, vread};
 
 use crate::profile::{Profile, RatePolicy};
 use paging::Pages;

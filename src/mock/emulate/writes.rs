@@ -23,7 +23,7 @@ use crate::mock::write::{After, Ctx, Written, check};
 use crate::profile::{Body as Answer, Etag, IfMatch, Landing, LocationStyle, Replay, WriteRules};
 use crate::vocab::ledger::REQUEST_HEADER;
 
-type Answered = Result<Response, Refused>;
+pub(super) type Answered = Result<Response, Refused>;
 
 /// `POST /Type` (with or without `If-None-Exist`).
 pub fn create(
@@ -116,9 +116,30 @@ fn update_inner(
     if let Some(rules) = emu.profile.resource(rt).map(|r| &r.write) {
         rules::transform(rules, &mut resource);
     }
+    let (if_match, stale) = if_match_rule(shared, emu, (rt, id), headers)?;
+    let ctx = Ctx {
+        request: headers.get(REQUEST_HEADER).and_then(|v| v.to_str().ok()),
+        faults: true,
+        can_reset: conn.is_some(),
+        hold: None,
+    };
+    let w = shared
+        .update(rt, id, resource, if_match.as_deref(), ctx)
+        .map_err(|problem| stale_refusal(emu, stale, problem))?;
+    Ok(written(emu, &w, headers, conn))
+}
+
+/// The `If-Match` a write is held to as the EHR takes it (none when it ignores it), and
+/// the catalogue entry a stale one answers; refuses a missing one the EHR requires.
+pub(super) fn if_match_rule<'p>(
+    shared: &Shared,
+    emu: &'p Emulation,
+    (rt, id): (&str, &str),
+    headers: &HeaderMap,
+) -> Result<(Option<String>, Option<&'p String>), Refused> {
     let sent = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     let p = &emu.profile;
-    let (if_match, stale) = match &p.write.if_match {
+    Ok(match &p.write.if_match {
         IfMatch::Unsupported => (None, None),
         IfMatch::Optional { stale_error } => (
             sent.map(|e| version_tag(p.write.etag, e)),
@@ -139,28 +160,33 @@ fn update_inner(
                 Some(stale_error),
             )
         }
-    };
-    let ctx = Ctx {
-        request: headers.get(REQUEST_HEADER).and_then(|v| v.to_str().ok()),
-        faults: true,
-        can_reset: conn.is_some(),
-        hold: None,
-    };
-    let w = shared
-        .update(rt, id, resource, if_match.as_deref(), ctx)
-        .map_err(|problem| match stale {
-            Some(e) if problem.status == StatusCode::PRECONDITION_FAILED => {
-                Refused::from(Refusal::named(p, e).with_detail(problem.text))
-            }
-            _ => Refused::from(problem),
-        })?;
-    Ok(written(emu, &w, headers, conn))
+    })
+}
+
+/// A 412 of the store as the EHR answers a stale `If-Match`.
+pub(super) fn stale_refusal(emu: &Emulation, stale: Option<&String>, problem: Problem) -> Refused {
+    match stale {
+        Some(e) if problem.status == StatusCode::PRECONDITION_FAILED => {
+            Refused::from(Refusal::named(&emu.profile, e).with_detail(problem.text))
+        }
+        _ => Refused::from(problem),
+    }
 }
 
 /// `GET /Type/id`: the mock's read, with the profile's `ETag`.
 pub fn read(shared: &Shared, emu: &Emulation, rt: &str, id: &str, headers: &HeaderMap) -> Response {
     let request = headers.get(REQUEST_HEADER).and_then(|v| v.to_str().ok());
-    match shared.read(rt, id, request) {
+    served(emu, shared.read(rt, id, request))
+}
+
+/// `GET /Type/id/_history/vid`, with the profile's `ETag`.
+pub fn vread(shared: &Shared, emu: &Emulation, (rt, id, vid): (&str, &str, &str)) -> Response {
+    served(emu, shared.vread(rt, id, vid))
+}
+
+/// A version as read, or why not.
+fn served(emu: &Emulation, read: Result<std::sync::Arc<Version>, Problem>) -> Response {
+    match read {
         Ok(v) => {
             let mut r = fhir(StatusCode::OK, v.body.clone());
             version_headers(&mut r, emu.profile.write.etag, &v);
@@ -170,13 +196,22 @@ pub fn read(shared: &Shared, emu: &Emulation, rt: &str, id: &str, headers: &Head
     }
 }
 
-fn answer(a: Answered) -> Response {
+pub(super) fn answer(a: Answered) -> Response {
     a.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The body as a resource the EHR accepts: the mock's shape rules, then the profile's.
 fn admit(shared: &Shared, emu: &Emulation, rt: &str, body: &[u8]) -> Result<Value, Refused> {
-    let resource = parse_body(body)?;
+    admit_value(shared, emu, rt, parse_body(body)?)
+}
+
+/// A resource the EHR accepts: the mock's shape rules, then the profile's.
+pub(super) fn admit_value(
+    shared: &Shared,
+    emu: &Emulation,
+    rt: &str,
+    resource: Value,
+) -> Result<Value, Refused> {
     check(rt, &resource)?;
     rules::check(&emu.profile, rt, &resource, |id| encounter(shared, id))?;
     Ok(resource)
@@ -248,7 +283,7 @@ fn prefer(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 /// The answer to a write, as the profile says; or, after a commit, the failure planned.
-fn written(
+pub(super) fn written(
     emu: &Emulation,
     w: &Written,
     headers: &HeaderMap,
@@ -312,7 +347,7 @@ fn location(style: LocationStyle, base: &str, w: &Written) -> Option<String> {
 }
 
 /// `ETag` in the profile's style, and `Last-Modified`.
-fn version_headers(r: &mut Response, etag: Etag, v: &Version) {
+pub(super) fn version_headers(r: &mut Response, etag: Etag, v: &Version) {
     let h = r.headers_mut();
     let tag = match etag {
         Etag::None => None,

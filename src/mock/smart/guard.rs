@@ -16,9 +16,11 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::Authority;
-use super::scope::Perms;
+use super::scope::{Perms, Scopes};
 use super::token;
+use crate::mock::http::base;
 use crate::mock::outcome::Problem;
+use crate::profile::{AuthKind, Profile};
 
 /// The largest Bundle body the guard reads to learn what it needs.
 const BUNDLE_LIMIT: usize = 64 << 20;
@@ -32,6 +34,26 @@ pub fn wrap(router: Router, authority: Authority) -> Router {
     router
         .merge(endpoints)
         .layer(middleware::from_fn_with_state(authority, guard))
+}
+
+/// The SMART configuration of a profile with SMART, on a mock without an authorization
+/// server: what the EHR's front door looks like (its client authentication methods),
+/// with a token endpoint that says no token is issued. Nothing is guarded.
+pub fn describe(router: Router, profile: &Profile) -> Router {
+    let AuthKind::SmartBackend(sb) = &profile.auth.kind else {
+        return router;
+    };
+    let methods = super::methods_for(Some(profile), false);
+    let algs = sb.algs.clone();
+    let discovery = move |headers: HeaderMap| {
+        let scopes = Scopes::all().supported();
+        let doc = token::document(&base(&headers), &methods, &algs, scopes);
+        async move { axum::Json(doc).into_response() }
+    };
+    let endpoints = Router::new()
+        .route("/.well-known/smart-configuration", get(discovery))
+        .route(&format!("/{}", token::TOKEN_PATH), post(token::closed));
+    router.merge(endpoints)
 }
 
 /// What a request needs.

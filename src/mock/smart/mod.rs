@@ -36,7 +36,7 @@ use url::Url;
 use crate::profile::{AuthKind, ClientAuth, Profile};
 
 pub use assertion::{MAX_AHEAD_S, Rejection, SKEW_S};
-pub use guard::wrap;
+pub use guard::{describe, wrap};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::{Jwk, JwkSet as Jwks};
 pub use keys::{public_jwk, read_jwks};

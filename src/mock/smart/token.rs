@@ -19,15 +19,43 @@ use super::scope::{self, Parsed, Scopes};
 use super::secret::{self, Presented};
 use super::{Authority, millis};
 use crate::mock::http::base;
-use crate::profile::ClientAuth;
+use crate::profile::{ClientAuth, SigningAlg};
 /// Where the token endpoint is, under the base.
 pub const TOKEN_PATH: &str = "auth/token";
 
 /// `GET /.well-known/smart-configuration`.
 pub async fn discovery(State(a): State<Authority>, headers: HeaderMap) -> Response {
-    let methods = &a.inner.methods;
+    let doc = document(
+        &base(&headers),
+        &a.inner.methods,
+        &[],
+        a.inner.allowed.supported(),
+    );
+    json_response(StatusCode::OK, &doc)
+}
+
+/// The SMART configuration of a token endpoint at `base` that takes `methods`, signed
+/// with `algs` (none given: both SMART algorithms; only with `private_key_jwt`), and
+/// grants from `scopes`.
+pub fn document(
+    base: &str,
+    methods: &[ClientAuth],
+    algs: &[SigningAlg],
+    scopes: Vec<String>,
+) -> Value {
     let names: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
-    let mut algs = vec!["RS384", "ES384"];
+    let mut algs: Vec<&str> = if !methods.contains(&ClientAuth::PrivateKeyJwt) {
+        Vec::new()
+    } else if algs.is_empty() {
+        vec!["RS384", "ES384"]
+    } else {
+        algs.iter()
+            .map(|a| match a {
+                SigningAlg::RS384 => "RS384",
+                SigningAlg::ES384 => "ES384",
+            })
+            .collect()
+    };
     let mut capabilities = vec!["permission-v1", "permission-v2"];
     if methods.contains(&ClientAuth::ClientSecretJwt) {
         algs.extend(["HS256", "HS384"]);
@@ -38,15 +66,24 @@ pub async fn discovery(State(a): State<Authority>, headers: HeaderMap) -> Respon
     if methods.iter().any(|m| *m != ClientAuth::PrivateKeyJwt) {
         capabilities.push("client-confidential-symmetric");
     }
-    let doc = json!({
-        "token_endpoint": format!("{}{TOKEN_PATH}", base(&headers)),
+    json!({
+        "token_endpoint": format!("{base}{TOKEN_PATH}"),
         "token_endpoint_auth_methods_supported": names,
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "grant_types_supported": ["client_credentials"],
-        "scopes_supported": a.inner.allowed.supported(),
+        "scopes_supported": scopes,
         "capabilities": capabilities,
+    })
+}
+
+/// `POST /auth/token` of a mock started without SMART: no token is issued (its FHIR API
+/// is open), and the answer says so.
+pub async fn closed() -> Response {
+    let doc = json!({
+        "error": "unauthorized_client",
+        "error_description": "this mock EHR runs without SMART (serve-mock --auth smart turns it on): its FHIR API needs no token and none is issued",
     });
-    json_response(StatusCode::OK, &doc)
+    json_response(StatusCode::BAD_REQUEST, &doc)
 }
 
 /// `POST /auth/token` (form-encoded).
