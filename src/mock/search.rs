@@ -446,9 +446,26 @@ mod tests {
     #[test]
     fn refuses_unknown_and_malformed_parameters() {
         assert_eq!(
-            parse("Patient", "name=x", 20, 200),
+            parse("Patient", "nickname=x", 20, 200),
+            Err(QueryError::Unknown("nickname".into()))
+        );
+        assert_eq!(
+            parse("Observation", "name=x", 20, 200),
             Err(QueryError::Unknown("name".into()))
         );
+        assert!(matches!(
+            parse("Patient", "birthdate=lt2000", 20, 200),
+            Err(QueryError::Bad { .. })
+        ));
+        assert!(matches!(
+            parse("Patient", "name=x&birthdate=2000-01", 20, 200)
+                .unwrap()
+                .criteria[..],
+            [
+                Criterion::Demographic(Param::Name, _),
+                Criterion::Demographic(Param::Birthdate, _)
+            ]
+        ));
         assert!(matches!(
             parse("Patient", "_count=ten", 20, 200),
             Err(QueryError::Bad { .. })
@@ -469,8 +486,8 @@ mod tests {
 
     #[test]
     fn conditions_need_an_identifier() {
-        let c = Condition::parse("Patient", "identifier=urn%3Asys%7Cv&birthdate=x");
-        assert_eq!(c, Err(QueryError::Unknown("birthdate".into())));
+        let c = Condition::parse("Patient", "identifier=urn%3Asys%7Cv&nickname=x");
+        assert_eq!(c, Err(QueryError::Unknown("nickname".into())));
         let c = Condition::parse("Patient", "identifier=urn%3Asys%7Cv,other%7Cw&_id=a").unwrap();
         assert_eq!(c.lock_keys().len(), 2);
         assert_eq!(c.query.criteria.len(), 2);

@@ -191,11 +191,7 @@ fn sampled(seed: u64, n: u64, share: f64) -> bool {
     if share >= 1.0 {
         return true;
     }
-    let mut x = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    ((x >> 11) as f64 / (1u64 << 53) as f64) < share
+    crate::vocab::seed::draw(seed, n) < share
 }
 
 #[cfg(test)]

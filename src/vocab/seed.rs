@@ -54,7 +54,16 @@ fn step(z: u64) -> u64 {
 
 /// A uniform number in [0, 1) from a seed, a stream and a sequence number.
 pub fn chance(seed: u64, stream: u64, n: u64) -> f64 {
-    let x = step(seed ^ step(stream.wrapping_add(GAMMA)) ^ step(n));
+    unit(step(seed ^ step(stream.wrapping_add(GAMMA)) ^ step(n)))
+}
+
+/// Draw `n` of a seed: uniform in [0, 1), one SplitMix64 output per `n`.
+pub fn draw(seed: u64, n: u64) -> f64 {
+    unit(mix(seed ^ n.wrapping_mul(GAMMA)))
+}
+
+/// The top 53 bits of `x` as a number in [0, 1).
+fn unit(x: u64) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
