@@ -62,6 +62,8 @@ fn route(method: &Method, path: &str) -> Route {
         (&Method::POST, [_]) => Code::Create,
         (&Method::GET, [_, _]) => Code::Read,
         (&Method::PUT, [_, _]) => Code::Update,
+        (&Method::PATCH, [_, _]) => Code::Patch,
+        (&Method::DELETE, [_, _]) => Code::Delete,
         (&Method::GET, [_, _, "_history"]) => Code::HistoryInstance,
         (&Method::GET, [_, _, "_history", _]) => Code::Vread,
         _ => return Route::Other,
@@ -403,6 +405,14 @@ mod tests {
         assert_eq!(
             route(&Method::PUT, "/Patient/1"),
             f(Code::Update, "Patient", Some("1"))
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/Patient/1"),
+            f(Code::Delete, "Patient", Some("1"))
+        );
+        assert_eq!(
+            route(&Method::PATCH, "/Patient/1"),
+            f(Code::Patch, "Patient", Some("1"))
         );
         assert_eq!(
             route(&Method::GET, "/Patient/1/_history"),

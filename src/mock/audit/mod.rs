@@ -59,6 +59,8 @@ pub enum Code {
     Read,
     Vread,
     Update,
+    Patch,
+    Delete,
     SearchType,
     HistoryInstance,
     /// A token request (`type` DCM 110114 User Authentication, no subtype).
@@ -72,18 +74,21 @@ impl Code {
             Code::Read => "read",
             Code::Vread => "vread",
             Code::Update => "update",
+            Code::Patch => "patch",
+            Code::Delete => "delete",
             Code::SearchType => "search-type",
             Code::HistoryInstance => "history-instance",
             Code::Token => "token",
         }
     }
 
-    /// BALP's action: C, R, U, or E for searches and operations.
+    /// BALP's action: C, R, U, D, or E for searches and operations.
     pub fn action(self) -> u8 {
         match self {
             Code::Create => b'C',
             Code::Read | Code::Vread | Code::HistoryInstance => b'R',
-            Code::Update => b'U',
+            Code::Update | Code::Patch => b'U',
+            Code::Delete => b'D',
             Code::SearchType | Code::Token => b'E',
         }
     }

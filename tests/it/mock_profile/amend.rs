@@ -92,6 +92,24 @@ async fn a_deleted_resource_is_gone_from_reads_and_searches_and_in_its_history()
     );
     assert!(m.get(&format!("Patient?_id={id}")).await.ids().is_empty());
 
+    let audited = m
+        .get(&format!("AuditEvent?entity=Patient/{id}&action=D"))
+        .await
+        .body;
+    let events = audited["entry"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "both deletes are audited: {audited}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["resource"]["subtype"][0]["code"] == "delete"),
+        "{audited}"
+    );
+    let outcomes: Vec<&str> = events
+        .iter()
+        .map(|e| e["resource"]["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"0"), "{outcomes:?}");
+
     let again = m.delete(&path, None).await;
     assert_eq!(
         again.status,
