@@ -109,7 +109,8 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         auth: MockAuth,
-        /// Emulate this EHR: a shipped profile name (epic, oracle-health, …) or a path.
+        /// Emulate this EHR: a shipped profile name (epic, oracle-health, …) or a path
+        /// (default: the us-core baseline).
         #[arg(long)]
         profile: Option<String>,
         /// A tenant overlay merged over `--profile`.

@@ -130,7 +130,10 @@ pub(super) async fn serve_mock(
     } else {
         ""
     };
-    let emulated = profile.as_ref().map(|p| p.name.clone());
+    let emulated = profile
+        .as_ref()
+        .map_or(mock::DEFAULT_PROFILE, |p| p.name.as_str())
+        .to_owned();
     let config = mock::Config {
         seed,
         faults,
@@ -141,10 +144,7 @@ pub(super) async fn serve_mock(
     let ehr = mock::Ehr::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
     eprintln!(
-        "mock EHR{}: FHIR base http://{}/{auth} (Ctrl-C stops)",
-        emulated
-            .map(|n| format!(" emulating `{n}`"))
-            .unwrap_or_default(),
+        "mock EHR emulating `{emulated}`: FHIR base http://{}/{auth} (Ctrl-C stops)",
         local(&listener)
     );
     let shutdown = ctrl_c_token();
