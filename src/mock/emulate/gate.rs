@@ -128,7 +128,9 @@ pub fn classify(
                 ([], "POST") => Interaction::Create,
                 ([_], "GET") => Interaction::Read,
                 ([_], "PUT") => Interaction::Update,
-                ([_], "PATCH" | "DELETE") => {
+                // A Subscription's lifecycle follows `[subscriptions]` (`notify`), not
+                // the type's interactions.
+                ([_], "PATCH" | "DELETE") if *rt != "Subscription" => {
                     let verb = if method == Method::PATCH {
                         Verb::Patch
                     } else {

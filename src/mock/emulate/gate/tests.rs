@@ -65,6 +65,10 @@ fn requests_are_classified_by_method_and_path() {
         }
     );
     assert_eq!(call(&emu, Method::DELETE, "/Patient", None), Call::Unrouted);
+    assert_eq!(
+        call(&emu, Method::DELETE, "/Subscription/s1", None),
+        Call::Unrouted
+    );
     assert_eq!(call(&emu, Method::POST, "/oauth2/token", None), Call::Auth);
     let mut h = HeaderMap::new();
     h.insert("if-none-exist", HeaderValue::from_static("identifier=a|b"));
