@@ -60,6 +60,7 @@ pub fn score(r: &Report) -> Vec<Question> {
             count(r, Kind::AuditMismatch),
         ),
         super::access::minimum_necessary_question(&r.access),
+        super::notifications::question(r),
     ]
 }
 

@@ -61,9 +61,17 @@ impl Live {
         let local = listener
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
+        let tls = match &s.config.tls {
+            Some(t) => Some(
+                notify::tls::acceptor(&t.cert_file, &t.key_file)
+                    .map_err(|e| Error::BadInput(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let base = match &s.config.callback_url {
             Some(u) => u.clone(),
-            None => Url::parse(&format!("http://{local}/notify/"))
+            None => Url::parse(&format!("{scheme}://{local}/notify/"))
                 .map_err(|e| Error::Io(e.to_string()))?,
         };
         let secret = uuid::Uuid::new_v4().simple().to_string();
@@ -76,13 +84,11 @@ impl Live {
             faults: s.faults,
             ledger: s.ledger,
             deliveries: tx,
+            tls,
         })
         .map_err(|e| Error::BadInput(e.to_string()))?;
-        tokio::spawn(notify::serve(
-            listener,
-            receiver.clone(),
-            s.shutdown.clone(),
-        ));
+        notify::spawn(listener, receiver.clone(), s.shutdown.clone())
+            .map_err(|e| Error::Io(format!("notification receiver: {e}")))?;
         let numbers = Numbers::default();
         tokio::spawn(forward(rx, recorder.clone(), numbers.clone()));
         let mut created = Vec::new();

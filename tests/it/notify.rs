@@ -191,3 +191,126 @@ probability = 0.2
     assert_eq!(pairs_found(r, Kind::DuplicateNotification), vec![]);
     assert_eq!(pairs_found(r, Kind::UnexpectedNotification), vec![]);
 }
+
+/// A test CA and a receiver certificate it signed for `localhost` and `127.0.0.1`, as
+/// PEM files in `dir`: (cert, key, ca).
+fn receiver_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.distinguished_name
+        .push(DnType::CommonName, "fhirsurge receiver test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let files = [
+        ("receiver.pem", cert.pem()),
+        ("receiver-key.pem", key.serialize_pem()),
+        ("ca.pem", ca_cert.pem()),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
+fn with_tls(cert: &std::path::Path, key: &std::path::Path, ca: Option<&std::path::Path>) -> String {
+    let mut tls = format!(
+        "tls = {{ cert_file = {:?}, key_file = {:?}",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    if let Some(ca) = ca {
+        tls.push_str(&format!(", ca_file = {:?}", ca.display().to_string()));
+    }
+    tls.push_str(" }\n");
+    SUBSCRIPTIONS.replace("[subscriptions]\n", &format!("[subscriptions]\n{tls}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_delivers_over_https_to_a_receiver_whose_ca_it_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let [cert, key, ca] = receiver_certificates(dir.path());
+    let short = |text: &str, seconds: f64| {
+        let mut s = scenario(text);
+        s.apply(&fhirsurge::scenario::Overrides {
+            duration: Some(std::time::Duration::from_secs_f64(seconds)),
+            ..Default::default()
+        })
+        .unwrap();
+        s
+    };
+    let ran = run(&short(&with_tls(&cert, &key, Some(&ca)), 1.0)).await;
+    let r = &ran.report;
+    let n = r.notifications.as_ref().expect("judged");
+    assert!(n.measured && n.expected > 5, "{n:?}");
+    assert_eq!(n.notified, n.expected, "{n:?}");
+    assert!(counts(r).is_empty(), "{:?}", r.findings);
+    let row = r
+        .scorecard
+        .iter()
+        .find(|q| q.id == "notification_integrity");
+    assert_eq!(
+        row.map(|q| q.verdict),
+        Some(fhirsurge::report::Verdict::Pass)
+    );
+
+    // Without the CA the mock cannot verify the receiver: the handshake never succeeds,
+    // no subscription becomes active, and notifications are not measured (never passed).
+    let plain = with_tls(&cert, &key, None).replace("activation = \"3s\"", "activation = \"1s\"");
+    let ran = run(&short(&plain, 0.3)).await;
+    let n = ran.report.notifications.as_ref().expect("judged");
+    assert!(!n.measured, "{n:?}");
+    assert!(
+        n.reason.as_deref().unwrap().contains("never became active"),
+        "{n:?}"
+    );
+    let row = ran
+        .report
+        .scorecard
+        .iter()
+        .find(|q| q.id == "notification_integrity");
+    assert_eq!(
+        row.map(|q| q.verdict),
+        Some(fhirsurge::report::Verdict::NotMeasured)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_delay_is_the_reported_latency_with_many_users() {
+    let faults = r#"
+[[faults]]
+kind = "notify_delay"
+delay = "200ms"
+"#;
+    let mut s = scenario(&format!("{SUBSCRIPTIONS}{faults}"));
+    s.apply(&fhirsurge::scenario::Overrides {
+        users: Some(8),
+        ..Default::default()
+    })
+    .unwrap();
+    let ran = run(&s).await;
+    let n = ran.report.notifications.as_ref().unwrap();
+    let p50 = n.latency.p50_ms.unwrap();
+    eprintln!("latency with 8 users: {:?}", n.latency);
+    assert!(n.latency.samples > 20, "{n:?}");
+    assert!(
+        (200.0..=210.0).contains(&p50),
+        "p50 {p50} ms for an injected 200 ms ({:?})",
+        n.latency
+    );
+    assert!(counts(&ran.report).is_empty(), "{:?}", ran.report.findings);
+}

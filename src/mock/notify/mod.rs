@@ -51,6 +51,8 @@ pub struct Event {
     pub resource: bytes::Bytes,
     /// The request header of the write, for the ledger.
     pub request: Option<String>,
+    /// When the write committed: a `notify_delay` counts from here.
+    pub committed: Instant,
 }
 
 impl Event {
@@ -120,6 +122,8 @@ pub struct Notifier {
     start: Instant,
     ledger: Ledger,
     policy: Policy,
+    /// Extra CA certificates for https endpoints.
+    roots: Vec<reqwest::Certificate>,
     queue: OnceLock<mpsc::Sender<deliver::Job>>,
 }
 
@@ -130,6 +134,7 @@ impl Notifier {
         start: Instant,
         ledger: Ledger,
         policy: Policy,
+        roots: Vec<reqwest::Certificate>,
     ) -> Result<Notifier, (String, SpecError)> {
         let faults = specs
             .into_iter()
@@ -146,6 +151,7 @@ impl Notifier {
             start,
             ledger,
             policy,
+            roots,
             queue: OnceLock::new(),
         })
     }
@@ -210,6 +216,7 @@ impl Notifier {
                 timestamp: v.last_updated.to_rfc3339(),
                 resource: v.body.clone(),
                 request: request.map(str::to_owned),
+                committed: Instant::now(),
             });
             {
                 let mut log = sub.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -263,7 +270,7 @@ impl Notifier {
     fn enqueue(&self, job: deliver::Job) {
         let tx = self
             .queue
-            .get_or_init(|| deliver::start(self.policy, self.ledger.clone()));
+            .get_or_init(|| deliver::start(self.policy, self.ledger.clone(), self.roots.clone()));
         if let Err(e) = tx.try_send(job) {
             let job = match e {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
