@@ -8,7 +8,7 @@
 //!
 //! Plain HTTP on loopback (or wherever `listen` says), or HTTPS with the certificate and
 //! key of `[subscriptions.tls]` (`tls`, rustls). Uses `history` (the record it
-//! produces) and `fault` (specs and the ledger); nothing that runs a load.
+//! produces) and `vocab` (fault specs and the ledger); nothing that runs a load.
 
 mod conn;
 pub mod criteria;
@@ -26,8 +26,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use crate::fault::{Entry, Ledger, Spec, SpecError};
 use crate::history::{self, Notification};
+use crate::vocab::fault::{Spec, SpecError};
+use crate::vocab::ledger::{Entry, Ledger};
 pub use conn::{serve, spawn};
 pub use criteria::Criteria;
 
