@@ -9,7 +9,7 @@
 use super::scorecard::{Question, Verdict};
 use super::{Report, SloResult};
 use crate::check::notify::{Gap, Notifications};
-use crate::history::Recovery;
+use crate::vocab::notification::Recovery;
 use crate::vocab::finding::NOTIFICATION_KINDS;
 
 /// The question's id in `report.json`.
