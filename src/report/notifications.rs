@@ -9,8 +9,8 @@
 use super::scorecard::{Question, Verdict};
 use super::{Report, SloResult};
 use crate::check::notify::{Gap, Notifications};
-use crate::vocab::notification::Recovery;
 use crate::vocab::finding::NOTIFICATION_KINDS;
+use crate::vocab::notification::Recovery;
 
 /// The question's id in `report.json`.
 pub const ID: &str = "notification_integrity";
@@ -93,6 +93,12 @@ fn measured(r: &Report, n: &Notifications) -> (Verdict, Vec<String>) {
         evidence.push(format!(
             "{} deliveries refused by the receiver; {} redelivered by the server",
             n.refused, n.redelivered
+        ));
+    }
+    if n.unattributed > 0 {
+        evidence.push(format!(
+            "{} notifications for resources a transaction or batch Bundle may have written, not judged",
+            n.unattributed
         ));
     }
     if !n.gaps.is_empty() {

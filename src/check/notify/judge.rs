@@ -166,6 +166,7 @@ fn judge_one(
     for unit in all {
         match attribute(j, &owed, &unit) {
             Ok(at) => owed[at].units.push(unit),
+            Err(true) if bundled(j, name, &unit) => out.unattributed += 1,
             Err(true) => findings.push(unexpected(j, name, &unit)),
             Err(false) => out.foreign += 1,
         }
@@ -332,6 +333,18 @@ fn verdict(
         );
         findings.push(finding(Kind::DuplicateNotification, detail, &evidence));
     }
+}
+
+/// Whether a Bundle may have written what `u` names: `name` was owed notifications by a
+/// transaction or batch that did not fail, and no write of the resource is known to
+/// have failed.
+fn bundled(j: &Judge, name: &str, u: &Unit) -> bool {
+    let key = (u.named.resource_type.clone(), u.named.id.clone());
+    let failed = j
+        .written
+        .get(&key)
+        .is_some_and(|ws| ws.iter().all(|(_, s)| *s == Said::Fail));
+    j.bundled.contains(name) && !failed
 }
 
 fn unexpected(j: &Judge, name: &str, u: &Unit) -> Finding {
