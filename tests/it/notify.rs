@@ -244,15 +244,6 @@ fn with_tls(cert: &std::path::Path, key: &std::path::Path, ca: Option<&std::path
 async fn the_mock_delivers_over_https_to_a_receiver_whose_ca_it_trusts() {
     let dir = tempfile::tempdir().unwrap();
     let [cert, key, ca] = receiver_certificates(dir.path());
-    let short = |text: &str, seconds: f64| {
-        let mut s = scenario(text);
-        s.apply(&fhirsurge::scenario::Overrides {
-            duration: Some(std::time::Duration::from_secs_f64(seconds)),
-            ..Default::default()
-        })
-        .unwrap();
-        s
-    };
     let ran = run(&short(&with_tls(&cert, &key, Some(&ca)), 1.0)).await;
     let r = &ran.report;
     let n = r.notifications.as_ref().expect("judged");
@@ -267,10 +258,29 @@ async fn the_mock_delivers_over_https_to_a_receiver_whose_ca_it_trusts() {
         row.map(|q| q.verdict),
         Some(fhirsurge::report::Verdict::Pass)
     );
+    assert!(row.unwrap().evidence[1].contains("p50"), "{row:?}");
+    assert_eq!(junit_case(&ran.dir, "notification_integrity"), "pass");
+}
 
+/// A scenario of [`SUBSCRIPTIONS`] and `extra`, with a load of `seconds`.
+fn short(text: &str, seconds: f64) -> fhirsurge::scenario::Scenario {
+    let mut s = scenario(text);
+    s.apply(&fhirsurge::scenario::Overrides {
+        duration: Some(std::time::Duration::from_secs_f64(seconds)),
+        ..Default::default()
+    })
+    .unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_receiver_s_ca_nothing_is_measured_and_an_asked_objective_fails() {
     // Without the CA the mock cannot verify the receiver: the handshake never succeeds,
     // no subscription becomes active, and notifications are not measured (never passed).
-    let plain = with_tls(&cert, &key, None).replace("activation = \"3s\"", "activation = \"1s\"");
+    let dir = tempfile::tempdir().unwrap();
+    let [cert, key, _] = receiver_certificates(dir.path());
+    let plain =
+        with_tls(&cert, &key, None).replace("activation = \"3s\"", "activation = \"500ms\"");
     let ran = run(&short(&plain, 0.3)).await;
     let n = ran.report.notifications.as_ref().expect("judged");
     assert!(!n.measured, "{n:?}");
@@ -287,6 +297,50 @@ async fn the_mock_delivers_over_https_to_a_receiver_whose_ca_it_trusts() {
         row.map(|q| q.verdict),
         Some(fhirsurge::report::Verdict::NotMeasured)
     );
+    assert_eq!(junit_case(&ran.dir, "notification_integrity"), "skipped");
+    assert_eq!(junit_case(&ran.dir, "missed_notification <= 0"), "skipped");
+
+    // Asked for by name, an objective that could not be measured fails: in the SLO
+    // table, the scorecard and JUnit alike.
+    let asked = format!("{plain}\n[slo]\nfindings = {{ missed_notification = 0 }}\n");
+    let ran = run(&short(&asked, 0.3)).await;
+    let row = ran
+        .report
+        .scorecard
+        .iter()
+        .find(|q| q.id == "notification_integrity");
+    assert_eq!(
+        row.map(|q| q.verdict),
+        Some(fhirsurge::report::Verdict::Fail),
+        "{row:?}"
+    );
+    assert!(!ran.report.passed);
+    assert_eq!(junit_case(&ran.dir, "notification_integrity"), "failure");
+    assert_eq!(junit_case(&ran.dir, "missed_notification <= 0"), "failure");
+    assert_eq!(
+        junit_case(&ran.dir, "duplicate_notification <= 0"),
+        "skipped"
+    );
+}
+
+/// How the JUnit test case whose name starts with `name` ended: failure, skipped or pass.
+fn junit_case(dir: &std::path::Path, name: &str) -> &'static str {
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let case = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .find(|n| {
+            let full = n.attribute("name").unwrap_or_default();
+            full.starts_with(name) && n.attribute("classname") != Some("fhirsurge.consistency")
+        })
+        .unwrap_or_else(|| panic!("no test case `{name}` in {xml}"));
+    let has = |tag: &str| case.children().any(|c| c.has_tag_name(tag));
+    match (has("failure"), has("skipped")) {
+        (true, _) => "failure",
+        (_, true) => "skipped",
+        _ => "pass",
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
