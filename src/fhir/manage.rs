@@ -46,12 +46,21 @@ impl Managed {
 }
 
 impl Client {
-    /// Sends `method path` (relative to the base, or an absolute URL) with an optional
-    /// JSON body, authorized, without recording it.
+    /// Sends `method path` (relative to the base, a query allowed, or an absolute URL)
+    /// with an optional JSON body, authorized, without recording it.
     pub async fn manage(&self, method: Method, path: &str, body: Option<&Value>) -> Managed {
         let url = match url::Url::parse(path) {
             Ok(u) => u,
-            Err(_) => self.url(path),
+            Err(_) => {
+                // The query goes in the query, not (escaped) into the path.
+                let (path, query) = match path.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (path, None),
+                };
+                let mut u = self.url(path);
+                u.set_query(query);
+                u
+            }
         };
         let grant = match self.inner.auth.grant(&self.auth_io(0, Phase::Load)).await {
             Ok(g) => g,

@@ -2,8 +2,9 @@
 //! the scenario's subscriptions (unless the profile says the EHR lacks that form: then
 //! they are recorded `unsupported`, not measured), wait for each to become `active`,
 //! tag every write with the subscriptions it matches, and at the end wait out the
-//! notification timeout, ask `$events` to replay every gap in a topic subscription's
-//! event numbers, and delete the subscriptions. Every step is a history record.
+//! notification timeout, ask `$status` how many events each topic subscription had and
+//! `$events` to replay every gap in its event numbers (those after the last delivered
+//! one included), and delete the subscriptions. Every step is a history record.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -161,8 +162,18 @@ impl Live {
                 let numbers = self.numbers.lock().unwrap_or_else(PoisonError::into_inner);
                 numbers.get(&sub.name).cloned().unwrap_or_default()
             };
-            for (from, to) in gaps(&seen).into_iter().take(MAX_GAP_QUERIES) {
-                let query = events(client, sub, id, from, to).await;
+            let mut missing = gaps(&seen);
+            let (announced, said) = status(client, id).await;
+            let last = seen.last().copied().unwrap_or(0);
+            if let Some(n) = announced.filter(|n| *n > last) {
+                missing.push((last + 1, n));
+            }
+            for (from, to) in missing.into_iter().take(MAX_GAP_QUERIES) {
+                let mut query = events(client, sub, id, from, to).await;
+                if from > last {
+                    query.detail =
+                        format!("after the last delivered event; {said}; {}", query.detail);
+                }
                 recorder.record(0, &Event::EventsQuery(query)).await;
             }
         }
@@ -376,6 +387,31 @@ fn resource(sub: &Subscribe, endpoint: &Url, secret: &str) -> Value {
     }
     r["channel"] = channel;
     r
+}
+
+/// Asks `$status` how many events the subscription has had (the backport's
+/// `events-since-subscription-start`), so events lost after the last one delivered are
+/// found too; `None` when the server does not say (and why, in words).
+async fn status(client: &Client, id: &str) -> (Option<u64>, String) {
+    let answer = client
+        .manage(Method::GET, &format!("Subscription/{id}/$status"), None)
+        .await;
+    let body = answer.body.as_ref().filter(|_| answer.is_success());
+    let Some(body) = body else {
+        return (None, format!("$status: {}", said(&answer)));
+    };
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let events = notify::parse::parse(&bytes, crate::HARNESS_PREFIX).events_since_start;
+    match events {
+        Some(n) => (
+            Some(n),
+            format!("$status reported {n} events since the start"),
+        ),
+        None => (
+            None,
+            "$status named no events-since-subscription-start".into(),
+        ),
+    }
 }
 
 /// Asks `$events` for `from..=to` and says whether the server replayed them.

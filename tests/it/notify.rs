@@ -97,7 +97,13 @@ probability = 0.2
     let n = r.notifications.as_ref().unwrap();
     // Drops in the topic subscription leave gaps in its event numbers; the mock keeps
     // every event, so `$events` recovers each gap it was asked about.
-    assert!(n.gaps.iter().all(|g| g.recovery.is_some()), "{:?}", n.gaps);
+    let recovered = Some(fhirsurge::vocab::notification::Recovery::Recovered);
+    assert!(!n.gaps.is_empty());
+    assert!(
+        n.gaps.iter().all(|g| g.recovery == recovered),
+        "{:?}",
+        n.gaps
+    );
     assert!(!r.passed, "missed notifications fail the SLO");
 }
 
@@ -367,4 +373,36 @@ delay = "200ms"
         n.latency
     );
     assert!(counts(&ran.report).is_empty(), "{:?}", ran.report.findings);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_lost_after_the_last_delivered_one_are_found_by_status_and_replayed() {
+    // Every Condition event from 1 s on is lost: no later event number shows the gap,
+    // only `$status` (events since the start) does.
+    let faults = r#"
+[[faults]]
+kind = "notify_drop"
+resource_types = ["Condition"]
+from = "1s"
+"#;
+    let ran = run(&scenario(&format!("{SUBSCRIPTIONS}{faults}"))).await;
+    let r = &ran.report;
+    let dropped = pairs_injected(&ledger(&ran.dir), "notify_drop");
+    assert!(!dropped.is_empty());
+    assert_eq!(pairs_found(r, Kind::MissedNotification), dropped);
+    let n = r.notifications.as_ref().unwrap();
+    let tail: Vec<_> = n
+        .gaps
+        .iter()
+        .filter(|g| g.detail.contains("$status reported"))
+        .collect();
+    assert_eq!(tail.len(), 1, "{:?}", n.gaps);
+    let lost: u64 = n.gaps.iter().map(|g| g.to - g.from + 1).sum();
+    assert_eq!(lost, dropped.len() as u64, "{:?}", n.gaps);
+    assert_eq!(
+        tail[0].recovery,
+        Some(fhirsurge::vocab::notification::Recovery::Recovered),
+        "{:?}",
+        n.gaps
+    );
 }

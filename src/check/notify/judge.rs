@@ -391,6 +391,17 @@ fn gaps(j: &Judge, name: &str, numbers: &[u64], out: &mut Notifications) {
         }
         next = next.max(n + 1);
     }
+    // Events lost after the last one delivered: known from `$status`, asked of `$events`.
+    let last = seen.last().copied().unwrap_or(0);
+    for q in j.queries.iter().filter(|q| q.name == name && q.from > last) {
+        out.gaps.push(Gap {
+            subscription: name.to_owned(),
+            from: q.from,
+            to: q.to,
+            recovery: Some(q.recovery),
+            detail: q.detail.clone(),
+        });
+    }
 }
 
 fn percentiles(mut us: Vec<u64>) -> Latency {

@@ -34,6 +34,14 @@ pub fn query(sub: &Sub, since: u64, events: &[&Event]) -> Value {
     bundle(sub, "query-event", since, events)
 }
 
+/// The answer to `$status`: a `searchset` Bundle of the `query-status` Parameters,
+/// `events-since-subscription-start` the events so far.
+pub fn status(sub: &Sub) -> Value {
+    let mut b = bundle(sub, "query-status", sub.events_so_far(), &[]);
+    b["type"] = json!("searchset");
+    b
+}
+
 fn bundle(sub: &Sub, kind: &str, since: u64, events: &[&Event]) -> Value {
     let mut params = vec![
         json!({"name": "subscription", "valueReference": {"reference": format!("{}Subscription/{}", sub.base, sub.id)}}),

@@ -9,7 +9,8 @@
 //! with backoff (a bounded number of attempts), a bounded delivery queue, `$events`
 //! replays of the retained events (the last [`RETAINED`] per subscription; the mock never
 //! loses one). Faults (`faults`): `notify_drop`, `notify_dup`, `notify_delay`,
-//! `notify_give_up`, each in the ledger. Not done: heartbeats, `$status`, topics as
+//! `notify_give_up`, each in the ledger. `$status` says how many events a topic
+//! subscription has had. Not done: heartbeats, topics as
 //! resources (any topic canonical is accepted; its filter names the resource type).
 
 mod body;
@@ -101,6 +102,11 @@ impl Sub {
         r["status"] = json!(self.status());
         r["meta"] = json!({"versionId": "1"});
         r
+    }
+
+    /// Events numbered so far (the last event's number).
+    pub fn events_so_far(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
     }
 
     /// The retained events numbered `since..=until`.
