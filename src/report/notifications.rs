@@ -104,6 +104,19 @@ fn measured(r: &Report, n: &Notifications) -> (Verdict, Vec<String>) {
     if !n.gaps.is_empty() {
         evidence.push(gaps(&n.gaps));
     }
+    for s in &n.subscriptions {
+        let Some(h) = &s.heartbeat else { continue };
+        let silence = h
+            .longest_silence_ms
+            .map_or("no delivery at all".to_owned(), |ms| {
+                format!("longest silence {ms:.0} ms")
+            });
+        let kept = if h.kept { "kept" } else { "not kept" };
+        evidence.push(format!(
+            "{}: heartbeat every {} ms asked, {kept}: {} heartbeats, {silence}",
+            s.name, h.period_ms, h.received
+        ));
+    }
     for s in n.subscriptions.iter().filter(|s| !s.measured) {
         evidence.push(format!("{}: {}", s.name, s.reason));
     }

@@ -241,6 +241,7 @@ fn mark(
         state,
         timeout_ms: Some(timeout.as_millis() as u64),
         detail,
+        heartbeat_ms: sub.heartbeat.map(|h| h.as_millis() as u64),
     }
 }
 
@@ -383,6 +384,9 @@ fn resource(sub: &Subscribe, endpoint: &Url, secret: &str) -> Value {
             };
             channel["payload"] = json!("application/fhir+json");
             channel["_payload"] = json!({"extension": [{"url": format!("{BACKPORT}backport-payload-content"), "valueCode": content}]});
+            if let Some(h) = sub.heartbeat {
+                channel["extension"] = json!([{"url": format!("{BACKPORT}backport-heartbeat-period"), "valueUnsignedInt": h.as_secs()}]);
+            }
         }
     }
     r["channel"] = channel;

@@ -65,6 +65,9 @@ pub struct Subscribe {
     /// The SubscriptionTopic canonical ([`Form::Topic`] only).
     pub topic: Option<String>,
     pub payload: Payload,
+    /// The backport `heartbeat-period` asked of the server ([`Form::Topic`] only, whole
+    /// seconds).
+    pub heartbeat: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +98,8 @@ struct SubscribeFile {
     topic: Option<String>,
     #[serde(default)]
     payload: Payload,
+    #[serde(default, with = "humantime_serde")]
+    heartbeat_period: Option<Duration>,
 }
 
 fn default_listen() -> Spanned<String> {
@@ -153,6 +158,7 @@ impl SubscriptionsFile {
                 criteria: s.criteria,
                 topic: s.topic,
                 payload: s.payload,
+                heartbeat: s.heartbeat_period,
             });
         }
         if subscribe.is_empty() {
@@ -203,6 +209,14 @@ fn problem(s: &SubscribeFile, before: &[Subscribe]) -> Option<(&'static str, Str
     }
     if let Err(m) = crate::notify::Criteria::parse(&s.criteria) {
         return Some(("criteria", m));
+    }
+    if let Some(h) = s.heartbeat_period {
+        if s.form != Form::Topic {
+            return Some(("heartbeat_period", "only with form = \"topic\"".into()));
+        }
+        if h.is_zero() || h.subsec_nanos() != 0 {
+            return Some(("heartbeat_period", "whole seconds, at least 1s".into()));
+        }
     }
     match (s.form, &s.topic) {
         (Form::Topic, None) => Some(("topic", "form = \"topic\" needs the topic canonical".into())),

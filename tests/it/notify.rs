@@ -406,3 +406,35 @@ from = "1s"
         n.gaps
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_subscription_that_asks_for_heartbeats_gets_them() {
+    let subs = SUBSCRIPTIONS
+        .replace(
+            "payload = \"id_only\"",
+            "payload = \"id_only\"\nheartbeat_period = \"1s\"",
+        )
+        .replace("1500ms", "3s");
+    let ran = run(&short(&subs, 1.0)).await;
+    let r = &ran.report;
+    let n = r.notifications.as_ref().unwrap();
+    let topic = n
+        .subscriptions
+        .iter()
+        .find(|s| s.name == "conditions")
+        .unwrap();
+    let h = topic.heartbeat.as_ref().expect("asked for heartbeats");
+    assert_eq!(h.period_ms, 1000);
+    // The load writes Conditions without pause; once it stops, the subscription is
+    // quiet for the 3 s timeout and the server owes a heartbeat every second of it.
+    assert!(h.received >= 1, "{h:?}");
+    assert!(h.kept, "{h:?}");
+    let finished = n
+        .subscriptions
+        .iter()
+        .find(|s| s.name == "finished")
+        .unwrap();
+    assert!(finished.heartbeat.is_none(), "not asked");
+    assert!(counts(r).is_empty(), "{:?}", r.findings);
+    crate::run::assert_valid_report(&ran.dir.join("report.json"));
+}

@@ -44,6 +44,10 @@ pub(super) fn judge(j: Judge) -> (Notifications, Vec<Finding>) {
             reason: mark.detail.clone(),
             expected: 0,
             notified: 0,
+            heartbeat: mark
+                .heartbeat_ms
+                .filter(|_| mark.state == SubscriptionState::Active)
+                .map(|ms| super::heartbeat::judge(&j, name, ms)),
         };
         if mark.state != SubscriptionState::Active {
             summary.reason = format!(

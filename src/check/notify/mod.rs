@@ -11,11 +11,14 @@
 //! are judged one by one; a notification no write explains on a subscription such a
 //! Bundle was tagged with is `unattributed`, not unexpected. Pure.
 
+mod heartbeat;
 mod judge;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+pub use heartbeat::Heartbeat;
 
 use crate::history::{
     Completion, Event, EventsQuery, Form, Interaction, Notification, Op, Outcome as Said, Payload,
@@ -70,6 +73,9 @@ pub struct SubscriptionSummary {
     pub reason: String,
     pub expected: u64,
     pub notified: u64,
+    /// For a subscription that asked for heartbeats: what arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<heartbeat::Heartbeat>,
 }
 
 /// Latency percentiles in ms.

@@ -24,6 +24,7 @@ fn active() -> Event {
         state: SubscriptionState::Active,
         timeout_ms: Some(1000),
         detail: String::new(),
+        heartbeat_ms: None,
     })
 }
 

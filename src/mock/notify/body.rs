@@ -29,6 +29,11 @@ pub fn handshake(sub: &Sub) -> Option<Vec<u8>> {
     }
 }
 
+/// A heartbeat: the status with `events-since-subscription-start`, no event.
+pub fn heartbeat(sub: &Sub) -> Option<Vec<u8>> {
+    serde_json::to_vec(&bundle(sub, "heartbeat", sub.events_so_far(), &[])).ok()
+}
+
 /// The answer to `$events`: a `query-event` Bundle with the retained events asked for.
 pub fn query(sub: &Sub, since: u64, events: &[&Event]) -> Value {
     bundle(sub, "query-event", since, events)

@@ -51,6 +51,8 @@ pub struct Job {
     pub dup: Option<(String, String)>,
     /// `notify_give_up` (label, kind): no retry after a failed first attempt.
     pub give_up: Option<(String, String)>,
+    /// The handshake: accepted, it makes the subscription `active`.
+    pub activates: bool,
 }
 
 impl Job {
@@ -62,6 +64,20 @@ impl Job {
             delay: Duration::ZERO,
             dup: None,
             give_up: None,
+            activates: true,
+        }
+    }
+
+    /// A heartbeat: the status, no event.
+    pub fn heartbeat(sub: Arc<Sub>) -> Job {
+        Job {
+            body: super::body::heartbeat(&sub).map(Arc::new),
+            sub,
+            event: None,
+            delay: Duration::ZERO,
+            dup: None,
+            give_up: None,
+            activates: false,
         }
     }
 }
@@ -139,7 +155,8 @@ async fn deliver(http: &reqwest::Client, job: Job, policy: Policy, ledger: &Ledg
     let mut wait = policy.backoff;
     for attempt in 1..=policy.attempts.max(1) {
         if post(http, &job).await {
-            if job.event.is_none() {
+            job.sub.sent();
+            if job.activates {
                 job.sub.set_status("active");
             }
             if let Some((label, kind)) = &job.dup {
