@@ -1,6 +1,6 @@
 //! The scorecard's notification question — "Do alerts arrive exactly once, in time?" —
 //! answered from the report's `notifications` section and its notification objectives
-//! alone: counts of missed, duplicated and unexpected notifications, the write → delivery
+//! alone (asked only of runs with `[subscriptions]`): counts of missed, duplicated and unexpected notifications, the write → delivery
 //! latency, what the receiver refused and the server redelivered, gaps in event numbers
 //! and what `$events` recovered. Not measured (no subscription, none active, an empty
 //! payload) says why; an objective the scenario asked for that could not be measured
@@ -16,22 +16,20 @@ use crate::vocab::notification::Recovery;
 pub const ID: &str = "notification_integrity";
 const TEXT: &str = "Notifications: do alerts arrive exactly once, in time?";
 
-/// Answers the question.
-pub fn question(r: &Report) -> Question {
-    let (verdict, evidence) = match r.notifications.as_ref() {
-        None => (
-            Verdict::NotMeasured,
-            vec!["not measured: the scenario creates no subscriptions ([subscriptions])".into()],
-        ),
-        Some(n) if !n.measured => unmeasured(r, n),
-        Some(n) => measured(r, n),
+/// Answers the question for a run with `[subscriptions]`; `None` for one without (no
+/// notification was owed, so the question is not asked).
+pub fn question(r: &Report) -> Option<Question> {
+    let n = r.notifications.as_ref()?;
+    let (verdict, evidence) = match n.measured {
+        false => unmeasured(r, n),
+        true => measured(r, n),
     };
-    Question {
+    Some(Question {
         id: ID.to_owned(),
         question: TEXT.to_owned(),
         verdict,
         evidence,
-    }
+    })
 }
 
 /// The notification objectives of the report.
