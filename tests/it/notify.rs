@@ -438,3 +438,118 @@ async fn a_topic_subscription_that_asks_for_heartbeats_gets_them() {
     assert!(counts(r).is_empty(), "{:?}", r.findings);
     crate::run::assert_valid_report(&ran.dir.join("report.json"));
 }
+
+/// An Encounter with a harness identifier.
+fn encounter(value: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({"resourceType": "Encounter", "status": status,
+        "class": {"code": "AMB"},
+        "identifier": [{"system": "urn:fhirsurge:it", "value": value}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_write_is_tagged_entry_by_entry_as_the_server_notifies() {
+    use fhirsurge::fhir::{Client, Recorder, Settings, Tls, manage::Tagger};
+    use fhirsurge::notify::{self, Criteria};
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let ehr = fhirsurge::mock::Ehr::new(fhirsurge::mock::Config::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(fhirsurge::mock::serve(listener, ehr, shutdown.clone()));
+    let (tx, mut deliveries) = tokio::sync::mpsc::channel(64);
+    let receiver = notify::Receiver::new(notify::Config {
+        seed: 1,
+        start,
+        secret: "s3cret".into(),
+        prefix: "urn:fhirsurge:".into(),
+        faults: Vec::new(),
+        ledger: fhirsurge::fault::Ledger::new(start),
+        deliveries: tx,
+        tls: None,
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/notify/finished", listener.local_addr().unwrap());
+    notify::spawn(listener, receiver, shutdown.clone()).unwrap();
+    let (recorder, _notes) = Recorder::new(start, 1024);
+    let client = Client::new(
+        Settings {
+            base: url::Url::parse(&base).unwrap(),
+            timeout: Duration::from_secs(5),
+            retry: Default::default(),
+            harness_prefix: "urn:fhirsurge:".into(),
+            prefer: None,
+            ledger: None,
+            auth: fhirsurge::fhir::auth::Config::None,
+            tls: Tls::default(),
+        },
+        recorder,
+    )
+    .unwrap();
+    let criteria = "Encounter?status=finished";
+    let subscription = serde_json::json!({"resourceType": "Subscription", "status": "requested",
+        "criteria": criteria, "channel": {"type": "rest-hook", "endpoint": hook,
+        "payload": "application/fhir+json", "header": [format!("{}: s3cret", notify::SECRET_HEADER)]}});
+    let created = client
+        .manage(reqwest::Method::POST, "Subscription", Some(&subscription))
+        .await;
+    let id = created.body.unwrap()["id"].as_str().unwrap().to_owned();
+    // The classic rest-hook handshake is an empty POST; wait for it to activate.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = client
+            .manage(reqwest::Method::GET, &format!("Subscription/{id}"), None)
+            .await;
+        if s.body.as_ref().and_then(|b| b["status"].as_str()) == Some("active") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never active: {:?}", s.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = Criteria::parse(criteria).unwrap();
+    client.set_tagger(Tagger(std::sync::Arc::new(
+        move |rt: &str, r: &serde_json::Value| match c.matches(rt, r) {
+            true => vec!["finished".to_owned()],
+            false => Vec::new(),
+        },
+    )));
+    // A hand-built transaction: two finished Encounters and one in progress.
+    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": encounter("e1", "finished"), "request": {"method": "POST", "url": "Encounter"}},
+        {"resource": encounter("e2", "in-progress"), "request": {"method": "POST", "url": "Encounter"}},
+        {"resource": encounter("e3", "finished"), "request": {"method": "POST", "url": "Encounter"}},
+    ]});
+    let tags = client.entry_tags(&bundle);
+    let answer = client
+        .manage(reqwest::Method::POST, "", Some(&bundle))
+        .await;
+    assert!(answer.is_success(), "{answer:?}");
+    let entries = answer.body.unwrap()["entry"].as_array().unwrap().clone();
+    // What each entry owes, from its resource (the tags) and its response (the id).
+    let mut owed: Vec<String> = entries
+        .iter()
+        .zip(&tags)
+        .filter(|(_, t)| t.contains(&"finished".to_owned()))
+        .map(|(e, _)| {
+            let location = e["response"]["location"].as_str().unwrap();
+            location.split('/').nth(1).unwrap().to_owned()
+        })
+        .collect();
+    owed.sort();
+    assert_eq!(owed.len(), 2, "{tags:?}");
+    let mut notified = Vec::new();
+    while notified.len() < owed.len() {
+        let n = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+            .await
+            .expect("a notification within 10 s")
+            .unwrap();
+        notified.extend(n.focus.into_iter().map(|f| f.id));
+    }
+    notified.sort();
+    assert_eq!(notified, owed);
+    // Nothing else arrives for the in-progress entry.
+    let more = tokio::time::timeout(Duration::from_millis(300), deliveries.recv()).await;
+    assert!(more.is_err(), "{more:?}");
+}
