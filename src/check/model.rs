@@ -170,8 +170,7 @@ pub(super) fn world(seed: u64, entities: usize, inject: Option<Inject>) -> World
     sim.versions_on_writes = matches!(
         inject,
         Some(Inject::ServeOld | Inject::AlterOverwritten | Inject::DropUpdateEcho)
-    )
-        || sim.rng.random_bool(0.7);
+    ) || sim.rng.random_bool(0.7);
     sim.rewrites_code = sim.rng.random_bool(0.3);
     let target = inject.map(|_| sim.rng.random_range(0..entities.max(1)));
     let mut done = Vec::new();

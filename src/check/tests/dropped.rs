@@ -68,7 +68,9 @@ fn an_update_acknowledged_with_the_version_the_create_reported_is_a_lost_write()
     let (out, _, u) = echoed("1", None, "1");
     assert_lost_update(&out, u);
     assert!(
-        only(&out).detail.contains("an earlier acknowledged write reported"),
+        only(&out)
+            .detail
+            .contains("an earlier acknowledged write reported"),
         "{}",
         only(&out).detail
     );
@@ -114,7 +116,13 @@ fn an_honest_server_with_a_new_version_gives_no_finding() {
     let u = h.update(2000, &closed, "abc", Some("W/\"a\""));
     h.ok(2100, u, 200, Some("abc"), Some("W/\"b\""));
     // A read during the load sees the update.
-    h.read(2200, 2250, "abc", Some(seen("abc", Some("W/\"b\""), &closed)), Load);
+    h.read(
+        2200,
+        2250,
+        "abc",
+        Some(seen("abc", Some("W/\"b\""), &closed)),
+        Load,
+    );
     let versions = [("W/\"a\"", &created), ("W/\"b\"", &closed)];
     read_back(&mut h, "W/\"b\"", &closed, &versions);
     let out = h.check();
@@ -130,7 +138,13 @@ fn a_later_read_of_the_kept_state_is_folded_into_the_lost_write() {
     h.ok(1100, c, 201, Some("abc"), Some("1"));
     let u = h.update(2000, &closed, "abc", Some("1"));
     let ud = h.ok(2100, u, 200, Some("abc"), Some("1"));
-    let r = h.read(2200, 2250, "abc", Some(seen("abc", Some("1"), &created)), Load);
+    let r = h.read(
+        2200,
+        2250,
+        "abc",
+        Some(seen("abc", Some("1"), &created)),
+        Load,
+    );
     read_back(&mut h, "1", &created, &[("1", &created)]);
     let out = h.check();
     assert_lost_update(&out, [u, ud]);
