@@ -33,7 +33,7 @@ impl State {
         let shown = found.obs.version;
         let mut by_version = writes.iter().copied().filter(|&w| {
             let wr = &self.writes[w as usize];
-            wr.acked() && shown != NO_SYM && wr.version == shown
+            wr.acked() && shown != NO_SYM && wr.version == shown && self.echoed(w, writes).is_none()
         });
         if let (Some(w), None) = (by_version.next(), by_version.next()) {
             return self.corrupted(found, &[w], &[], seen).into_iter().collect();

@@ -20,6 +20,7 @@ mod altered;
 pub mod audit;
 mod content;
 mod detail;
+mod echo;
 mod ident;
 mod ingest;
 mod intern;

@@ -23,6 +23,9 @@ pub(super) enum Inject {
     DropCreate,
     /// The last acknowledged update is never stored.
     DropUpdate,
+    /// The last update is never stored, and acknowledged with the version in place (its
+    /// `If-Match` version, or the current one): no new version.
+    DropUpdateEcho,
     /// The last write is stored with an element changed.
     AlterContent,
     /// The create is stored with an element changed, then overwritten by acknowledged
@@ -38,9 +41,10 @@ pub(super) enum Inject {
     DoubleAck,
 }
 
-pub(super) const ALL: [Inject; 8] = [
+pub(super) const ALL: [Inject; 9] = [
     Inject::DropCreate,
     Inject::DropUpdate,
+    Inject::DropUpdateEcho,
     Inject::AlterContent,
     Inject::AlterOverwritten,
     Inject::Duplicate,
@@ -52,7 +56,7 @@ pub(super) const ALL: [Inject; 8] = [
 impl Inject {
     pub(super) fn expected(self) -> Kind {
         match self {
-            Self::DropCreate | Self::DropUpdate => Kind::LostWrite,
+            Self::DropCreate | Self::DropUpdate | Self::DropUpdateEcho => Kind::LostWrite,
             Self::AlterContent | Self::AlterOverwritten => Kind::CorruptedWrite,
             Self::Duplicate => Kind::DuplicateWrite,
             Self::ServeOld => Kind::StaleRead,
@@ -162,8 +166,11 @@ pub(super) fn world(seed: u64, entities: usize, inject: Option<Inject>) -> World
     // with versions on reads alone would go unseen, and that is by design.
     // So is a version `_history` shows altered: it is matched by the version its write
     // reported.
-    sim.versions_on_writes = matches!(inject, Some(Inject::ServeOld | Inject::AlterOverwritten))
-        || sim.rng.random_bool(0.7);
+    // A version echoed is only seen when writes report versions.
+    sim.versions_on_writes = matches!(
+        inject,
+        Some(Inject::ServeOld | Inject::AlterOverwritten | Inject::DropUpdateEcho)
+    ) || sim.rng.random_bool(0.7);
     sim.rewrites_code = sim.rng.random_bool(0.3);
     let target = inject.map(|_| sim.rng.random_range(0..entities.max(1)));
     let mut done = Vec::new();

@@ -108,6 +108,10 @@ impl State {
             verdict.lost = lost;
             return verdict;
         }
+        if let Some(f) = self.refused_proof(r, &writes, &obs) {
+            verdict.findings.push(f);
+            return verdict;
+        }
         verdict.findings = self.held(r, &writes, &obs, by_read);
         verdict
     }
@@ -118,23 +122,34 @@ impl State {
     fn reverted(&self, r: u32, reg: &Regression, read: &Obs) -> (Option<Finding>, Vec<u32>) {
         match self.history_lacks(r, reg.newer) {
             Some((true, history_done)) => {
+                let writes = self.writes_of(r);
                 let newer = &self.writes[reg.newer as usize];
+                let echo = self.echo_clause(reg.newer, &writes);
                 let what = match newer.version {
                     NO_SYM => "its content".to_owned(),
+                    _ if !echo.is_empty() => "what it sent".to_owned(),
                     v => format!("version {}", self.strings.resolve(v)),
+                };
+                let attempts = self.attempts_like(reg.newer, &writes);
+                let who = match attempts.as_slice() {
+                    [_] => self.describe(reg.newer),
+                    _ => format!(
+                        "the same update sent {} times, one of which the server dropped (which is unknown): the {}",
+                        attempts.len(),
+                        self.describe_all(&attempts, " or the ")
+                    ),
                 };
                 let shown = match read.version {
                     NO_SYM | UNKNOWN_VERSION => "the content".to_owned(),
                     v => format!("version {}", self.strings.resolve(v)),
                 };
                 let detail = format!(
-                    "{}; read-back read at {} shows {shown} of the {}, and _history lacks {what}",
-                    self.describe(reg.newer),
+                    "{who}{echo}; read-back read at {} shows {shown} of the {}, and _history lacks {what}",
                     secs(read.done_us),
                     self.describe_all(&reg.older, " or the "),
                 );
                 let mut evidence = vec![read.invoke, read.done, history_done];
-                for &w in reg.older.iter().chain([&reg.newer]) {
+                for &w in reg.older.iter().chain(&attempts) {
                     evidence.extend(self.write_evidence(w));
                 }
                 let lost = reg
@@ -161,7 +176,8 @@ impl State {
     fn history_lacks(&self, r: u32, w: u32) -> Option<(bool, u64)> {
         let h = self.histories.get(self.res[r as usize].history as usize)?;
         let wr = &self.writes[w as usize];
-        let has = if wr.version != NO_SYM {
+        // An update that echoed an earlier version is judged by what it sent.
+        let has = if wr.version != NO_SYM && self.echoed(w, &self.writes_of(r)).is_none() {
             h.entries.iter().any(|&(v, _)| v == wr.version)
         } else {
             let sent = self.sent(w)?;

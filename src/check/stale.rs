@@ -119,7 +119,8 @@ impl State {
                     return false;
                 }
                 if by_version {
-                    return wr.version == obs.version;
+                    // An update that echoed the version made none.
+                    return wr.version == obs.version && self.echoed(w, &writes).is_none();
                 }
                 match (self.sent(w), obs.content) {
                     (Some(sent), Some(seen)) => holds(sent, seen, ignore),

@@ -33,7 +33,7 @@ impl State {
             .copied()
             .filter(|&w| {
                 let wr = &self.writes[w as usize];
-                wr.acked() && wr.version != NO_SYM
+                wr.acked() && wr.version != NO_SYM && self.echoed(w, &all).is_none()
             })
             .collect();
         let mut judged: Vec<Sym> = Vec::new();

@@ -17,6 +17,8 @@ use crate::vocab::seed::{self, Purpose, chance};
 pub enum Kind {
     /// Answer as if written; store nothing.
     AckAndDrop,
+    /// Answer an update with the version in place; store nothing.
+    AckAndDropEcho,
     /// Store with one clinically meaningful element removed.
     Strip,
     /// Store with a code (or the status) changed.
@@ -76,6 +78,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
 pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
     Ok(match spec.kind {
         FaultKind::AckAndDrop {} => Kind::AckAndDrop,
+        FaultKind::AckAndDropEcho {} => Kind::AckAndDropEcho,
         FaultKind::Strip {} => Kind::Strip,
         FaultKind::Remap {} => Kind::Remap,
         FaultKind::DelayedVisibility { delay } => Kind::DelayedVisibility(delay),
@@ -133,6 +136,7 @@ impl Fault {
             _ if self.kind.is_access() => false,
             Kind::PartialTransaction => write == Write::Transaction,
             Kind::StaleIfMatch => write == Write::StaleUpdate,
+            Kind::AckAndDropEcho => write == Write::Update,
             Kind::StaleRead(_) => write == Write::Update,
             _ if matches!(write, Write::Transaction | Write::StaleUpdate) => false,
             Kind::Strip => strip_target(resource_type, resource).is_some(),
@@ -169,7 +173,7 @@ impl Fault {
 /// What the faults that fired do to one write.
 #[derive(Debug, Default)]
 pub struct Plan<'a> {
-    /// `ack_and_drop`: nothing else happens.
+    /// `ack_and_drop` or `ack_and_drop_echo`: nothing else happens.
     pub drop: Option<&'a Fault>,
     /// `strip` and `remap`, in scenario order.
     pub edits: Vec<&'a Fault>,
@@ -202,7 +206,7 @@ pub fn plan<'a>(
     });
     for f in fired {
         match f.kind {
-            Kind::AckAndDrop => {
+            Kind::AckAndDrop | Kind::AckAndDropEcho => {
                 plan.drop.get_or_insert(f);
             }
             Kind::Strip | Kind::Remap => plan.edits.push(f),

@@ -163,6 +163,18 @@ impl Shared {
         };
         let plan = self.plan(write, rt, &resource, ctx);
         let number = state.latest().map_or(1, |v| v.number + 1);
+        if let (Some(f), Some(current)) = (plan.drop, &current)
+            && f.kind == Kind::AckAndDropEcho
+        {
+            drop(state);
+            let detail = format!(
+                "acknowledged with the version in place (v{}), not stored",
+                current.number
+            );
+            self.record(f, rt, id, current, ctx, detail);
+            let version = current.clone();
+            return Ok(written(false, rt, id.to_owned(), version, After::Answer));
+        }
         if let Some(f) = plan.drop {
             drop(state);
             let version = self.version(rt, id, number, resource, false);

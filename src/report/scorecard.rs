@@ -205,11 +205,50 @@ fn under_load(r: &Report) -> Question {
     )
 }
 
+/// What the run measured of the EHR's dialect, in one line: interactions replaced,
+/// skipped and changed, and vendor behaviours observed; "not measured" when nothing was
+/// sent.
+fn mapping_measured(
+    m: &super::Mapping,
+    interactions: u64,
+    skipped_writes: u64,
+    context: &str,
+) -> String {
+    if interactions == 0 {
+        return format!("not measured: no interaction was sent ({context})");
+    }
+    let decided = |a: super::mapping::Action| -> u64 {
+        m.decisions
+            .iter()
+            .filter(|d| d.action == a)
+            .map(|d| d.count)
+            .sum()
+    };
+    let changed: u64 = m.adjustments.iter().map(|a| a.count).sum();
+    let seen: Vec<&super::mapping::QuirkSeen> =
+        m.quirks_observed.iter().filter(|q| q.count > 0).collect();
+    let times: u64 = seen.iter().map(|q| q.count).sum();
+    let unseen = m
+        .quirks_observed
+        .iter()
+        .filter(|q| q.declared && q.count == 0)
+        .count();
+    format!(
+        "measured over {} interactions: {} replaced, {} skipped, {} changed so the EHR accepts them; {} vendor behaviours observed ({}×), {} declared and not seen ({context})",
+        super::mapping::thousands(interactions),
+        super::mapping::thousands(decided(super::mapping::Action::Replaced)),
+        super::mapping::thousands(decided(super::mapping::Action::Skipped) + skipped_writes),
+        super::mapping::thousands(changed),
+        seen.len(),
+        super::mapping::thousands(times),
+        unseen,
+    )
+}
+
 fn ehr_mapping(r: &Report) -> Question {
-    let mut evidence = vec![format!(
-        "profile {} against {}",
-        r.run.profile, r.run.target
-    )];
+    let context = format!("profile {} against {}", r.run.profile, r.run.target);
+    let (sent, skipped) = (r.summary.interactions, r.summary.skipped_writes);
+    let mut evidence = vec![mapping_measured(&r.mapping, sent, skipped, &context)];
     let m = &r.mapping;
     evidence.extend(m.decisions.iter().map(|d| d.line()));
     let adjusted: u64 = m.adjustments.iter().map(|a| a.count).sum();
@@ -291,4 +330,40 @@ fn failure_handling(r: &Report) -> Question {
         verdict,
         evidence,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Mapping;
+    use crate::report::mapping::{Action, Decision, QuirkSeen};
+
+    #[test]
+    fn mapping_evidence_is_a_measurement_or_not_measured() {
+        let mut m = Mapping::default();
+        let line = mapping_measured(&m, 0, 0, "profile us-core against mock");
+        assert_eq!(
+            line,
+            "not measured: no interaction was sent (profile us-core against mock)"
+        );
+        m.decisions = vec![Decision {
+            resource_type: "Encounter".into(),
+            interaction: "create".into(),
+            action: Action::Replaced,
+            reason: "not supported by epic".into(),
+            outcome: "used an existing encounter".into(),
+            count: 40,
+        }];
+        let quirk = |name: &str, count| QuirkSeen {
+            quirk: name.into(),
+            detail: "d".into(),
+            declared: true,
+            count,
+        };
+        m.quirks_observed = vec![quirk("relative_location", 7), quirk("expected_change", 0)];
+        assert_eq!(
+            mapping_measured(&m, 1200, 2, "profile epic against mock"),
+            "measured over 1,200 interactions: 40 replaced, 2 skipped, 0 changed so the EHR accepts them; 1 vendor behaviours observed (7×), 1 declared and not seen (profile epic against mock)"
+        );
+    }
 }

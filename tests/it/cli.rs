@@ -171,3 +171,56 @@ fn serve_mock_refuses_a_non_loopback_listen_address_without_allow_remote() {
         "{stderr}"
     );
 }
+
+/// A smoke run reconciles no audit trail and races no updates: its JUnit shows those
+/// checks skipped (not measured, with the reason), never passed, in the consistency
+/// suite and in any objective the scenario sets for them. (Its patient-scoped searches
+/// are checked for leaks, so `scope_leak` is measured.)
+#[test]
+fn a_smoke_runs_junit_skips_the_audit_and_lost_update_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = smoke(dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let xml = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    for kind in ["audit_gap", "audit_mismatch", "lost_update"] {
+        let about: Vec<_> = cases
+            .iter()
+            .filter(|c| {
+                c.attribute("name") == Some(kind)
+                    || c.attribute("name")
+                        .is_some_and(|n| n.starts_with(&format!("{kind} ")))
+            })
+            .collect();
+        assert!(
+            about
+                .iter()
+                .any(|c| c.attribute("classname") == Some("fhirsurge.consistency")),
+            "{kind}: no consistency case in {xml}"
+        );
+        for c in about {
+            let skipped = c
+                .children()
+                .find(|n| n.has_tag_name("skipped"))
+                .unwrap_or_else(|| panic!("{kind}: {c:?} is not skipped in {xml}"));
+            let why = skipped.attribute("message").unwrap_or_default();
+            assert!(why.starts_with("not measured"), "{kind}: {why}");
+            assert!(!c.children().any(|n| n.has_tag_name("failure")), "{kind}");
+        }
+    }
+}

@@ -197,6 +197,7 @@ impl Sim {
         let forced = match e.inject {
             Some(
                 Inject::DropUpdate
+                | Inject::DropUpdateEcho
                 | Inject::ServeOld
                 | Inject::DoubleAck
                 | Inject::AlterOverwritten,
@@ -252,6 +253,12 @@ impl Sim {
             );
             let outcome = match end {
                 End::Ok if !exists => fail(404),
+                End::Ok if e.inject == Some(Inject::DropUpdateEcho) && last => {
+                    // Not stored; answered with the version in place.
+                    let kept = e.store.at(&id, eff).map(|s| s.0.to_owned());
+                    let version = if_match.clone().or(kept);
+                    self.acked(200, &id, version.as_deref())
+                }
                 End::Ok => {
                     let version = self.fresh("v");
                     let dropped = e.inject == Some(Inject::DropUpdate) && last;
@@ -261,7 +268,9 @@ impl Sim {
                     e.version = Some(version.clone());
                     self.acked(200, &id, Some(&version))
                 }
-                End::Fail => fail(412),
+                // A refusal that says nothing of the version: a 412 to an `If-Match` of
+                // the current version would say it changed.
+                End::Fail => fail(422),
                 End::Info => info(),
             };
             let index = self.push(inv, done, e.process, op, outcome);
@@ -293,7 +302,9 @@ impl Sim {
         eff: u64,
     ) {
         let double = e.inject == Some(Inject::DoubleAck);
-        if !double && !self.rng.random_bool(0.3) {
+        // A server that kept the version would accept the rival: not modelled.
+        let echo = e.inject == Some(Inject::DropUpdateEcho);
+        if echo || (!double && !self.rng.random_bool(0.3)) {
             return;
         }
         let r_inv = self.rng.random_range(inv..done);

@@ -4,6 +4,7 @@
 //! against a simulated server (`props`).
 
 mod combined;
+mod dropped;
 mod kinds;
 mod negative;
 mod props;

@@ -109,6 +109,9 @@ pub enum Kind {
     // Silent: the mock's write-back failures.
     /// Answer as if written; store nothing.
     AckAndDrop {},
+    /// Answer an update 200 with the version in place (the same `versionId` and ETag, as
+    /// a server that kept the resource unchanged would); store nothing. Updates only.
+    AckAndDropEcho {},
     /// Store with one clinically meaningful element removed.
     Strip {},
     /// Store with a code (or the status) changed.
@@ -184,6 +187,7 @@ const TABLE: &[(&str, Group)] = &[
     ("http_status", Group::Http),
     ("stall", Group::Http),
     ("ack_and_drop", Group::Silent),
+    ("ack_and_drop_echo", Group::Silent),
     ("strip", Group::Silent),
     ("remap", Group::Silent),
     ("delayed_visibility", Group::Silent),
@@ -238,6 +242,7 @@ impl Kind {
             | Down {} => Group::Network,
             ResetBefore {} | ResetAfter {} | HttpStatus { .. } | Stall { .. } => Group::Http,
             AckAndDrop {}
+            | AckAndDropEcho {}
             | Strip {}
             | Remap {}
             | DelayedVisibility { .. }
@@ -273,6 +278,7 @@ impl Kind {
             HttpStatus { .. } => "http_status",
             Stall { .. } => "stall",
             AckAndDrop {} => "ack_and_drop",
+            AckAndDropEcho {} => "ack_and_drop_echo",
             Strip {} => "strip",
             Remap {} => "remap",
             DelayedVisibility { .. } => "delayed_visibility",

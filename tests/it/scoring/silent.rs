@@ -33,6 +33,17 @@ async fn every_ack_and_drop_is_a_lost_write() {
     assert_alone(&r, "ack_and_drop", &[Kind::LostWrite]);
 }
 
+/// An update dropped and answered with the version in place (its `If-Match` version):
+/// a `lost_write` of the update, never a `corrupted_write` of the create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ack_and_drop_echo_is_a_lost_write_of_the_update() {
+    let r = alone("ack_and_drop_echo", 0.3, "").await;
+    assert_alone(&r, "ack_and_drop_echo", &[Kind::LostWrite]);
+    for f in &r.findings {
+        assert!(f.detail.contains("no new version"), "{}", f.detail);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_strip_is_a_corrupted_write() {
     let r = alone("strip", 0.05, "").await;
