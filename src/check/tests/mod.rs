@@ -7,6 +7,7 @@ mod combined;
 mod kinds;
 mod negative;
 mod props;
+mod transactions;
 
 use serde_json::{Value, json};
 
