@@ -31,7 +31,7 @@ use crate::vocab::ledger::Ledger;
 pub use exchange::UNANSWERED;
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
-pub use transaction::{Entry, EntryReply};
+pub use transaction::{Entry, EntryReply, entry_content};
 
 const FHIR_JSON: &str = "application/fhir+json";
 

@@ -90,7 +90,7 @@ impl Client {
         };
         let rt = type_of(e.resource);
         let mut op = self.op(ctx, f, &rt, None, Some(e.identifier), None);
-        op.content = Some(Content::of(&without_entry_references(e.resource, urns)));
+        op.content = Some(entry_content(e.resource, urns));
         op.entry_of = Some(EntryOf {
             transaction: 0,
             entry: i as u32,
@@ -105,6 +105,12 @@ fn bundle_entry(e: &Entry<'_>) -> Value {
         request["ifNoneExist"] = Value::String(format!("identifier={}", encode(e.identifier)));
     }
     json!({"fullUrl": e.full_url, "resource": e.resource, "request": request})
+}
+
+/// The digest recorded for an entry: of the resource without its top-level elements
+/// that reference another entry's `fullUrl` (one of `urns`).
+pub fn entry_content(resource: &Value, urns: &[&str]) -> Content {
+    Content::of(&without_entry_references(resource, urns))
 }
 
 /// The resource without its top-level elements that reference one of `urns` (the

@@ -46,6 +46,9 @@ fn never_checked(kind: Kind) -> Option<&'static str> {
             Some("no audit reconciliation ran in this run (AuditEvents were not fetched)")
         }
         Kind::ScopeLeak => Some("no scope check ran in this run"),
+        Kind::PartialTransaction => Some(
+            "no transaction Bundle ran in this run (write_back = \"single\", or the EHR takes no transactions)",
+        ),
         Kind::LostUpdate => Some(
             "no contended_update step ran in this run (each resource is updated by one process), so no lost update can occur",
         ),
