@@ -152,9 +152,7 @@ fn refers_outside(body: &serde_json::Value, keys: &HashSet<&str>) -> bool {
 fn strip(v: &mut serde_json::Value, keys: &HashSet<&str>) {
     match v {
         serde_json::Value::Object(map) => {
-            map.retain(|k, v| {
-                !(k == "reference" && v.as_str().is_some_and(|s| keys.contains(s)))
-            });
+            map.retain(|k, v| !(k == "reference" && v.as_str().is_some_and(|s| keys.contains(s))));
             map.values_mut().for_each(|v| strip(v, keys));
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| strip(v, keys)),
