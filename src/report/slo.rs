@@ -46,6 +46,7 @@ fn never_checked(kind: Kind) -> Option<&'static str> {
             Some("no audit reconciliation ran in this run (AuditEvents were not fetched)")
         }
         Kind::ScopeLeak => Some("no scope check ran in this run"),
+        Kind::ScopeNotEnforced => Some("no narrower-token scope probe ran in this run"),
         Kind::PartialTransaction => Some(
             "no transaction Bundle ran in this run (write_back = \"single\", or the EHR takes no transactions)",
         ),
@@ -284,7 +285,23 @@ mod tests {
         assert!(!audit.passed && audit.not_measured.is_some(), "{audit:?}");
         assert!(by("lost_update").not_measured.is_some());
         assert!(!by("visibility lag").passed);
-        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 10);
+        assert!(by("partial_transaction").not_measured.is_some());
+        assert!(by("scope_not_enforced").not_measured.is_some());
+        // Notification kinds are judged apart, for runs that subscribe.
+        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 12);
+        let asked = Slo {
+            findings: [("audit_gap".to_owned(), 0)].into(),
+            ..Slo::default()
+        };
+        let asked = judge(&asked, &m);
+        let gap = asked
+            .iter()
+            .find(|r| r.name.starts_with("audit_gap"))
+            .unwrap();
+        assert!(
+            !gap.passed && gap.not_measured.is_none() && !all_passed(&asked),
+            "an unmeasured objective the scenario names fails: {gap:?}"
+        );
         assert!(!all_passed(&r), "a measured failure fails");
         let unmeasured_only: Vec<SloResult> =
             r.into_iter().filter(|s| s.not_measured.is_some()).collect();
