@@ -19,7 +19,7 @@ fn measured(r: &Run) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_partial_transaction_is_found_with_its_missing_entry() {
-    let faults = "[[faults]]\nkind = \"partial_transaction\"\nprobability = 0.1\n";
+    let faults = "[[faults]]\nkind = \"partial_transaction\"\nprobability = 0.3\n";
     let r = run(&Shape {
         top: TOP,
         faults,
