@@ -5,7 +5,8 @@
 //! transaction's, and completed right after it with what the transaction-response said
 //! of it: `response.status`, the id and version of `response.location` (absolute or
 //! relative) and `response.etag`, all opaque. So the checker judges each entry like a
-//! single write. An entry's recorded digest leaves out the elements that reference
+//! single write, and each entry carries the subscriptions its resource matches (`notify`);
+//! the transaction's own invocation carries none. An entry's recorded digest leaves out the elements that reference
 //! another entry's `fullUrl`: the server rewrites those to the id it assigns. Uses
 //! `history` (the records) through the client; nothing else.
 
@@ -89,7 +90,8 @@ impl Client {
             Interaction::Create
         };
         let rt = type_of(e.resource);
-        let mut op = self.op(ctx, f, &rt, None, Some(e.identifier), None);
+        // Tagged with the subscriptions its resource matches, like a single write.
+        let mut op = self.op(ctx, f, &rt, None, Some(e.identifier), Some(e.resource));
         op.content = Some(entry_content(e.resource, urns));
         op.entry_of = Some(EntryOf {
             transaction: 0,
