@@ -104,6 +104,27 @@ pub struct Op {
     /// (a notification is due for each once the write takes effect).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
+    /// For a transaction whose entries are recorded as invocations of their own: how
+    /// many there are. A transaction without it is opaque to the checker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u32>,
+    /// For one entry of a transaction Bundle: which transaction, and where in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_of: Option<EntryOf>,
+}
+
+/// Where a transaction entry sits. An entry is recorded as an invocation of its own
+/// (a create or conditional create, with its identifier and content digest) right after
+/// its transaction's invocation, and completed right after the transaction's completion
+/// with what the transaction-response said of it: the entry's `response.status`, the id
+/// and version of its `location` (absolute or relative) and `etag`. The HTTP request is
+/// the transaction's: entries carry no latency sample of their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryOf {
+    /// The transaction's invocation index.
+    pub transaction: u64,
+    /// The entry's position in the Bundle, from 0.
+    pub entry: u32,
 }
 
 fn is_load(p: &Phase) -> bool {

@@ -86,7 +86,8 @@ pub fn collect(records: impl IntoIterator<Item = Record>) -> Access {
     let mut suspects = Vec::new();
     for r in records {
         match r.event {
-            Event::Invoke(op) if op.phase != Phase::Audit => {
+            // A transaction's entries are the transaction's one access (not covered).
+            Event::Invoke(op) if op.phase != Phase::Audit && op.entry_of.is_none() => {
                 let patient_create = matches!(op.f, F::Create | F::ConditionalCreate)
                     && op.resource_type == "Patient";
                 if let (true, Some(i)) = (patient_create, &op.identifier) {

@@ -160,6 +160,7 @@ impl State {
         for draft in std::mem::take(&mut self.drafts) {
             self.settle_draft(draft);
         }
+        self.judge_transactions();
         let mut findings = std::mem::take(&mut self.findings);
         findings.sort_by(|a, b| {
             (a.evidence.first(), a.kind, &a.identifier).cmp(&(

@@ -40,7 +40,12 @@ impl State {
         let mut shown = None;
         for &c in &created {
             match self.verdict(i, c, &present) {
-                Verdict::Present => _ = shown.get_or_insert(c),
+                Verdict::Present => {
+                    shown.get_or_insert(c);
+                    if self.entry_of.contains_key(&c) {
+                        self.applied.insert(c);
+                    }
+                }
                 Verdict::Lost => self.lost_create(i, c, &present),
                 Verdict::Unverified => unverified = true,
             }

@@ -90,6 +90,12 @@ impl State {
             Interaction::History => Pending::History {
                 res: self.op_res(&op),
             },
+            Interaction::Transaction if op.entries.is_some() => {
+                self.stats.transactions += 1;
+                let tx = super::transaction::Tx::new(at.index);
+                self.transactions.insert(at.index, tx);
+                Pending::Transaction
+            }
             Interaction::Transaction | Interaction::Batch => {
                 self.stats.bundles += 1;
                 Pending::Bundle {
@@ -160,6 +166,12 @@ impl State {
             write.next_ident = std::mem::replace(&mut self.idents[i as usize].first_write, w);
         }
         self.writes.push(write);
+        if let Some(e) = op.entry_of {
+            self.entry_of.insert(w, (e.transaction, e.entry));
+            if let Some(t) = self.transactions.get_mut(&e.transaction) {
+                t.writes.push(w);
+            }
+        }
         w
     }
 
@@ -217,6 +229,14 @@ impl State {
             Pending::Bundle { identifier, id } => {
                 if outcome != Status::Fail {
                     self.touch_bundle(identifier, id);
+                }
+            }
+            Pending::Transaction => {
+                if let Some(t) = self.transactions.get_mut(&at.invoke) {
+                    t.done = at.index;
+                    t.done_us = at.time_us;
+                    t.outcome = outcome;
+                    t.status = c.status.unwrap_or(0);
                 }
             }
             Pending::Untracked => {}

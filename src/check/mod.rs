@@ -1,6 +1,6 @@
 //! The consistency checker: a pure function from a run's history to findings (lost,
 //! corrupted, duplicated and stale writes, writes committed despite an error, lost
-//! updates) and the visibility lag of acknowledged creates; and notification judging (`notify`)
+//! updates, transactions applied in part) and the visibility lag of acknowledged creates; and notification judging (`notify`)
 //! for runs with subscriptions. No I/O: records come in as
 //! an iterator, findings go out as data.
 //!
@@ -32,6 +32,7 @@ mod stale;
 mod state;
 #[cfg(test)]
 mod tests;
+mod transaction;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -146,6 +147,9 @@ pub struct Stats {
     pub bundles: u64,
     /// Findings withheld because a transaction or batch may explain them.
     pub withheld_for_bundles: u64,
+    /// Transactions whose entries the history records, each entry judged as a write.
+    #[serde(default)]
+    pub transactions: u64,
 }
 
 impl Stats {

@@ -205,6 +205,8 @@ pub(crate) enum Pending {
         identifier: Sym,
         id: Sym,
     },
+    /// A transaction whose entries are recorded as writes of their own.
+    Transaction,
     Untracked,
 }
 
@@ -251,6 +253,12 @@ pub(crate) struct State {
     pub never_visible: u64,
     pub stats: Stats,
     pub bundles: Bundles,
+    /// Transactions whose entries are recorded, by invocation index.
+    pub transactions: FxHashMap<u64, super::transaction::Tx>,
+    /// Entry writes: their transaction's invocation index and their place in it.
+    pub entry_of: FxHashMap<u32, (u64, u32)>,
+    /// Acknowledged creates of transaction entries that read-back found present.
+    pub applied: FxHashSet<u32>,
     /// Per resource type, the element names whose difference is expected (sorted).
     pub ignore: FxHashMap<Sym, Vec<Sym>>,
     pub prefix: String,
@@ -295,6 +303,9 @@ impl State {
             never_visible: 0,
             stats: Stats::default(),
             bundles: Bundles::default(),
+            transactions: FxHashMap::default(),
+            entry_of: FxHashMap::default(),
+            applied: FxHashSet::default(),
             ignore,
             prefix: options.harness_system_prefix.clone(),
             held,

@@ -62,6 +62,7 @@ impl Client {
             .await;
         self.inner.backoff.wait().await;
         let index = self.inner.recorder.invoke(ctx.process, &req.op).await;
+        let entries = self.invoke_entries(ctx, req, index).await;
         let mut unanswered = Unanswered {
             client: self,
             ctx,
@@ -91,7 +92,48 @@ impl Client {
         self.complete(ctx, req, &mut reply, latency_us, detail)
             .await;
         unanswered.armed = false;
+        self.complete_entries(ctx, req, &entries, &mut reply).await;
         (reply, generation)
+    }
+
+    /// Records a transaction's entries as invocations of their own, right after the
+    /// transaction's (`index`); returns their indexes.
+    async fn invoke_entries(&self, ctx: Ctx, req: &Request, index: u64) -> Vec<u64> {
+        let mut out = Vec::with_capacity(req.entries.len());
+        for op in &req.entries {
+            let mut op = op.clone();
+            if let Some(e) = &mut op.entry_of {
+                e.transaction = index;
+            }
+            out.push(self.inner.recorder.invoke_entry(ctx.process, &op).await);
+        }
+        out
+    }
+
+    /// Completes each entry with what the transaction's reply said of it.
+    async fn complete_entries(&self, ctx: Ctx, req: &Request, indexes: &[u64], reply: &mut Reply) {
+        if req.entries.is_empty() {
+            return;
+        }
+        let mut entries = super::transaction::entry_outcomes(reply, &req.entries);
+        for (e, &index) in entries.iter_mut().zip(indexes) {
+            e.index = index;
+            let completion = Completion {
+                invoke: index,
+                status: e.status,
+                error: e.error,
+                id: e.id.clone(),
+                version: e.version.clone(),
+                detail: e.detail.clone(),
+                ..Completion::default()
+            };
+            let outcome = e.outcome.unwrap_or(Outcome::Info);
+            self.inner
+                .recorder
+                .complete_entry(ctx.process, outcome, &completion)
+                .await;
+        }
+        reply.entries = entries;
     }
 
     async fn reply_of(&self, op: &Op, result: reqwest::Result<reqwest::Response>) -> Reply {

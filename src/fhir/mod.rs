@@ -16,6 +16,7 @@ pub mod manage;
 pub mod recorder;
 pub mod response;
 pub mod tls;
+mod transaction;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use crate::vocab::ledger::Ledger;
 pub use exchange::UNANSWERED;
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
+pub use transaction::{Entry, EntryReply, entry_content};
 
 const FHIR_JSON: &str = "application/fhir+json";
 
@@ -160,6 +162,8 @@ pub struct Reply {
     /// What was wrong with the answer (a malformed header, a body that is not what was
     /// asked for), recorded as the completion's detail.
     pub note: Option<String>,
+    /// For a transaction: what became of each entry, in order.
+    pub entries: Vec<EntryReply>,
 }
 
 impl Reply {
@@ -186,6 +190,8 @@ struct Request {
     url: Url,
     body: Option<Bytes>,
     headers: Vec<(&'static str, String)>,
+    /// A transaction's entries, each recorded as an invocation of its own.
+    entries: Vec<Op>,
 }
 
 impl Client {
@@ -290,6 +296,7 @@ impl Client {
                 serde_json::to_vec(resource).unwrap_or_default(),
             )),
             headers,
+            entries: Vec::new(),
         };
         self.send(ctx, req).await
     }
@@ -331,6 +338,7 @@ impl Client {
                 serde_json::to_vec(resource).unwrap_or_default(),
             )),
             headers,
+            entries: Vec::new(),
         };
         self.send(ctx, req).await
     }
@@ -449,13 +457,20 @@ impl Client {
     async fn send(&self, ctx: Ctx, mut req: Request) -> Reply {
         let retry = self.inner.settings.retry;
         let mut first = None;
+        let mut first_entries: Vec<u64> = Vec::new();
         let (mut attempt, mut tries, mut reauthenticated) = (1, 1, false);
         loop {
             req.op.retry_of = first;
+            for (op, i) in req.entries.iter_mut().zip(&first_entries) {
+                op.retry_of = Some(*i);
+            }
             let intended = if attempt == 1 { ctx.intended } else { None };
             let (mut reply, token) = self.attempt(ctx, &req, intended).await;
             reply.attempts = attempt;
             first.get_or_insert(reply.index);
+            if first_entries.is_empty() {
+                first_entries = reply.entries.iter().map(|e| e.index).collect();
+            }
             attempt += 1;
             if let (Some(401), Some(generation), false) = (reply.status, token, reauthenticated) {
                 reauthenticated = true;
@@ -493,6 +508,7 @@ fn get(op: Op, url: Url) -> Request {
         url,
         body: None,
         headers: Vec::new(),
+        entries: Vec::new(),
     }
 }
 
@@ -520,7 +536,15 @@ fn may_retry(policy: RetryPolicy, req: &Request, reply: &Reply) -> bool {
         ),
     };
     let idempotent = match req.op.f {
-        Interaction::Create | Interaction::Transaction | Interaction::Batch => false,
+        // A transaction of conditional creates only is safe to repeat.
+        Interaction::Transaction => {
+            !req.entries.is_empty()
+                && req
+                    .entries
+                    .iter()
+                    .all(|e| e.f == Interaction::ConditionalCreate)
+        }
+        Interaction::Create | Interaction::Batch => false,
         Interaction::Update => req.op.version.is_some(),
         _ => true,
     };

@@ -189,6 +189,27 @@ impl Recorder {
         index
     }
 
+    /// Records a transaction entry's invocation. Its HTTP exchange is the transaction's,
+    /// so the live counters do not count it again.
+    pub async fn invoke_entry(&self, process: u64, op: &Op) -> u64 {
+        let (index, mut line) = self.line(process, EventRef::Invoke(op));
+        line.kind = Kind::Other;
+        self.send(Note::Line(line)).await;
+        index
+    }
+
+    /// Records a transaction entry's completion: no latency sample, not counted live.
+    pub async fn complete_entry(&self, process: u64, outcome: Outcome, completion: &Completion) {
+        let event = match outcome {
+            Outcome::Ok => EventRef::Ok(completion),
+            Outcome::Fail => EventRef::Fail(completion),
+            Outcome::Info => EventRef::Info(completion),
+        };
+        let (_, mut line) = self.line(process, event);
+        line.kind = Kind::Other;
+        self.send(Note::Line(line)).await;
+    }
+
     /// Records a completion (`outcome` says which) and its latency sample, in one
     /// message.
     pub async fn complete(

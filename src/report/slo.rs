@@ -47,6 +47,9 @@ fn never_checked(kind: Kind) -> Option<&'static str> {
         }
         Kind::ScopeLeak => Some("no scope check ran in this run"),
         Kind::ScopeNotEnforced => Some("no narrower-token scope probe ran in this run"),
+        Kind::PartialTransaction => Some(
+            "no transaction Bundle ran in this run (write_back = \"single\", or the EHR takes no transactions)",
+        ),
         Kind::LostUpdate => Some(
             "no contended_update step ran in this run (each resource is updated by one process), so no lost update can occur",
         ),
@@ -282,9 +285,10 @@ mod tests {
         assert!(!audit.passed && audit.not_measured.is_some(), "{audit:?}");
         assert!(by("lost_update").not_measured.is_some());
         assert!(!by("visibility lag").passed);
+        assert!(by("partial_transaction").not_measured.is_some());
         assert!(by("scope_not_enforced").not_measured.is_some());
         // Notification kinds are judged apart, for runs that subscribe.
-        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 11);
+        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 12);
         let asked = Slo {
             findings: [("audit_gap".to_owned(), 0)].into(),
             ..Slo::default()

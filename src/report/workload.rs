@@ -115,6 +115,17 @@ impl Races {
     }
 }
 
+/// `partial_transaction` is measured when the history records at least one transaction
+/// with its entries; `None` otherwise (the kind is then not measured, see
+/// `report::slo::unchecked`).
+pub fn transactions_check(transactions: u64) -> Option<CheckRan> {
+    (transactions > 0).then(|| CheckRan {
+        kind: "partial_transaction".into(),
+        measured: true,
+        detail: format!("{transactions} transaction Bundles, each entry read back"),
+    })
+}
+
 impl Workload {
     /// Nothing measured (reports of older versions).
     pub fn is_empty(&self) -> bool {

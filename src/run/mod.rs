@@ -180,12 +180,13 @@ pub async fn execute_with(
         (*profile).clone(),
         stack.capabilities(scenario).await,
     ));
-    let flow = workflow::Workflow::new(
+    let flow = workflow::Workflow::with_write_back(
         client.clone(),
         population,
         scenario.workflow.clone(),
         scenario.groups.clone(),
         mapper.clone(),
+        scenario.write_back,
     );
 
     let prober = visibility::Prober::new(
@@ -463,6 +464,9 @@ fn assemble(
         p.load_s,
     );
     workload.groups = groups(scenario, &collected.groups, p.load_s);
+    workload.checks.extend(report::workload::transactions_check(
+        checked.stats.transactions,
+    ));
     let slo = report::slo::judge(
         &scenario.slo,
         &report::slo::Measured {

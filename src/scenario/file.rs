@@ -55,6 +55,8 @@ pub(super) struct File {
     tls: Option<Spanned<TlsFile>>,
     #[serde(default)]
     subscriptions: Option<Spanned<super::subscriptions::SubscriptionsFile>>,
+    #[serde(default)]
+    write_back: super::WriteBack,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +397,7 @@ impl File {
                 }
                 None => None,
             },
+            write_back: self.write_back,
         })
     }
 }

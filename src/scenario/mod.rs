@@ -78,6 +78,21 @@ pub struct Scenario {
     pub tls: crate::fhir::Tls,
     /// The notification receiver and the subscriptions to create (`[subscriptions]`).
     pub subscriptions: Option<Subscriptions>,
+    /// How the `write_back` step sends the AI's results (`write_back`).
+    pub write_back: WriteBack,
+}
+
+/// How the `write_back` step sends the AI's results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteBack {
+    /// One create per resource.
+    #[default]
+    Single,
+    /// One transaction Bundle of conditional creates (`ifNoneExist`) referring to each
+    /// other by `urn:uuid:`, where the profile says the EHR takes transactions; single
+    /// writes otherwise (said in the report's mapping section).
+    Transaction,
 }
 
 /// What the harness talks to.

@@ -26,6 +26,9 @@ pub enum Kind {
     /// An acknowledged create no search showed before the read-back (while probes looked
     /// for it), or one read back by id that no search ever showed.
     InvisibleWrite,
+    /// A transaction Bundle acknowledged as a whole (every entry answered 2xx) of which
+    /// some entries are absent at read-back while others are there: applied in part.
+    PartialTransaction,
     /// An access known to have happened has no AuditEvent.
     AuditGap,
     /// An access's AuditEvent names the wrong agent, action, entity or time, or a
@@ -46,7 +49,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::LostWrite,
         Kind::CorruptedWrite,
         Kind::DuplicateWrite,
@@ -54,6 +57,7 @@ impl Kind {
         Kind::CommittedDespiteError,
         Kind::LostUpdate,
         Kind::InvisibleWrite,
+        Kind::PartialTransaction,
         Kind::AuditGap,
         Kind::AuditMismatch,
         Kind::ScopeLeak,
@@ -73,6 +77,7 @@ impl Kind {
             Kind::CommittedDespiteError => "committed_despite_error",
             Kind::LostUpdate => "lost_update",
             Kind::InvisibleWrite => "invisible_write",
+            Kind::PartialTransaction => "partial_transaction",
             Kind::AuditGap => "audit_gap",
             Kind::AuditMismatch => "audit_mismatch",
             Kind::ScopeLeak => "scope_leak",
@@ -125,7 +130,7 @@ mod tests {
             assert_eq!(Kind::named(kind.name()), Some(kind));
         }
         assert_eq!(FINDING_KINDS[0], "lost_write");
-        assert_eq!(FINDING_KINDS[9], "scope_leak");
+        assert_eq!(FINDING_KINDS[10], "scope_leak");
         assert_eq!(Kind::named("lost"), None);
     }
 }

@@ -25,4 +25,5 @@ mod run;
 mod scale;
 mod scoring;
 mod synth;
+mod transaction;
 mod visibility;

@@ -22,6 +22,7 @@ use fhirsurge::scenario::Scenario;
 mod network;
 mod race;
 mod silent;
+mod transaction;
 
 /// What one run left behind, for scoring.
 struct Run {

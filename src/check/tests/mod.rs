@@ -8,6 +8,7 @@ mod dropped;
 mod kinds;
 mod negative;
 mod props;
+mod transactions;
 
 use serde_json::{Value, json};
 

@@ -114,6 +114,9 @@ pub fn kind_meaning(kind: Kind) -> &'static str {
         Kind::CommittedDespiteError => "a write reported as failed was stored anyway",
         Kind::LostUpdate => "an acknowledged update was overwritten or is missing",
         Kind::InvisibleWrite => "an acknowledged write no search showed before the read-back",
+        Kind::PartialTransaction => {
+            "a transaction acknowledged as a whole was applied in part: entries are missing"
+        }
         Kind::AuditGap => "an access that happened has no matching AuditEvent",
         Kind::AuditMismatch => "an AuditEvent does not match the access it records",
         Kind::ScopeLeak => "a search for one patient returned another patient's data",

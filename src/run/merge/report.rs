@@ -33,7 +33,10 @@ pub fn assemble(
     let counts = &checked.counts;
     let percentile = |op: &str, q: f64| metrics.percentile(op, q);
     let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
-    let workload = workload(parts, &checked.counts, load_s);
+    let mut workload = workload(parts, &checked.counts, load_s);
+    workload.checks.extend(report::workload::transactions_check(
+        checked.stats.transactions,
+    ));
     let access = access(parts);
     let slo = report::slo::judge(
         &scenario.slo,

@@ -8,6 +8,7 @@
 //! does (Epic cannot create an Encounter: an existing one of the patient is used) or
 //! skipped, and either way counted for the report, never silently.
 
+mod bundle;
 mod mapper;
 mod observe;
 mod race;
@@ -28,7 +29,7 @@ use crate::history::{Content, Outcome, Phase};
 use crate::profile::Verb;
 use crate::profile::dialect::{self, Context, Decision, EncounterState, Mapped, Replacement};
 use crate::report::mapping::Action;
-use crate::scenario::{Group, Step};
+use crate::scenario::{Group, Step, WriteBack};
 use crate::synth::{self, Encounter, MRN_SYSTEM, Population, Resource};
 
 /// Shared by every virtual user.
@@ -53,6 +54,8 @@ pub struct Workflow {
     pub races: Races,
     /// Probes acknowledged creates until search shows them (set once, before the load).
     pub prober: std::sync::OnceLock<crate::run::visibility::Prober>,
+    /// How the `write_back` step sends the AI's results.
+    pub write_back: WriteBack,
 }
 
 /// How an encounter ended.
@@ -112,6 +115,18 @@ impl Workflow {
         groups: Vec<Group>,
         mapper: Arc<Mapper>,
     ) -> Arc<Self> {
+        Self::with_write_back(client, population, steps, groups, mapper, WriteBack::Single)
+    }
+
+    /// [`Workflow::new`], with the `write_back` step sending as `write_back` says.
+    pub fn with_write_back(
+        client: Client,
+        population: Population,
+        steps: Vec<(Step, u32)>,
+        groups: Vec<Group>,
+        mapper: Arc<Mapper>,
+        write_back: WriteBack,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client,
             population,
@@ -124,6 +139,7 @@ impl Workflow {
             skipped: AtomicU64::new(0),
             races: Races::default(),
             prober: std::sync::OnceLock::new(),
+            write_back,
         })
     }
 
@@ -201,12 +217,19 @@ impl Visit<'_> {
             Step::LookupPatient => self.lookup_patient(enc).await,
             Step::ReadObservations => self.read_observations(enc).await,
             Step::WriteBack => {
-                let all = ai_vitals(enc)
+                let all: Vec<&Resource> = ai_vitals(enc)
                     .iter()
                     .chain(&enc.conditions)
-                    .chain(&enc.medications);
-                for r in all.chain(std::iter::once(&enc.note)) {
-                    self.write(r, enc).await;
+                    .chain(&enc.medications)
+                    .chain(std::iter::once(&enc.note))
+                    .collect();
+                match self.flow.write_back {
+                    WriteBack::Transaction => self.write_back_transaction(&all, enc).await,
+                    WriteBack::Single => {
+                        for r in all {
+                            self.write(r, enc).await;
+                        }
+                    }
                 }
             }
             Step::Billing => {

@@ -263,7 +263,7 @@ fn junit_parses_and_counts_every_objective_and_check() {
             .children()
             .filter(|n| n.has_tag_name("testcase"))
             .count(),
-        11,
+        12,
         "one case per finding kind; the notification kinds only when the run subscribes"
     );
     assert_eq!(
