@@ -17,6 +17,9 @@ pub mod recorder;
 pub mod response;
 pub mod tls;
 
+#[cfg(test)]
+mod props;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +30,7 @@ use url::Url;
 
 use crate::history::{ErrorClass, Interaction, Op, Outcome, Phase, Seen};
 use crate::vocab::ledger::Ledger;
-pub use exchange::UNANSWERED;
+pub use exchange::{Head, UNANSWERED, classify};
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
 
