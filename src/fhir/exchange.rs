@@ -298,9 +298,9 @@ fn read_body(op: &Op, prefix: &str, bytes: &[u8], reply: &mut Reply) {
     }
     if reply.outcome != Some(Outcome::Ok) {
         // An OperationOutcome says which error it is (a vendor code): keep it.
-        reply.body = serde_json::from_slice::<Value>(bytes).ok().filter(|b| {
-            b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
-        });
+        reply.body = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .filter(|b| b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome"));
         return;
     }
     if reply.status == Some(404) || reply.status == Some(410) {

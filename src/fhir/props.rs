@@ -68,13 +68,12 @@ fn fhir_json() -> impl Strategy<Value = Value> {
         "OperationOutcome",
         "",
     ]);
-    let resource = (rtype.clone(), any_json.clone(), ".{0,6}", ".{0,6}").prop_map(
-        |(t, extra, id, v)| {
+    let resource =
+        (rtype.clone(), any_json.clone(), ".{0,6}", ".{0,6}").prop_map(|(t, extra, id, v)| {
             json!({"resourceType": t, "id": id, "meta": {"versionId": v},
                    "identifier": [{"system": format!("{PREFIX}r"), "value": extra}],
                    "subject": {"reference": extra}})
-        },
-    );
+        });
     let entry = (resource.clone(), any_json.clone())
         .prop_map(|(r, mode)| json!({"resource": r, "search": {"mode": mode}}));
     (

@@ -82,6 +82,8 @@ pub struct Config {
     pub audit: audit::Config,
     /// How notifications are delivered to subscribers (attempts, backoff, timeout).
     pub notify: notify::Policy,
+    /// Who may use `/__fhirsurge/…` (open: the in-process mock on loopback).
+    pub control: crate::vocab::control::Access,
 }
 
 /// The largest page a search returns.
@@ -100,6 +102,7 @@ impl Default for Config {
             profile: None,
             audit: audit::Config::default(),
             notify: notify::Policy::default(),
+            control: crate::vocab::control::Access::default(),
         }
     }
 }
@@ -142,6 +145,8 @@ struct Shared {
     audit: audit::Trail,
     /// Subscriptions and notification delivery.
     notifier: notify::Notifier,
+    /// Who may use `/__fhirsurge/…`.
+    control: crate::vocab::control::Access,
 }
 
 impl Shared {
@@ -196,10 +201,16 @@ impl Ehr {
                 .map(|p| emulate::Emulation::new(p, config.seed, config.start)),
             audit: audit::Trail::new(config.audit),
             notifier,
+            control: config.control,
         };
         Ok(Ehr {
             shared: Arc::new(shared),
         })
+    }
+
+    /// Who may use the control endpoints (`/__fhirsurge/…`).
+    pub fn control(&self) -> &crate::vocab::control::Access {
+        &self.shared.control
     }
 
     /// Every fault injected so far.

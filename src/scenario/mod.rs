@@ -372,4 +372,6 @@ impl Scenario {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
