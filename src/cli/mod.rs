@@ -16,6 +16,7 @@ use crate::report::{self, Margins, Report};
 use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
+mod limits;
 mod scale;
 mod serve;
 mod signal;
@@ -245,7 +246,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(Failure { code, message }) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", limits::explain(message));
             ExitCode::from(code)
         }
     }
@@ -302,6 +303,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 tls,
             };
             s.apply(&overrides).map_err(bad_input)?;
+            limits::warn_if_low(s.load.peak_users());
             let part = scale.part(&scenario, &mut s, baseline.is_some())?;
             // A bad baseline is bad input: found before any load is driven.
             let baseline = match baseline {

@@ -184,7 +184,7 @@ fn serve_mock_with_a_control_token_never_prints_it() {
             "IT_CONTROL_TOKEN",
         ])
         .env("IT_CONTROL_TOKEN", TOKEN)
-        .env("RUST_LOG", "trace")
+        .env("FHIRSURGE_LOG", "trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
