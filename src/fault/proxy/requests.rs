@@ -362,6 +362,19 @@ fn identifier_of(body: &[u8]) -> Option<String> {
         .cloned()
 }
 
+/// The value of header `name` in a request head, if it is there once.
+fn header_value(head: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(head).ok()?;
+    let mut found = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name));
+    let first = found.next()?;
+    found.next().is_none().then(|| first.value.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::identifier_of;
@@ -380,17 +393,4 @@ mod tests {
         assert_eq!(identifier_of(b"{\"resourceType\":\"Patient\"}"), None);
         assert_eq!(identifier_of(b"not json"), None);
     }
-}
-
-/// The value of header `name` in a request head, if it is there once.
-fn header_value(head: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    req.parse(head).ok()?;
-    let mut found = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name));
-    let first = found.next()?;
-    found.next().is_none().then(|| first.value.to_vec())
 }
