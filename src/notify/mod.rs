@@ -25,8 +25,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use crate::fault::{Entry, Ledger, Spec, SpecError};
 use crate::history::{self, Notification};
+use crate::vocab::fault::{Spec, SpecError};
+use crate::vocab::ledger::{Entry, Ledger};
 pub use conn::serve;
 pub use criteria::Criteria;
 

@@ -12,8 +12,8 @@ use toml::Spanned;
 use url::Url;
 
 use super::file::Locator;
-use crate::history::{Form, Payload};
 use crate::source::SourceError;
+use crate::vocab::notification::{Form, Payload};
 
 /// The validated `[subscriptions]`.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::{Event, Sub};
-use crate::history::{Form, Payload};
+use crate::vocab::notification::{Form, Payload};
 
 /// The body (and its content type) of one notification; `None`: an empty POST.
 pub fn event(sub: &Sub, e: &Event) -> Option<Vec<u8>> {

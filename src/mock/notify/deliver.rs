@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::{Event, QUEUE, Sub};
-use crate::fault::{Entry, Ledger};
+use crate::vocab::ledger::{Entry, Ledger};
 
 /// Notifications being delivered (or waiting out a delay) at once, at most.
 pub const IN_FLIGHT: usize = 256;

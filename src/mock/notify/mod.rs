@@ -28,8 +28,9 @@ use tokio::sync::mpsc;
 
 use super::outcome::Problem;
 use super::store::Version;
-use crate::fault::{Entry, Ledger, Spec, SpecError};
-use crate::history::{Form, Payload};
+use crate::vocab::fault::{Spec, SpecError};
+use crate::vocab::ledger::{Entry, Ledger};
+use crate::vocab::notification::{Form, Payload};
 pub use criteria::Criteria;
 pub use deliver::Policy;
 

@@ -58,7 +58,7 @@ pub async fn events(
     let Some(sub) = ehr.shared.notifier.get(&id) else {
         return Problem::not_found("Subscription", &id).into_response();
     };
-    if sub.form != crate::history::Form::Topic {
+    if sub.form != crate::vocab::notification::Form::Topic {
         let p = Problem::bad("$events needs a topic-based (backport) subscription");
         return p.into_response();
     }
