@@ -84,6 +84,9 @@ pub struct Config {
     pub notify: notify::Policy,
     /// Who may use `/__fhirsurge/…` (open: the in-process mock on loopback).
     pub control: crate::vocab::control::Access,
+    /// CA certificates trusted, besides the system roots, when delivering notifications
+    /// over https (a subscriber's test CA).
+    pub notify_roots: Vec<reqwest::Certificate>,
 }
 
 /// The largest page a search returns.
@@ -103,6 +106,7 @@ impl Default for Config {
             audit: audit::Config::default(),
             notify: notify::Policy::default(),
             control: crate::vocab::control::Access::default(),
+            notify_roots: Vec::new(),
         }
     }
 }
@@ -175,6 +179,7 @@ impl Ehr {
             config.start,
             ledger.clone(),
             config.notify,
+            config.notify_roots,
         )
         .map_err(|(label, source)| Error::Fault { label, source })?;
         let faults = faults
