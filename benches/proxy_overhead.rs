@@ -80,6 +80,7 @@ async fn start_proxy(
         ledger: Ledger::new(Instant::now()),
         ca_cert: None,
         serve_ledger: false,
+        control: Default::default(),
     };
     let p = Proxy::new(config).expect("proxy");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");

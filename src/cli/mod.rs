@@ -16,10 +16,11 @@ use crate::report::{self, Margins, Report};
 use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
+mod limits;
 mod scale;
 mod serve;
 mod signal;
-use serve::{MockAuth, serve_mock, serve_proxy};
+use serve::{MockAuth, control_access, serve_mock, serve_proxy};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -117,9 +118,13 @@ enum Command {
         #[arg(long, requires = "profile")]
         profile_overlay: Option<PathBuf>,
         /// Allow listening on an address other than loopback (the mock's control
-        /// endpoints, /__fhirsurge/…, are then reachable by anyone who reaches the port).
+        /// endpoints, /__fhirsurge/…, are then refused unless --control-token-env is given).
         #[arg(long)]
         allow_remote: bool,
+        /// The control endpoints (/__fhirsurge/…) require this token, read from the
+        /// environment variable VAR, in the `x-fhirsurge-control-token` header.
+        #[arg(long, value_name = "VAR")]
+        control_token_env: Option<String>,
     },
     /// Put the fault proxy in front of a FHIR server.
     Proxy {
@@ -132,9 +137,14 @@ enum Command {
         faults: Vec<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Allow listening on an address other than loopback.
+        /// Allow listening on an address other than loopback (its ledger,
+        /// /__fhirsurge/ledger, is then refused unless --control-token-env is given).
         #[arg(long)]
         allow_remote: bool,
+        /// The ledger (/__fhirsurge/ledger) requires this token, read from the environment
+        /// variable VAR, in the `x-fhirsurge-control-token` header.
+        #[arg(long, value_name = "VAR")]
+        control_token_env: Option<String>,
     },
     /// Re-check a recorded history offline, judged as the run judged it (the run's
     /// `check.json` beside the history), or against the profile given here.
@@ -237,7 +247,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(Failure { code, message }) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", limits::explain(message));
             ExitCode::from(code)
         }
     }
@@ -294,6 +304,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 tls,
             };
             s.apply(&overrides).map_err(bad_input)?;
+            limits::warn_if_low(s.load.peak_users());
             let part = scale.part(&scenario, &mut s, baseline.is_some())?;
             // A bad baseline is bad input: found before any load is driven.
             let baseline = match baseline {
@@ -335,20 +346,17 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             profile,
             profile_overlay,
             allow_remote,
+            control_token_env,
         } => {
-            if !listen.ip().is_loopback() {
-                if !allow_remote {
-                    return Err(bad_input(format!(
-                        "serve-mock: listen address {listen} is not loopback; pass --allow-remote to expose the mock (and its /__fhirsurge/ control endpoints)"
-                    )));
-                }
-                eprintln!(
-                    "warning: the mock listens on {listen}, not loopback: its ledger and control endpoints (/__fhirsurge/…) are open to anyone who reaches it"
-                );
-            }
+            let control = control_access(
+                "serve-mock",
+                listen,
+                allow_remote,
+                control_token_env.as_deref(),
+            )?;
             let profile = optional_profile(profile, profile_overlay.as_deref())?;
             let smart = auth.config(profile.as_ref())?;
-            serve_mock(listen, &faults, seed, smart, profile).await
+            serve_mock(listen, &faults, seed, smart, profile, control).await
         }
         Command::Proxy {
             listen,
@@ -356,7 +364,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             faults,
             seed,
             allow_remote,
-        } => serve_proxy(listen, &upstream, &faults, seed, allow_remote).await,
+            control_token_env,
+        } => {
+            let control =
+                control_access("proxy", listen, allow_remote, control_token_env.as_deref())?;
+            serve_proxy(listen, &upstream, &faults, seed, control).await
+        }
         Command::Check {
             history,
             profile,

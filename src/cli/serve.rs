@@ -14,6 +14,7 @@ use super::{Failure, bad_input, parse_faults};
 use crate::fault::{Ledger, proxy};
 use crate::mock;
 use crate::profile::Profile;
+use crate::vocab::control::{self, Access};
 
 /// `serve-mock` authentication flags.
 #[derive(clap::Args, Debug)]
@@ -103,13 +104,19 @@ impl MockAuth {
 
 /// The client secret from `var`; the message names the variable, never a value.
 fn read_secret(var: &str) -> Result<String, Failure> {
+    read_env(var, "--client-secret-env")
+}
+
+/// A secret from environment variable `var` (given by `flag`); the message names the
+/// variable, never a value.
+fn read_env(var: &str, flag: &str) -> Result<String, Failure> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
         Ok(_) => Err(bad_input(format!(
-            "--client-secret-env: the environment variable `{var}` is empty"
+            "{flag}: the environment variable `{var}` is empty"
         ))),
         Err(_) => Err(bad_input(format!(
-            "--client-secret-env: the environment variable `{var}` is not set (or not UTF-8)"
+            "{flag}: the environment variable `{var}` is not set (or not UTF-8)"
         ))),
     }
 }
@@ -120,6 +127,7 @@ pub(super) async fn serve_mock(
     seed: u64,
     smart: Option<mock::smart::Config>,
     profile: Option<Profile>,
+    control: Access,
 ) -> Result<ExitCode, Failure> {
     let faults = parse_faults(faults)?;
     for (_, spec) in &faults {
@@ -139,6 +147,7 @@ pub(super) async fn serve_mock(
         faults,
         smart,
         profile: profile.map(std::sync::Arc::new),
+        control,
         ..mock::Config::default()
     };
     let ehr = mock::Ehr::new(config).map_err(bad_input)?;
@@ -162,9 +171,8 @@ pub(super) async fn serve_proxy(
     upstream: &str,
     faults: &[String],
     seed: u64,
-    allow_remote: bool,
+    control: Access,
 ) -> Result<ExitCode, Failure> {
-    proxy::check_listen(listen, allow_remote).map_err(bad_input)?;
     let upstream = url::Url::parse(upstream)
         .map_err(|e| bad_input(format!("--upstream `{upstream}`: {e}")))?;
     let faults = parse_faults(faults)?;
@@ -178,6 +186,7 @@ pub(super) async fn serve_proxy(
         ledger: Ledger::new(std::time::Instant::now()),
         ca_cert: None,
         serve_ledger: true,
+        control,
     };
     let p = proxy::Proxy::new(config).map_err(bad_input)?;
     let listener = bind(listen).await?;
@@ -193,6 +202,37 @@ pub(super) async fn serve_proxy(
             message: e.to_string(),
         })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who may use the control endpoints of a server (`what`) listening on `listen`: a
+/// non-loopback address needs `--allow-remote`, and without a token its control
+/// endpoints are then closed (said on stderr); the token comes from the environment
+/// variable named, and no message ever shows it.
+pub(super) fn control_access(
+    what: &str,
+    listen: SocketAddr,
+    allow_remote: bool,
+    token_env: Option<&str>,
+) -> Result<Access, Failure> {
+    if !listen.ip().is_loopback() && !allow_remote {
+        return Err(bad_input(format!(
+            "{what}: listen address {listen} is not loopback; pass --allow-remote to expose it \
+             (its /__fhirsurge/ control endpoints then need --control-token-env)"
+        )));
+    }
+    let token = match token_env {
+        Some(var) => Some(read_env(var, "--control-token-env")?),
+        None => None,
+    };
+    let access = control::decide(listen.ip(), token.as_deref());
+    if access == Access::Closed {
+        eprintln!(
+            "{what}: listening on {listen}, not loopback: the control endpoints (/__fhirsurge/…) \
+             are refused (403) to everyone; give --control-token-env VAR to open them to holders \
+             of the token"
+        );
+    }
+    Ok(access)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {

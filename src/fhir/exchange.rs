@@ -182,110 +182,22 @@ impl Client {
 
     async fn interpret(&self, op: &Op, resp: reqwest::Response) -> Reply {
         let status = resp.status().as_u16();
-        let (outcome, error) = response::classify_status(op.f, status);
-        let (location, etag, retry_after) = {
-            let h = resp.headers();
-            let get = |name: header::HeaderName| {
-                h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
-            };
-            let location = get(header::LOCATION).or_else(|| get(header::CONTENT_LOCATION));
-            (location, get(header::ETAG), get(header::RETRY_AFTER))
+        let h = resp.headers();
+        let get = |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+        let head = Head {
+            location: get(header::LOCATION).or_else(|| get(header::CONTENT_LOCATION)),
+            etag: get(header::ETAG),
+            retry_after: get(header::RETRY_AFTER),
         };
-        let mut reply = Reply {
-            outcome: Some(outcome),
-            status: Some(status),
-            error,
-            ..Reply::default()
-        };
-        if let Some(location) = location {
-            (reply.id, reply.version) = response::parse_location(&location, &op.resource_type);
-            if reply.id.is_none() && op.f.is_write() && (200..300).contains(&status) {
-                reply.note = Some(format!(
-                    "malformed Location (names no {}/id): not used",
-                    op.resource_type
-                ));
-            }
-            reply.location = Some(location);
-        }
-        if let Some(tag) = &etag {
-            match response::parse_etag(tag) {
-                Some(v) => reply.version = Some(v),
-                // Never the version an If-Match is built from.
-                None => note(
-                    &mut reply,
-                    "malformed ETag (not W/\"…\" or \"…\"): not used",
-                ),
-            }
-        }
-        reply.etag = etag;
-        reply.retry_after = retry_after.as_deref().and_then(response::retry_after);
+        let mut reply = read_head(op, status, &head);
         match response::read_capped(resp, self.inner.max_body).await {
-            Ok(bytes) => self.read_body(op, &bytes, &mut reply),
+            Ok(bytes) => read_body(op, &self.inner.settings.harness_prefix, &bytes, &mut reply),
             Err(broken) => {
                 let (class, why) = broken.describe(self.inner.max_body);
                 body_broken(op, &mut reply, class, &why);
             }
         }
         reply
-    }
-
-    fn read_body(&self, op: &Op, bytes: &[u8], reply: &mut Reply) {
-        if bytes.is_empty() {
-            return;
-        }
-        if reply.outcome != Some(Outcome::Ok) {
-            // An OperationOutcome says which error it is (a vendor code): keep it.
-            reply.body = serde_json::from_slice::<Value>(bytes).ok().filter(|b| {
-                b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
-            });
-            return;
-        }
-        if reply.status == Some(404) || reply.status == Some(410) {
-            return;
-        }
-        let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
-            let why = format!(
-                "{} answered with a body that is not JSON (or cut short)",
-                reply.status.unwrap_or_default()
-            );
-            body_broken(op, reply, ErrorClass::BadResponse, &why);
-            return;
-        };
-        if let Some(why) = response::unexpected_type(op.f, &op.resource_type, &body) {
-            body_broken(op, reply, ErrorClass::BadResponse, &why);
-            return;
-        }
-        let prefix = &self.inner.settings.harness_prefix;
-        match op.f {
-            Interaction::Search | Interaction::History => {
-                let view = response::bundle(&body, prefix);
-                // The audit trail's events are the reconciliation's to read, not the
-                // history's to keep (half a million of them after a surge).
-                if op.phase != Phase::Audit {
-                    reply.seen = view.seen;
-                }
-                reply.next = view.next;
-            }
-            Interaction::Capabilities
-            | Interaction::Token
-            | Interaction::Transaction
-            | Interaction::Batch => {}
-            _ if body.get("resourceType").and_then(Value::as_str)
-                == Some(op.resource_type.as_str()) =>
-            {
-                if let Some(seen) = response::seen(&body, prefix) {
-                    reply.id.get_or_insert_with(|| seen.id.clone());
-                    if reply.version.is_none() {
-                        reply.version.clone_from(&seen.version);
-                    }
-                    if matches!(op.f, Interaction::Read | Interaction::Vread) {
-                        reply.seen.push(seen);
-                    }
-                }
-            }
-            _ => {}
-        }
-        reply.body = Some(body);
     }
 
     /// Records an interaction refused before sending (a `next` link off the target, or
@@ -367,6 +279,117 @@ impl Client {
         reply.seen = completion.seen;
         recorder.send(note).await;
     }
+}
+
+/// The headers an answer is read by (as sent; a header that is not text is absent).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Head<'a> {
+    /// `Location`, else `Content-Location`.
+    pub location: Option<&'a str>,
+    pub etag: Option<&'a str>,
+    pub retry_after: Option<&'a str>,
+}
+
+/// What an answer's status and headers say, before its body.
+fn read_head(op: &Op, status: u16, head: &Head<'_>) -> Reply {
+    let (outcome, error) = response::classify_status(op.f, status);
+    let mut reply = Reply {
+        outcome: Some(outcome),
+        status: Some(status),
+        error,
+        ..Reply::default()
+    };
+    if let Some(location) = head.location {
+        (reply.id, reply.version) = response::parse_location(location, &op.resource_type);
+        if reply.id.is_none() && op.f.is_write() && (200..300).contains(&status) {
+            reply.note = Some(format!(
+                "malformed Location (names no {}/id): not used",
+                op.resource_type
+            ));
+        }
+        reply.location = Some(location.to_owned());
+    }
+    if let Some(tag) = head.etag {
+        match response::parse_etag(tag) {
+            Some(v) => reply.version = Some(v),
+            // Never the version an If-Match is built from.
+            None => note(
+                &mut reply,
+                "malformed ETag (not W/\"…\" or \"…\"): not used",
+            ),
+        }
+    }
+    reply.etag = head.etag.map(str::to_owned);
+    reply.retry_after = head.retry_after.and_then(response::retry_after);
+    reply
+}
+
+/// How the client classifies one whole answer — status, headers and a body read in full
+/// — for `op`, with `prefix` the harness's identifier prefix: the pure part of an
+/// exchange, what the property tests and the fuzz targets drive. Never panics.
+pub fn classify(op: &Op, prefix: &str, status: u16, head: &Head<'_>, body: &[u8]) -> Reply {
+    let mut reply = read_head(op, status, head);
+    read_body(op, prefix, body, &mut reply);
+    reply
+}
+
+/// What a body says, once read whole: a resource, a Bundle, or a broken answer.
+fn read_body(op: &Op, prefix: &str, bytes: &[u8], reply: &mut Reply) {
+    if bytes.is_empty() {
+        return;
+    }
+    if reply.outcome != Some(Outcome::Ok) {
+        // An OperationOutcome says which error it is (a vendor code): keep it.
+        reply.body = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .filter(|b| b.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome"));
+        return;
+    }
+    if reply.status == Some(404) || reply.status == Some(410) {
+        return;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
+        let why = format!(
+            "{} answered with a body that is not JSON (or cut short)",
+            reply.status.unwrap_or_default()
+        );
+        body_broken(op, reply, ErrorClass::BadResponse, &why);
+        return;
+    };
+    if let Some(why) = response::unexpected_type(op.f, &op.resource_type, &body) {
+        body_broken(op, reply, ErrorClass::BadResponse, &why);
+        return;
+    }
+    match op.f {
+        Interaction::Search | Interaction::History => {
+            let view = response::bundle(&body, prefix);
+            // The audit trail's events are the reconciliation's to read, not the
+            // history's to keep (half a million of them after a surge).
+            if op.phase != Phase::Audit {
+                reply.seen = view.seen;
+            }
+            reply.next = view.next;
+        }
+        Interaction::Capabilities
+        | Interaction::Token
+        | Interaction::Transaction
+        | Interaction::Batch => {}
+        _ if body.get("resourceType").and_then(Value::as_str)
+            == Some(op.resource_type.as_str()) =>
+        {
+            if let Some(seen) = response::seen(&body, prefix) {
+                reply.id.get_or_insert_with(|| seen.id.clone());
+                if reply.version.is_none() {
+                    reply.version.clone_from(&seen.version);
+                }
+                if matches!(op.f, Interaction::Read | Interaction::Vread) {
+                    reply.seen.push(seen);
+                }
+            }
+        }
+        _ => {}
+    }
+    reply.body = Some(body);
 }
 
 /// Adds to a reply's note.

@@ -18,6 +18,9 @@ pub mod response;
 pub mod tls;
 mod transaction;
 
+#[cfg(test)]
+mod props;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +31,7 @@ use url::Url;
 
 use crate::history::{ErrorClass, Interaction, Op, Outcome, Phase, Seen};
 use crate::vocab::ledger::Ledger;
-pub use exchange::UNANSWERED;
+pub use exchange::{Head, UNANSWERED, classify};
 pub use recorder::{Note, Recorder};
 pub use tls::Tls;
 pub use transaction::{Entry, EntryReply, entry_content};

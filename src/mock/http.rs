@@ -16,6 +16,7 @@ use super::outcome::Problem;
 use super::silent::is_type_name;
 use super::write::{After, Ctx};
 use super::{Ehr, emulate, notify, render};
+use crate::vocab::control;
 use crate::vocab::ledger::REQUEST_HEADER;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -282,12 +283,32 @@ async fn bundle(State(ehr): State<Ehr>, headers: HeaderMap, body: Bytes) -> Resp
     }
 }
 
-async fn ledger(State(ehr): State<Ehr>) -> Response {
+/// The refusal of a control request its token does not admit, if it is refused.
+fn control_refusal(ehr: &Ehr, headers: &HeaderMap) -> Option<Response> {
+    let presented = headers
+        .get(control::TOKEN_HEADER)
+        .map(HeaderValue::as_bytes);
+    match ehr.control().admits(presented) {
+        control::Verdict::Allowed => None,
+        control::Verdict::Refused(status, why) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            Some(Problem::new(status, "security", why).into_response())
+        }
+    }
+}
+
+async fn ledger(State(ehr): State<Ehr>, headers: HeaderMap) -> Response {
+    if let Some(refused) = control_refusal(&ehr, &headers) {
+        return refused;
+    }
     let body = serde_json::to_vec(&ehr.ledger().entries()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn health() -> Response {
+async fn health(State(ehr): State<Ehr>, headers: HeaderMap) -> Response {
+    if let Some(refused) = control_refusal(&ehr, &headers) {
+        return refused;
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"status":"ok"}"#,

@@ -96,6 +96,8 @@ pub struct Config {
     pub audit: audit::Config,
     /// How notifications are delivered to subscribers (attempts, backoff, timeout).
     pub notify: notify::Policy,
+    /// Who may use `/__fhirsurge/…` (open: the in-process mock on loopback).
+    pub control: crate::vocab::control::Access,
     /// CA certificates trusted, besides the system roots, when delivering notifications
     /// over https (a subscriber's test CA).
     pub notify_roots: Vec<reqwest::Certificate>,
@@ -120,6 +122,7 @@ impl Default for Config {
             profile: None,
             audit: audit::Config::default(),
             notify: notify::Policy::default(),
+            control: crate::vocab::control::Access::default(),
             notify_roots: Vec::new(),
         }
     }
@@ -165,6 +168,8 @@ struct Shared {
     audit: audit::Trail,
     /// Subscriptions and notification delivery.
     notifier: notify::Notifier,
+    /// Who may use `/__fhirsurge/…`.
+    control: crate::vocab::control::Access,
 }
 
 impl Shared {
@@ -222,10 +227,16 @@ impl Ehr {
             emulation: emulate::Emulation::new(profile, config.seed, config.start),
             audit: audit::Trail::new(config.audit),
             notifier,
+            control: config.control,
         };
         Ok(Ehr {
             shared: Arc::new(shared),
         })
+    }
+
+    /// Who may use the control endpoints (`/__fhirsurge/…`).
+    pub fn control(&self) -> &crate::vocab::control::Access {
+        &self.shared.control
     }
 
     /// Every fault injected so far.

@@ -32,6 +32,8 @@ mod rules;
 mod write;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -270,6 +272,17 @@ impl Profile {
             })
             .collect()
     }
+}
+
+/// A profile from texts already read: `base` (shown as its path) and an optional tenant
+/// overlay merged over it — what the loaders above do after reading, and what the fuzz
+/// targets drive. Errors are located in whichever text they come from.
+pub fn from_texts(base: (&Path, &str), overlay: Option<(&Path, &str)>) -> Result<Profile, Error> {
+    let text = |(path, text): (&Path, &str)| Text {
+        path: path.to_owned(),
+        text: text.to_owned(),
+    };
+    build(text(base), overlay.map(text))
 }
 
 /// Validates a profile file, or an overlay file (one with a top-level `base` key) merged

@@ -112,6 +112,7 @@ impl Stack {
                 ledger: ledger.clone(),
                 ca_cert: None,
                 serve_ledger: false,
+                control: Default::default(),
             };
             let p = proxy::Proxy::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
             let mut url = spawn(shutdown, |l, s| proxy::serve(l, p.clone(), s)).await?;

@@ -387,4 +387,6 @@ impl Scenario {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! prefix, file locations for errors, and the
 //! derivation of every random stream from the run seed. Uses no other module of the crate.
 
+pub mod control;
 pub mod fault;
 pub mod finding;
 pub mod interaction;

@@ -22,6 +22,7 @@ mod real_server;
 mod report;
 mod retry_after;
 mod run;
+mod safety;
 mod scale;
 mod scoring;
 mod synth;

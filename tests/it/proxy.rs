@@ -192,6 +192,7 @@ async fn launch(
         ledger: ledger.clone(),
         ca_cert,
         serve_ledger,
+        control: Default::default(),
     };
     let proxy = Proxy::new(config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -59,6 +59,28 @@ pub(super) fn status_response(
     out
 }
 
+/// The refusal of a control request (401 or 403) with an OperationOutcome saying why.
+pub(super) fn refusal(status: u16, why: &str, close: bool) -> Vec<u8> {
+    let body = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "security", "diagnostics": why}]
+    })
+    .to_string();
+    let text = if status == 401 {
+        "Unauthorized"
+    } else {
+        "Forbidden"
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {text}\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
 /// A `200` answer with a JSON body (the ledger).
 pub(super) fn json_response(body: &[u8], close: bool) -> Vec<u8> {
     let mut out = format!(

@@ -57,6 +57,8 @@ pub struct Config {
     /// Answer `GET /__fhirsurge/ledger` itself with the ledger (the standalone proxy):
     /// every request is then framed, so the answer can come in order on any connection.
     pub serve_ledger: bool,
+    /// Who may use `/__fhirsurge/…` (the ledger) when the proxy serves it.
+    pub control: crate::vocab::control::Access,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,7 @@ impl Proxy {
                 heal: watch::Sender::new(true),
                 framing,
                 serve_ledger: config.serve_ledger,
+                control: config.control,
             }),
         })
     }
@@ -189,6 +192,7 @@ struct Shared {
     /// not just copied.
     framing: bool,
     serve_ledger: bool,
+    control: crate::vocab::control::Access,
 }
 
 impl Shared {

@@ -18,6 +18,7 @@ use super::framing::{self, Body, RequestHead};
 use super::upstream::UpWrite;
 use super::{Tag, answer};
 use crate::fault::REQUEST_HEADER;
+use crate::vocab::control;
 
 const BUFFER: usize = 64 * 1024;
 
@@ -167,12 +168,19 @@ impl Requests<'_, '_> {
             && path == super::LEDGER_PATH.as_bytes()
     }
 
-    /// Answers the ledger request with every entry so far.
+    /// Answers the ledger request with every entry so far — or refuses it when the
+    /// control policy does not admit its token.
     fn ledger(&mut self, head: RequestHead) -> Next {
-        let entries = self.conn.shared.ledger.entries();
-        let body = serde_json::to_vec(&entries).unwrap_or_default();
         let close = head.expect_continue;
-        let bytes = answer::json_response(&body, close);
+        let presented = header_value(&self.buf[..head.len], control::TOKEN_HEADER);
+        let bytes = match self.conn.shared.control.admits(presented.as_deref()) {
+            control::Verdict::Allowed => {
+                let entries = self.conn.shared.ledger.entries();
+                let body = serde_json::to_vec(&entries).unwrap_or_default();
+                answer::json_response(&body, close)
+            }
+            control::Verdict::Refused(status, why) => answer::refusal(status, why, close),
+        };
         let _ = self.plans.send(Plan::Answer { bytes, close });
         if close {
             return Next::Hold;
@@ -352,6 +360,19 @@ fn identifier_of(body: &[u8]) -> Option<String> {
         .find(|p| p.starts_with(HARNESS_SYSTEM))
         .or(pairs.first())
         .cloned()
+}
+
+/// The value of header `name` in a request head, if it is there once.
+fn header_value(head: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(head).ok()?;
+    let mut found = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name));
+    let first = found.next()?;
+    found.next().is_none().then(|| first.value.to_vec())
 }
 
 #[cfg(test)]

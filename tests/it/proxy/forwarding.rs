@@ -231,6 +231,7 @@ fn a_proxy_is_not_built_from_bad_config() {
         ledger: Ledger::new(Instant::now()),
         ca_cert: None,
         serve_ledger: false,
+        control: Default::default(),
     };
     let scheme = Proxy::new(config("ftp://h/", "down"))
         .err()
