@@ -55,6 +55,8 @@ pub(super) struct File {
     tls: Option<Spanned<TlsFile>>,
     #[serde(default)]
     subscriptions: Option<Spanned<super::subscriptions::SubscriptionsFile>>,
+    #[serde(default)]
+    growth: crate::vocab::soak::Growth,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +397,7 @@ impl File {
                 }
                 None => None,
             },
+            growth: self.growth,
         })
     }
 }

@@ -78,6 +78,8 @@ pub struct Scenario {
     pub tls: crate::fhir::Tls,
     /// The notification receiver and the subscriptions to create (`[subscriptions]`).
     pub subscriptions: Option<Subscriptions>,
+    /// How the growth curves are windowed (`[growth]`).
+    pub growth: crate::vocab::soak::Growth,
 }
 
 /// What the harness talks to.

@@ -10,6 +10,7 @@ pub mod interaction;
 pub mod ledger;
 pub mod seed;
 pub mod slo;
+pub mod soak;
 pub mod source;
 
 /// Identifier systems of everything the harness writes start with this; a run's own

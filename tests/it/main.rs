@@ -24,5 +24,6 @@ mod retry_after;
 mod run;
 mod scale;
 mod scoring;
+mod soak;
 mod synth;
 mod visibility;

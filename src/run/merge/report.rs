@@ -94,6 +94,7 @@ pub fn assemble(
         partial_reason: partial_reason(parts, notes),
         stop: None,
         access,
+        growth: None,
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)

@@ -139,6 +139,12 @@ pub enum Kind {
     AuditWrong {},
     /// A patient-scoped search also returns another patient's resource.
     Leak {},
+    /// A server that slows as it fills: each request is held `latency` for every 1,000
+    /// resources the mock holds.
+    FillLatency {
+        #[serde(with = "humantime_serde")]
+        latency: Duration,
+    },
     // Notify: the mock's notification delivery.
     /// An event is never sent (its number is used: a topic subscriber sees the gap).
     NotifyDrop {},
@@ -195,6 +201,7 @@ const TABLE: &[(&str, Group)] = &[
     ("audit_drop", Group::Silent),
     ("audit_wrong", Group::Silent),
     ("leak", Group::Silent),
+    ("fill_latency", Group::Silent),
     ("notify_drop", Group::Notify),
     ("notify_dup", Group::Notify),
     ("notify_delay", Group::Notify),
@@ -248,7 +255,8 @@ impl Kind {
             | StaleIfMatch {}
             | AuditDrop {}
             | AuditWrong {}
-            | Leak {} => Group::Silent,
+            | Leak {}
+            | FillLatency { .. } => Group::Silent,
             NotifyDrop {} | NotifyDup {} | NotifyDelay { .. } | NotifyGiveUp {} => Group::Notify,
             ReceiverError { .. } | ReceiverReset {} | ReceiverDown {} | ReceiverSlow { .. } => {
                 Group::Receiver
@@ -284,6 +292,7 @@ impl Kind {
             AuditDrop {} => "audit_drop",
             AuditWrong {} => "audit_wrong",
             Leak {} => "leak",
+            FillLatency { .. } => "fill_latency",
             NotifyDrop {} => "notify_drop",
             NotifyDup {} => "notify_dup",
             NotifyDelay { .. } => "notify_delay",
