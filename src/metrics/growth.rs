@@ -183,9 +183,12 @@ pub fn fit(points: &[(f64, f64)]) -> Option<Fit> {
     })
 }
 
+/// `(x, y)` points.
+pub type Points = Vec<(f64, f64)>;
+
 /// One operation's `(resources, p99 ms)` and `(resources, throughput)` points: the windows
 /// where it had at least [`MIN_SAMPLES`] samples.
-pub fn points(windows: &[Window], op: &str) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+pub fn points(windows: &[Window], op: &str) -> (Points, Points) {
     windows
         .iter()
         .filter_map(|w| {
@@ -226,7 +229,7 @@ mod tests {
         let mut g = Growth::new(Duration::from_secs(2));
         for s in 1..=7u64 {
             g.wrote(100);
-            g.absorb("read Patient", &hist(&vec![s * 1000; 20]));
+            g.absorb("read Patient", &hist(&[s * 1000; 20]));
             g.tick(s * 1_000_000);
         }
         let w = g.finish(7_000_000);

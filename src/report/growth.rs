@@ -105,9 +105,9 @@ fn slope(windows: &[Window], op: &str) -> Option<Slope> {
     }
     let f = fit(&p99)?;
     let t = fit(&throughput)?;
-    let (lo, hi) = p99
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let (lo, hi) = p99.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
+    });
     let (from, to) = (f.intercept + f.slope * lo, f.intercept + f.slope * hi);
     let rise = to - from;
     let significant = f.slope > 0.0
@@ -182,16 +182,15 @@ mod tests {
         let s = &g.slopes[0];
         assert!((s.p99_ms_per_100k - 300.0).abs() < 1e-6, "{s:?}");
         assert!(s.significant, "{}", s.line);
-        assert!(s.line.starts_with("search Observation p99 +300.000 ms per 100k"));
+        assert!(
+            s.line
+                .starts_with("search Observation p99 +300.000 ms per 100k")
+        );
     }
 
     #[test]
     fn noise_is_not_a_significant_slope_and_few_windows_are_not_measured() {
-        let g = build(
-            windows(|i| if i % 2 == 0 { 2.0 } else { 2.4 }),
-            1.0,
-            8000,
-        );
+        let g = build(windows(|i| if i % 2 == 0 { 2.0 } else { 2.4 }), 1.0, 8000);
         assert!(!g.slopes[0].significant, "{}", g.slopes[0].line);
         let few = build(windows(|_| 2.0).into_iter().take(3).collect(), 1.0, 3000);
         assert!(!few.measured);

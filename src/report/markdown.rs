@@ -101,7 +101,11 @@ fn growth(out: &mut String, r: &Report) {
         escape(&g.server_count)
     );
     if let Some(reason) = &g.reason {
-        let lead = if g.measured { "Partly: " } else { "Not measured: " };
+        let lead = if g.measured {
+            "Partly: "
+        } else {
+            "Not measured: "
+        };
         let _ = writeln!(out, "{lead}{}\n", escape(reason));
     }
     for s in &g.slopes {

@@ -36,8 +36,14 @@ mod tests {
     #[test]
     fn the_default_window_is_a_twentieth_within_bounds() {
         let g = Growth::default();
-        assert_eq!(g.window_for(Duration::from_secs(10)), Duration::from_secs(1));
-        assert_eq!(g.window_for(Duration::from_secs(600)), Duration::from_secs(30));
+        assert_eq!(
+            g.window_for(Duration::from_secs(10)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            g.window_for(Duration::from_secs(600)),
+            Duration::from_secs(30)
+        );
         assert_eq!(
             g.window_for(Duration::from_secs(8 * 3600)),
             Duration::from_secs(300)

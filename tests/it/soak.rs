@@ -60,7 +60,10 @@ async fn a_server_that_slows_as_it_fills_shows_a_positive_slope() {
     assert!(!r.passed);
     assert_valid_report(&ran.dir.join("report.json"));
     let md = std::fs::read_to_string(ran.dir.join("summary.md")).unwrap();
-    assert!(md.contains("## Growth") && md.contains("per 100k resources"), "{md}");
+    assert!(
+        md.contains("## Growth") && md.contains("per 100k resources"),
+        "{md}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

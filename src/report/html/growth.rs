@@ -68,7 +68,11 @@ fn chart(out: &mut String, g: &Growth) {
         x: Axis::linear(0.0, x_hi, 5, "resources held", figures::tick),
         y: Axis::linear(0.0, y_hi, 4, "p99 ms", figures::tick),
     };
-    f.begin(out, "growth", "p99 per window against the resources held, per operation");
+    f.begin(
+        out,
+        "growth",
+        "p99 per window against the resources held, per operation",
+    );
     f.axes(out);
     let mut keys = Vec::new();
     for (i, s) in g.slopes.iter().enumerate().take(PALETTE.len()) {
