@@ -233,8 +233,13 @@ mod tests {
             g.tick(s * 1_000_000);
         }
         let w = g.finish(7_000_000);
-        // Windows end at 2, 4, 6 s; the last second is half a window: dropped.
-        assert_eq!(w.len(), 3);
+        // Windows end at 2, 4, 6 s; the last second is half a window: kept.
+        assert_eq!(w.len(), 4);
+        assert!(
+            Growth::new(Duration::from_secs(4))
+                .finish(1_000_000)
+                .is_empty()
+        );
         assert_eq!((w[0].resources_from, w[0].resources_to), (0, 200));
         assert_eq!(w[1].resources(), 300.0);
         let op = &w[2].ops["read Patient"];

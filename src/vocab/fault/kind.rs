@@ -378,7 +378,9 @@ mod tests {
             table.insert("kind".into(), (*name).into());
             // Give each kind what it needs so that the bare kind parses.
             let needs: &[(&str, serde_json::Value)] = match *name {
-                "latency" | "stall" | "receiver_slow" => &[("latency", serde_json::json!("1s"))],
+                "latency" | "stall" | "receiver_slow" | "fill_latency" => {
+                    &[("latency", serde_json::json!("1s"))]
+                }
                 "bandwidth" => &[("rate", serde_json::json!(1))],
                 "slow_close" | "delayed_visibility" | "stale_read" | "notify_delay" => {
                     &[("delay", serde_json::json!("1s"))]
