@@ -175,6 +175,7 @@ fn fhirsurge_client(base: &str, id: &str, users: usize, secs: u64) -> Measured {
             dir: dir.path().to_owned(),
             start,
             wall_start: std::time::SystemTime::now(),
+            growth_window: Duration::from_secs(1),
         };
         let collector = tokio::spawn(collector::collect(rx, sinks, Live::default()));
         let settings = Settings {

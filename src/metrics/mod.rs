@@ -1,5 +1,5 @@
 //! Latency and throughput: one HdrHistogram per operation (`create Observation`), outcome
-//! and error-class counts, and a per-second time series. Owned by the single collector
+//! and error-class counts, a per-second time series, and growth curves (`growth`). Owned by the single collector
 //! task; workers never touch it. Uses `vocab` (outcomes, phases, error
 //! classes) only.
 
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::vocab::interaction::{ErrorClass, Outcome, Phase};
 
 mod absorb;
+pub mod growth;
 pub mod interval;
 pub use interval::{Point, distribution};
 

@@ -28,7 +28,8 @@
 //! Every interaction on a resource writes an AuditEvent (IHE BALP, `audit`), served
 //! by `AuditEvent` searches unless the configuration hides it; `audit_drop` and
 //! `audit_wrong` falsify that trail and `leak` adds another patient's resource to a
-//! patient-scoped search, each in the ledger.
+//! patient-scoped search, each in the ledger. `fill_latency` holds every request longer
+//! the more resources the mock stores (`fill`): a server that slows as it fills.
 //!
 //! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. Without
 //! it, a profile with SMART still has its SMART configuration served (its front door),
@@ -44,6 +45,7 @@ mod capability;
 mod conn;
 mod demographic;
 mod emulate;
+mod fill;
 mod http;
 mod index;
 pub mod notify;
@@ -252,7 +254,10 @@ impl Ehr {
     /// The HTTP routes. Served without [`serve`], `commit_then_reset` cannot reset and
     /// does not fire.
     pub fn router(&self) -> axum::Router {
-        let router = http::router(self.clone());
+        let router = http::router(self.clone()).layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            fill::hold,
+        ));
         let router = match &self.shared.smart {
             Some(authority) => smart::wrap(router, authority.clone()),
             None => smart::describe(router, &self.shared.emulation.profile),

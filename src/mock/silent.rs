@@ -42,6 +42,8 @@ pub enum Kind {
     AuditWrong,
     /// A patient-scoped search also returns another patient's resource.
     Leak,
+    /// Every request is held this long per 1,000 resources stored (`fill`).
+    FillLatency(Duration),
 }
 
 impl Kind {
@@ -90,6 +92,7 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         FaultKind::AuditDrop {} => Kind::AuditDrop,
         FaultKind::AuditWrong {} => Kind::AuditWrong,
         FaultKind::Leak {} => Kind::Leak,
+        FaultKind::FillLatency { latency } => Kind::FillLatency(latency),
         _ => {
             return Err(SpecError::UnknownKind(
                 spec.kind.name().to_owned(),
@@ -134,6 +137,7 @@ impl Fault {
         }
         match self.kind {
             _ if self.kind.is_access() => false,
+            Kind::FillLatency(_) => false,
             Kind::PartialTransaction => write == Write::Transaction,
             Kind::StaleIfMatch => write == Write::StaleUpdate,
             Kind::AckAndDropEcho => write == Write::Update,
@@ -222,7 +226,11 @@ pub fn plan<'a>(
             Kind::StaleIfMatch => {
                 plan.accept_stale.get_or_insert(f);
             }
-            Kind::PartialTransaction | Kind::AuditDrop | Kind::AuditWrong | Kind::Leak => {}
+            Kind::PartialTransaction
+            | Kind::AuditDrop
+            | Kind::AuditWrong
+            | Kind::Leak
+            | Kind::FillLatency(_) => {}
         }
     }
     if plan.drop.is_some() {

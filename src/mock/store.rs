@@ -145,6 +145,11 @@ impl Store {
         map.get(&key(resource_type, id)).cloned()
     }
 
+    /// Resources held: every id reserved so far (and the few handed out unstored).
+    pub fn held(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// The next sequence number (never reused).
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)

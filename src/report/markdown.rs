@@ -82,9 +82,35 @@ pub fn render(r: &Report) -> String {
     scorecard(&mut out, r);
     failed_slos(&mut out, r);
     operations(&mut out, r);
+    growth(&mut out, r);
     notifications(&mut out, r);
     findings(&mut out, r);
     out
+}
+
+/// The growth slopes, or why growth was not measured.
+fn growth(out: &mut String, r: &Report) {
+    let Some(g) = &r.growth else { return };
+    out.push_str("\n## Growth\n\n");
+    let _ = writeln!(
+        out,
+        "Resources held ({}): {} at the end; windows of {:.0} s; server count {}.\n",
+        escape(&g.resources_source),
+        g.resources_held,
+        g.window_s,
+        escape(&g.server_count)
+    );
+    if let Some(reason) = &g.reason {
+        let lead = if g.measured {
+            "Partly: "
+        } else {
+            "Not measured: "
+        };
+        let _ = writeln!(out, "{lead}{}\n", escape(reason));
+    }
+    for s in &g.slopes {
+        let _ = writeln!(out, "- {}", escape(&s.line));
+    }
 }
 
 /// The notification judging, for runs with subscriptions.

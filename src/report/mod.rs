@@ -17,6 +17,7 @@ use crate::metrics::{OpSummary, Point, Second};
 pub mod access;
 pub mod compare;
 pub mod figures;
+pub mod growth;
 pub mod html;
 pub mod junit;
 pub mod mapping;
@@ -81,6 +82,10 @@ pub struct Report {
     /// Notification judging, for runs with `[subscriptions]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<crate::check::notify::Notifications>,
+    /// p99 and throughput per operation against the resources the target held (absent
+    /// from reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth: Option<growth::Growth>,
 }
 
 /// How a run stopped by a signal was wound down.
@@ -398,6 +403,14 @@ impl Report {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             let _ = writeln!(out, "\nfaults injected: {}", list.join(", "));
+        }
+        if let Some(g) = &self.growth {
+            for s in &g.slopes {
+                let _ = writeln!(out, "growth: {}", s.line);
+            }
+            if let Some(reason) = &g.reason {
+                let _ = writeln!(out, "growth: not measured ({reason})");
+            }
         }
         self.mapping_table(&mut out);
         self.findings_table(&mut out);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::growth::Growth;
 use super::workload::CheckRan;
 use crate::check::Kind;
 use crate::check::notify::Notifications;
@@ -176,6 +177,35 @@ pub fn judge_notifications(slo: &Slo, n: Option<&Notifications>) -> Vec<SloResul
     out
 }
 
+/// `max_p99_growth`: the steepest operation's p99 slope per 100k resources against the
+/// target. Not measured (too few windows), it fails: the scenario asked for it.
+pub fn judge_growth(slo: &Slo, growth: Option<&Growth>) -> Option<SloResult> {
+    let max = slo.max_p99_growth?;
+    let target = max.as_secs_f64() * 1000.0;
+    let name = format!("p99 growth of every operation <= {target} ms per 100k resources");
+    let steepest = growth.and_then(Growth::steepest);
+    let r = result(
+        "p99_growth",
+        name,
+        target,
+        steepest.map(|s| s.p99_ms_per_100k),
+        "ms/100k",
+        |o| o <= target,
+    );
+    Some(match (steepest, growth) {
+        (Some(s), _) => SloResult {
+            detail: format!("steepest: {}", s.line),
+            ..r
+        },
+        (None, g) => {
+            let why = g
+                .and_then(|g| g.reason.clone())
+                .unwrap_or_else(|| "no growth windows were recorded".into());
+            not_measured_because(r, &why, true)
+        }
+    })
+}
+
 fn not_measured_because(r: SloResult, reason: &str, asked: bool) -> SloResult {
     match r.observed {
         None if asked => SloResult {
@@ -261,6 +291,7 @@ mod tests {
             findings: [("stale_read".to_owned(), 2)].into(),
             visibility_lag_p99: Some(Duration::from_secs(1)),
             notification_latency_p99: None,
+            max_p99_growth: None,
         };
         let pct = |op: &str, _p: f64| (op == "read Patient").then_some(120.0);
         let findings = |k: Kind| if k == Kind::StaleRead { 2 } else { 0 };

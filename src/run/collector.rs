@@ -13,6 +13,7 @@ use crate::fhir::Note;
 use crate::fhir::recorder::{Kind, Line};
 use crate::history::{self, Outcome, Phase};
 use crate::metrics::Metrics;
+use crate::metrics::growth::{Growth, Window};
 
 /// Live counters the progress line reads.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +60,12 @@ pub struct Collected {
     pub records: u64,
     /// Load-phase invocations that re-sent an earlier one.
     pub retries: u64,
+    /// The load phase's growth windows (p99 and throughput per operation against the
+    /// resources held), and their length.
+    pub growth: Vec<Window>,
+    pub growth_window: Duration,
+    /// Resources the harness counted as held at the end (acknowledged creates).
+    pub resources: u64,
 }
 
 /// Where the collector writes and how its clock runs.
@@ -68,6 +75,8 @@ pub struct Sinks {
     /// The run clock's start, and the same moment on the wall clock.
     pub start: Instant,
     pub wall_start: SystemTime,
+    /// The length of a growth window.
+    pub growth_window: Duration,
 }
 
 /// The collector's state.
@@ -80,6 +89,7 @@ struct Collector {
     encounters: Metrics,
     groups: BTreeMap<u16, (Metrics, Metrics)>,
     probes: Metrics,
+    growth: Growth,
     records: u64,
     retries: u64,
     flushed: Instant,
@@ -103,6 +113,7 @@ pub async fn collect(
         encounters: Metrics::new(),
         groups: BTreeMap::new(),
         probes: Metrics::new(),
+        growth: Growth::new(sinks.growth_window),
         records: 0,
         retries: 0,
         flushed: Instant::now(),
@@ -147,6 +158,7 @@ pub async fn collect(
         encounters,
         groups,
         probes,
+        growth,
         records,
         retries,
         ..
@@ -154,7 +166,12 @@ pub async fn collect(
     writer
         .finish()
         .map_err(|source| history::Error::Io { path, source })?;
+    let growth_window = growth.window();
+    let resources = growth.resources();
     Ok(Collected {
+        growth: growth.finish(sinks.start.elapsed().as_micros() as u64),
+        growth_window,
+        resources,
         metrics,
         readback,
         encounters,
@@ -163,6 +180,14 @@ pub async fn collect(
         records,
         retries,
     })
+}
+
+/// Whether an operation label names a create (single or conditional): an acknowledged
+/// one is a resource more the target holds. A conditional create that matched an
+/// existing resource counts too (the sample does not say which), so the count is an
+/// upper bound; transaction entries are not counted.
+fn creates(op: &str) -> bool {
+    op.starts_with("create ") || op.starts_with("conditional_create ")
 }
 
 /// The folder (in the run directory) of the read-back's interval logs.
@@ -192,6 +217,9 @@ impl Collector {
                     Phase::Probe => self.probes.record(&sample),
                     Phase::Load => {
                         self.metrics.record(&sample);
+                        if sample.outcome == Outcome::Ok && creates(&sample.op) {
+                            self.growth.wrote(1);
+                        }
                         if let Some(g) = sample.group {
                             self.groups.entry(g).or_default().0.record(&sample);
                         }
@@ -237,6 +265,10 @@ impl Collector {
     /// Closes the latency interval; a failing interval log costs the log, not the run.
     fn roll(&mut self, now: Duration) {
         let rolled = self.metrics.roll(now.as_micros() as u64);
+        for r in &rolled {
+            self.growth.absorb(&r.op, &r.histogram);
+        }
+        self.growth.tick(now.as_micros() as u64);
         if let Err(e) = self.hlogs.write(&rolled, now, INTERVAL) {
             tracing::warn!("interval log: {e}");
         }

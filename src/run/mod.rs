@@ -166,6 +166,7 @@ pub async fn execute_with(
         dir: dir.clone(),
         start,
         wall_start,
+        growth_window: scenario.growth.window_for(scenario.load.duration()),
     };
     let collector = tokio::spawn(collect_or_stop(
         collector::collect(rx, sinks, live.clone()),
@@ -487,6 +488,12 @@ fn assemble(
         let n = checked.notifications.as_ref();
         slo.extend(report::slo::judge_notifications(&scenario.slo, n));
     }
+    let growth = report::growth::build(
+        collected.growth,
+        collected.growth_window.as_secs_f64(),
+        collected.resources,
+    );
+    slo.extend(report::slo::judge_growth(&scenario.slo, Some(&growth)));
     let summary = report::Summary {
         encounters: p.encounters,
         peak_concurrency: p.peak_concurrency,
@@ -530,6 +537,7 @@ fn assemble(
         stop: None,
         access: judged.access,
         notifications: checked.notifications,
+        growth: Some(growth),
     };
     report.scorecard = report::scorecard::score(&report);
     if let Some(stop) = &p.stop {

@@ -57,6 +57,8 @@ pub(super) struct File {
     subscriptions: Option<Spanned<super::subscriptions::SubscriptionsFile>>,
     #[serde(default)]
     write_back: super::WriteBack,
+    #[serde(default)]
+    growth: crate::vocab::soak::Growth,
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,6 +400,7 @@ impl File {
                 None => None,
             },
             write_back: self.write_back,
+            growth: self.growth,
         })
     }
 }

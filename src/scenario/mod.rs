@@ -80,6 +80,8 @@ pub struct Scenario {
     pub subscriptions: Option<Subscriptions>,
     /// How the `write_back` step sends the AI's results (`write_back`).
     pub write_back: WriteBack,
+    /// How the growth curves are windowed (`[growth]`).
+    pub growth: crate::vocab::soak::Growth,
 }
 
 /// How the `write_back` step sends the AI's results.

@@ -29,6 +29,8 @@ pub(super) struct SloFile {
     visibility_lag_p99: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     notification_latency_p99: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_p99_growth: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +87,7 @@ impl Slo {
             findings,
             visibility_lag_p99: raw.visibility_lag_p99,
             notification_latency_p99: raw.notification_latency_p99,
+            max_p99_growth: raw.max_p99_growth,
         })
     }
 }

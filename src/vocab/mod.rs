@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod notification;
 pub mod seed;
 pub mod slo;
+pub mod soak;
 pub mod source;
 
 /// Identifier systems of everything the harness writes start with this; a run's own

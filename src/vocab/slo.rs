@@ -32,6 +32,14 @@ pub struct Slo {
         skip_serializing_if = "Option::is_none"
     )]
     pub notification_latency_p99: Option<Duration>,
+    /// Most any operation's p99 may grow per 100,000 resources the target holds (the
+    /// least-squares slope over the growth windows).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_p99_growth: Option<Duration>,
 }
 
 /// "`percentile` of `op` at most `max`".

@@ -25,6 +25,7 @@ mod run;
 mod safety;
 mod scale;
 mod scoring;
+mod soak;
 mod synth;
 mod transaction;
 mod visibility;

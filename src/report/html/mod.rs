@@ -7,6 +7,7 @@
 //! types only.
 
 mod charts;
+mod growth;
 mod latency;
 mod svg;
 mod tables;
@@ -27,6 +28,7 @@ pub fn render(r: &Report) -> String {
     slos(&mut out, r);
     run_info(&mut out, r);
     chart_section(&mut out, r);
+    growth::section(&mut out, r);
     tables::operations(&mut out, r);
     tables::faults(&mut out, r);
     tables::findings(&mut out, r);

@@ -53,6 +53,9 @@ pub fn assemble(
             },
         },
     );
+    let growth = growth(parts);
+    let mut slo = slo;
+    slo.extend(report::slo::judge_growth(&scenario.slo, Some(&growth)));
     let sum = |f: fn(&Summary) -> u64| parts.iter().map(|p| f(&p.report.summary)).sum::<u64>();
     let summary = Summary {
         encounters: sum(|s| s.encounters),
@@ -97,9 +100,30 @@ pub fn assemble(
         partial_reason: partial_reason(parts, notes),
         stop: None,
         access,
+        growth: Some(growth),
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
+}
+
+/// The merged run's growth: not recomputed (each shard counted only the resources it
+/// wrote, on its own windows), so not measured, with the shards' resources added up.
+fn growth(parts: &[Part]) -> report::growth::Growth {
+    let held = parts
+        .iter()
+        .filter_map(|p| p.report.growth.as_ref())
+        .map(|g| g.resources_held)
+        .sum();
+    let window_s = parts
+        .iter()
+        .find_map(|p| p.report.growth.as_ref().map(|g| g.window_s))
+        .unwrap_or(0.0);
+    report::growth::Growth {
+        reason: Some(
+            "not recomputed for a merged run: each shard counted only the resources it wrote, in its own windows; each shard's report.json has its own growth section".into(),
+        ),
+        ..report::growth::build(Vec::new(), window_s, held)
+    }
 }
 
 /// The merged history's lag with the probes the shards made added up.

@@ -142,6 +142,12 @@ pub enum Kind {
     AuditWrong {},
     /// A patient-scoped search also returns another patient's resource.
     Leak {},
+    /// A server that slows as it fills: each request is held `latency` for every 1,000
+    /// resources the mock holds.
+    FillLatency {
+        #[serde(with = "humantime_serde")]
+        latency: Duration,
+    },
     // Notify: the mock's notification delivery.
     /// An event is never sent (its number is used: a topic subscriber sees the gap).
     NotifyDrop {},
@@ -199,6 +205,7 @@ const TABLE: &[(&str, Group)] = &[
     ("audit_drop", Group::Silent),
     ("audit_wrong", Group::Silent),
     ("leak", Group::Silent),
+    ("fill_latency", Group::Silent),
     ("notify_drop", Group::Notify),
     ("notify_dup", Group::Notify),
     ("notify_delay", Group::Notify),
@@ -253,7 +260,8 @@ impl Kind {
             | StaleIfMatch {}
             | AuditDrop {}
             | AuditWrong {}
-            | Leak {} => Group::Silent,
+            | Leak {}
+            | FillLatency { .. } => Group::Silent,
             NotifyDrop {} | NotifyDup {} | NotifyDelay { .. } | NotifyGiveUp {} => Group::Notify,
             ReceiverError { .. } | ReceiverReset {} | ReceiverDown {} | ReceiverSlow { .. } => {
                 Group::Receiver
@@ -290,6 +298,7 @@ impl Kind {
             AuditDrop {} => "audit_drop",
             AuditWrong {} => "audit_wrong",
             Leak {} => "leak",
+            FillLatency { .. } => "fill_latency",
             NotifyDrop {} => "notify_drop",
             NotifyDup {} => "notify_dup",
             NotifyDelay { .. } => "notify_delay",
@@ -375,7 +384,9 @@ mod tests {
             table.insert("kind".into(), (*name).into());
             // Give each kind what it needs so that the bare kind parses.
             let needs: &[(&str, serde_json::Value)] = match *name {
-                "latency" | "stall" | "receiver_slow" => &[("latency", serde_json::json!("1s"))],
+                "latency" | "stall" | "receiver_slow" | "fill_latency" => {
+                    &[("latency", serde_json::json!("1s"))]
+                }
                 "bandwidth" => &[("rate", serde_json::json!(1))],
                 "slow_close" | "delayed_visibility" | "stale_read" | "notify_delay" => {
                     &[("delay", serde_json::json!("1s"))]

@@ -224,6 +224,7 @@ fn slo_spec() -> Slo {
         findings: [("stale_read".to_owned(), 5)].into(),
         visibility_lag_p99: Some(Duration::from_secs(2)),
         notification_latency_p99: None,
+        max_p99_growth: None,
     }
 }
 
@@ -288,6 +289,7 @@ pub fn sample() -> Report {
         stop: None,
         access: Default::default(),
         notifications: None,
+        growth: None,
     };
     judge(&mut r);
     r
