@@ -22,7 +22,8 @@
 //! `audit_wrong` falsify that trail and `leak` adds another patient's resource to a
 //! patient-scoped search, each in the ledger.
 //!
-//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. With an EHR
+//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API;
+//! `scope_bypass` lets a share of out-of-scope requests through, each in the ledger. With an EHR
 //! profile (`Config::profile`) the mock also behaves like that EHR, driven only by the
 //! profile's data: see `emulate`. Without one it is the us-core baseline.
 //!
@@ -217,7 +218,7 @@ impl Ehr {
     pub fn router(&self) -> axum::Router {
         let router = http::router(self.clone());
         let router = match &self.shared.smart {
-            Some(authority) => smart::wrap(router, authority.clone()),
+            Some(authority) => smart::wrap(router, authority.clone(), self.clone()),
             None => router,
         };
         audit::wrap(router, self.clone())

@@ -40,12 +40,17 @@ pub enum Kind {
     AuditWrong,
     /// A patient-scoped search also returns another patient's resource.
     Leak,
+    /// The SMART scope guard lets an out-of-scope request through (`smart::bypass`).
+    ScopeBypass,
 }
 
 impl Kind {
     /// Whether the fault acts on the audit trail or on search answers, not on writes.
     pub fn is_access(self) -> bool {
-        matches!(self, Kind::AuditDrop | Kind::AuditWrong | Kind::Leak)
+        matches!(
+            self,
+            Kind::AuditDrop | Kind::AuditWrong | Kind::Leak | Kind::ScopeBypass
+        )
     }
 }
 
@@ -87,6 +92,7 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         FaultKind::AuditDrop {} => Kind::AuditDrop,
         FaultKind::AuditWrong {} => Kind::AuditWrong,
         FaultKind::Leak {} => Kind::Leak,
+        FaultKind::ScopeBypass {} => Kind::ScopeBypass,
         _ => {
             return Err(SpecError::UnknownKind(
                 spec.kind.name().to_owned(),
@@ -218,7 +224,11 @@ pub fn plan<'a>(
             Kind::StaleIfMatch => {
                 plan.accept_stale.get_or_insert(f);
             }
-            Kind::PartialTransaction | Kind::AuditDrop | Kind::AuditWrong | Kind::Leak => {}
+            Kind::PartialTransaction
+            | Kind::AuditDrop
+            | Kind::AuditWrong
+            | Kind::Leak
+            | Kind::ScopeBypass => {}
         }
     }
     if plan.drop.is_some() {

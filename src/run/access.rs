@@ -134,6 +134,7 @@ pub fn judge(
     history_path: &Path,
     scenario: &Scenario,
     trail: Trail,
+    probed: super::scope::Probed,
     consistency: &[Finding],
 ) -> Result<Judged, history::Error> {
     let mut failed = None;
@@ -189,10 +190,8 @@ pub fn judge(
             findings.extend(r.findings);
         }
     }
-    let scope = crate::report::access::Scope {
-        reason: Some("the narrower-token probe is not implemented yet".into()),
-        ..Default::default()
-    };
+    let scope = probed.scope;
+    findings.extend(probed.findings);
     Ok(Judged {
         access: Access { audit, leak, scope },
         findings,

@@ -139,6 +139,8 @@ pub enum Kind {
     AuditWrong {},
     /// A patient-scoped search also returns another patient's resource.
     Leak {},
+    /// The SMART scope guard lets a request its token's scopes do not allow through.
+    ScopeBypass {},
     // Notify: the mock's notification delivery.
     /// An event is never sent (its number is used: a topic subscriber sees the gap).
     NotifyDrop {},
@@ -195,6 +197,7 @@ const TABLE: &[(&str, Group)] = &[
     ("audit_drop", Group::Silent),
     ("audit_wrong", Group::Silent),
     ("leak", Group::Silent),
+    ("scope_bypass", Group::Silent),
     ("notify_drop", Group::Notify),
     ("notify_dup", Group::Notify),
     ("notify_delay", Group::Notify),
@@ -248,7 +251,8 @@ impl Kind {
             | StaleIfMatch {}
             | AuditDrop {}
             | AuditWrong {}
-            | Leak {} => Group::Silent,
+            | Leak {}
+            | ScopeBypass {} => Group::Silent,
             NotifyDrop {} | NotifyDup {} | NotifyDelay { .. } | NotifyGiveUp {} => Group::Notify,
             ReceiverError { .. } | ReceiverReset {} | ReceiverDown {} | ReceiverSlow { .. } => {
                 Group::Receiver
@@ -284,6 +288,7 @@ impl Kind {
             AuditDrop {} => "audit_drop",
             AuditWrong {} => "audit_wrong",
             Leak {} => "leak",
+            ScopeBypass {} => "scope_bypass",
             NotifyDrop {} => "notify_drop",
             NotifyDup {} => "notify_dup",
             NotifyDelay { .. } => "notify_delay",
