@@ -1,6 +1,6 @@
 //! The access checks of a run: after the read-back, fetch the target's audit trail
 //! (AuditEvent searches over the run's time window, recorded in the history under the
-//! `audit` phase), then, once the history is complete, reconcile every access with it
+//! `audit` phase; none when the EHR profile says AuditEvent is not served), then, once the history is complete, reconcile every access with it
 //! and run the cross-patient leak check (both pure, in `check`). Decides what the
 //! report says of each: measured, not exposed, or not measured with the reason.
 
@@ -50,9 +50,14 @@ pub async fn fetch(
     process: u64,
     from: DateTime<Utc>,
     scenario: &Scenario,
+    profile: &crate::profile::Profile,
 ) -> Trail {
     if !scenario.audit.enabled {
         return Trail::Off;
+    }
+    // Not asked at all when the EHR is documented not to serve it.
+    if let Some(why) = profile.audit.not_exposed(&profile.name) {
+        return Trail::Unreadable(why);
     }
     let tolerance = chrono::Duration::from_std(scenario.audit.tolerance).unwrap_or_default();
     let ctx = Ctx {

@@ -289,7 +289,7 @@ pub async fn execute_with(
     let trail = if control.interrupt.is_stopped() {
         access::Trail::Unreadable("the run was stopped before the audit trail was fetched".into())
     } else {
-        if scenario.audit.enabled {
+        if scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none() {
             let catch_up = tokio::time::sleep(access::catch_up(scenario));
             let _ = control
                 .interrupt
@@ -297,7 +297,7 @@ pub async fn execute_with(
                 .await;
         }
         let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
-        access::fetch(&client, audit_process, started_at, scenario).await
+        access::fetch(&client, audit_process, started_at, scenario, &profile).await
     };
     recorder.finish().await;
     let collected = collector
