@@ -18,14 +18,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod content;
-mod notification;
 mod seen;
 pub use crate::vocab::interaction::{ErrorClass, Interaction, Outcome, Phase};
-pub use content::{Content, ElementDiff, SERVER_OWNED};
-pub use notification::{
+pub use crate::vocab::notification::{
     EventsQuery, Form, Named, Notification, NotificationType, Payload, Recovery, SubscriptionMark,
     SubscriptionState,
 };
+pub use content::{Content, ElementDiff, SERVER_OWNED};
 pub use seen::{harness_identifiers, seen};
 
 /// One line of the history.

@@ -4,7 +4,9 @@
 //! what became of each subscription); a failure is data, not `Err`.
 //!
 //! Also the write tagger: a function the run installs that names, for each write, the
-//! subscriptions its resource matches ([`crate::history::Op::notify`]).
+//! subscriptions its resource matches ([`crate::history::Op::notify`]). A transaction or
+//! batch Bundle is tagged entry by entry, from each entry's resource (its request's
+//! resource type when the resource does not say); the Bundle's own tags are their union.
 
 use std::sync::Arc;
 
@@ -44,12 +46,21 @@ impl Managed {
 }
 
 impl Client {
-    /// Sends `method path` (relative to the base, or an absolute URL) with an optional
-    /// JSON body, authorized, without recording it.
+    /// Sends `method path` (relative to the base, a query allowed, or an absolute URL)
+    /// with an optional JSON body, authorized, without recording it.
     pub async fn manage(&self, method: Method, path: &str, body: Option<&Value>) -> Managed {
         let url = match url::Url::parse(path) {
             Ok(u) => u,
-            Err(_) => self.url(path),
+            Err(_) => {
+                // The query goes in the query, not (escaped) into the path.
+                let (path, query) = match path.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (path, None),
+                };
+                let mut u = self.url(path);
+                u.set_query(query);
+                u
+            }
         };
         let grant = match self.inner.auth.grant(&self.auth_io(0, Phase::Load)).await {
             Ok(g) => g,
@@ -104,12 +115,92 @@ impl Client {
         let _ = self.inner.tagger.set(tagger);
     }
 
-    /// The subscriptions a written resource matches.
+    /// The subscriptions a written resource matches; for a `Bundle`, the union of its
+    /// entries' ([`Client::entry_tags`]).
     pub(super) fn tags(&self, resource_type: &str, resource: &Value) -> Vec<String> {
-        self.inner
-            .tagger
-            .get()
-            .map(|t| (t.0)(resource_type, resource))
-            .unwrap_or_default()
+        let Some(t) = self.inner.tagger.get() else {
+            return Vec::new();
+        };
+        if resource_type != "Bundle" && type_of(resource) != Some("Bundle") {
+            return (t.0)(resource_type, resource);
+        }
+        let mut all: Vec<String> = entry_tags(t, resource).into_iter().flatten().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Per entry of a transaction or batch Bundle, in order: the subscriptions its
+    /// resource matches (what is owed once that entry is acknowledged).
+    pub fn entry_tags(&self, bundle: &Value) -> Vec<Vec<String>> {
+        match self.inner.tagger.get() {
+            Some(t) => entry_tags(t, bundle),
+            None => bundle_entries(bundle).map(|_| Vec::new()).collect(),
+        }
+    }
+}
+
+fn type_of(resource: &Value) -> Option<&str> {
+    resource.get("resourceType").and_then(Value::as_str)
+}
+
+fn bundle_entries(bundle: &Value) -> impl Iterator<Item = &Value> {
+    bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// Each entry's tags: its resource's type, else the type its request URL names
+/// (`Observation`, `Observation/1`, `Observation?identifier=…`). No resource (a DELETE,
+/// a GET): nothing owed.
+fn entry_tags(t: &Tagger, bundle: &Value) -> Vec<Vec<String>> {
+    bundle_entries(bundle)
+        .map(|e| {
+            let Some(resource) = e.get("resource") else {
+                return Vec::new();
+            };
+            let from_url = e
+                .pointer("/request/url")
+                .and_then(Value::as_str)
+                .and_then(|u| u.split(['/', '?']).next());
+            match type_of(resource).or(from_url) {
+                Some(rt) => (t.0)(rt, resource),
+                None => Vec::new(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn finished_encounters() -> Tagger {
+        Tagger(Arc::new(|rt: &str, r: &Value| {
+            let finished = r.get("status").and_then(Value::as_str) == Some("finished");
+            match rt == "Encounter" && finished {
+                true => vec!["discharges".to_owned()],
+                false => Vec::new(),
+            }
+        }))
+    }
+
+    #[test]
+    fn a_bundle_is_tagged_entry_by_entry() {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Encounter", "status": "finished"},
+             "request": {"method": "POST", "url": "Encounter"}},
+            {"resource": {"resourceType": "Encounter", "status": "in-progress"},
+             "request": {"method": "PUT", "url": "Encounter/e2"}},
+            {"request": {"method": "DELETE", "url": "Encounter/e3"}},
+            {"resource": {"status": "finished"}, "request": {"method": "PUT", "url": "Encounter/e4"}},
+        ]});
+        let tags = entry_tags(&finished_encounters(), &bundle);
+        let discharges = vec!["discharges".to_owned()];
+        assert_eq!(tags, vec![discharges.clone(), vec![], vec![], discharges]);
+        assert!(entry_tags(&finished_encounters(), &json!({"resourceType": "Bundle"})).is_empty());
     }
 }

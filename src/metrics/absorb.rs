@@ -63,8 +63,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Outcome, Phase};
     use crate::metrics::Sample;
+    use crate::vocab::interaction::{Outcome, Phase};
 
     #[test]
     fn absorbing_two_halves_equals_recording_the_whole() {

@@ -36,6 +36,10 @@ pub fn router(ehr: Ehr) -> Router {
             "/Subscription/{id}/$events",
             get(notify::routes::events).post(notify::routes::events),
         )
+        .route(
+            "/Subscription/{id}/$status",
+            get(notify::routes::status).post(notify::routes::status),
+        )
         .route("/{rt}", get(search).post(create))
         .route("/{rt}/{id}", get(read).put(update))
         .route("/{rt}/{id}/_history", get(history))

@@ -83,6 +83,9 @@ pub struct Config {
     pub audit: audit::Config,
     /// How notifications are delivered to subscribers (attempts, backoff, timeout).
     pub notify: notify::Policy,
+    /// CA certificates trusted, besides the system roots, when delivering notifications
+    /// over https (a subscriber's test CA).
+    pub notify_roots: Vec<reqwest::Certificate>,
 }
 
 /// The largest page a search returns.
@@ -101,6 +104,7 @@ impl Default for Config {
             profile: None,
             audit: audit::Config::default(),
             notify: notify::Policy::default(),
+            notify_roots: Vec::new(),
         }
     }
 }
@@ -171,6 +175,7 @@ impl Ehr {
             config.start,
             ledger.clone(),
             config.notify,
+            config.notify_roots,
         )
         .map_err(|(label, source)| Error::Fault { label, source })?;
         let faults = faults

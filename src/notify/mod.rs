@@ -6,14 +6,15 @@
 //! subscription from the path `/<name>`, event numbers, resources named, the body's
 //! digest — never the body). Receiver faults go in the ledger.
 //!
-//! Plain HTTP on loopback (or wherever `listen` says); TLS is not offered (put a
-//! terminating proxy in front when a server insists on https). Uses `history` (the
-//! record it produces) and `fault` (specs and the ledger); nothing that runs a load.
+//! Plain HTTP on loopback (or wherever `listen` says), or HTTPS with the certificate and
+//! key of `[subscriptions.tls]` (`tls`, rustls). Uses `history` (the record it
+//! produces) and `vocab` (fault specs and the ledger); nothing that runs a load.
 
 mod conn;
 pub mod criteria;
 pub mod faults;
 pub mod parse;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,9 +26,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use crate::fault::{Entry, Ledger, Spec, SpecError};
 use crate::history::{self, Notification};
-pub use conn::serve;
+use crate::vocab::fault::{Spec, SpecError};
+use crate::vocab::ledger::{Entry, Ledger};
+pub use conn::{serve, spawn};
 pub use criteria::Criteria;
 
 /// The header carrying the run's shared secret on every delivery.
@@ -48,6 +50,8 @@ pub struct Config {
     pub ledger: Ledger,
     /// Where deliveries go (bounded: a slow consumer slows the answers, never grows memory).
     pub deliveries: mpsc::Sender<Notification>,
+    /// Serve HTTPS with this (`tls::acceptor`); `None`: plain HTTP.
+    pub tls: Option<tls::Acceptor>,
 }
 
 /// A running receiver. Cloning shares it.
@@ -66,6 +70,7 @@ struct Inner {
     faults_on: AtomicBool,
     ledger: Ledger,
     tx: mpsc::Sender<Notification>,
+    tls: Option<tls::Acceptor>,
 }
 
 /// Why a receiver cannot be built.
@@ -96,6 +101,7 @@ impl Receiver {
                 faults_on: AtomicBool::new(true),
                 ledger: config.ledger,
                 tx: config.deliveries,
+                tls: config.tls,
             }),
         })
     }

@@ -21,6 +21,7 @@ pub mod html;
 pub mod junit;
 pub mod mapping;
 pub mod markdown;
+pub mod notifications;
 pub mod scorecard;
 pub mod slo;
 pub mod workload;

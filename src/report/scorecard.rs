@@ -48,7 +48,7 @@ const WRITE_BACK: [Kind; 4] = [
 
 /// Answers the five questions from a report.
 pub fn score(r: &Report) -> Vec<Question> {
-    vec![
+    let mut questions = vec![
         real_time(r),
         write_back(r),
         under_load(r),
@@ -60,7 +60,10 @@ pub fn score(r: &Report) -> Vec<Question> {
             count(r, Kind::AuditMismatch),
         ),
         super::access::minimum_necessary_question(&r.access),
-    ]
+    ];
+    // Like the notification consistency cases: asked only of runs that subscribe.
+    questions.extend(super::notifications::question(r));
+    questions
 }
 
 fn question(id: &str, text: &str, verdict: Verdict, evidence: Vec<String>) -> Question {

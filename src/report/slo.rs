@@ -46,6 +46,7 @@ fn never_checked(kind: Kind) -> Option<&'static str> {
             Some("no audit reconciliation ran in this run (AuditEvents were not fetched)")
         }
         Kind::ScopeLeak => Some("no scope check ran in this run"),
+        Kind::ScopeNotEnforced => Some("no narrower-token scope probe ran in this run"),
         Kind::LostUpdate => Some(
             "no contended_update step ran in this run (each resource is updated by one process), so no lost update can occur",
         ),
@@ -281,7 +282,22 @@ mod tests {
         assert!(!audit.passed && audit.not_measured.is_some(), "{audit:?}");
         assert!(by("lost_update").not_measured.is_some());
         assert!(!by("visibility lag").passed);
-        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 10);
+        assert!(by("scope_not_enforced").not_measured.is_some());
+        // Notification kinds are judged apart, for runs that subscribe.
+        assert_eq!(r.iter().filter(|r| r.kind == "findings").count(), 11);
+        let asked = Slo {
+            findings: [("audit_gap".to_owned(), 0)].into(),
+            ..Slo::default()
+        };
+        let asked = judge(&asked, &m);
+        let gap = asked
+            .iter()
+            .find(|r| r.name.starts_with("audit_gap"))
+            .unwrap();
+        assert!(
+            !gap.passed && gap.not_measured.is_none() && !all_passed(&asked),
+            "an unmeasured objective the scenario names fails: {gap:?}"
+        );
         assert!(!all_passed(&r), "a measured failure fails");
         let unmeasured_only: Vec<SloResult> =
             r.into_iter().filter(|s| s.not_measured.is_some()).collect();

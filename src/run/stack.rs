@@ -34,6 +34,31 @@ pub struct Stack {
     pub receiver_faults: Vec<(usize, Spec)>,
 }
 
+/// The receiver's CA (`[subscriptions.tls] ca_file`), for the built-in mock to trust.
+fn notify_roots(scenario: &Scenario) -> Result<Vec<reqwest::Certificate>, Error> {
+    let Some(path) = scenario
+        .subscriptions
+        .as_ref()
+        .and_then(|s| s.tls.as_ref())
+        .and_then(|t| t.ca_file.as_ref())
+    else {
+        return Ok(Vec::new());
+    };
+    let bad = |problem: String| {
+        Error::BadInput(format!(
+            "subscriptions.tls.ca_file: {}: {problem}",
+            path.display()
+        ))
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read ({})", e.kind())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|_| bad("is not a PEM certificate bundle".into()))?;
+    if certs.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    Ok(certs)
+}
+
 impl Stack {
     /// Starts what the scenario needs, on loopback ports chosen by the OS.
     pub async fn start(
@@ -63,6 +88,7 @@ impl Stack {
                     harness_system_prefix: super::HARNESS_PREFIX.to_owned(),
                     smart: mock_smart(scenario, profile)?,
                     profile: Some(profile.clone()),
+                    notify_roots: notify_roots(scenario)?,
                     ..mock::Config::default()
                 };
                 let ehr = mock::Ehr::new(config).map_err(|e| Error::BadInput(e.to_string()))?;

@@ -2,8 +2,9 @@
 //! the scenario's subscriptions (unless the profile says the EHR lacks that form: then
 //! they are recorded `unsupported`, not measured), wait for each to become `active`,
 //! tag every write with the subscriptions it matches, and at the end wait out the
-//! notification timeout, ask `$events` to replay every gap in a topic subscription's
-//! event numbers, and delete the subscriptions. Every step is a history record.
+//! notification timeout, ask `$status` how many events each topic subscription had and
+//! `$events` to replay every gap in its event numbers (those after the last delivered
+//! one included), and delete the subscriptions. Every step is a history record.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,9 +62,17 @@ impl Live {
         let local = listener
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
+        let tls = match &s.config.tls {
+            Some(t) => Some(
+                notify::tls::acceptor(&t.cert_file, &t.key_file)
+                    .map_err(|e| Error::BadInput(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let base = match &s.config.callback_url {
             Some(u) => u.clone(),
-            None => Url::parse(&format!("http://{local}/notify/"))
+            None => Url::parse(&format!("{scheme}://{local}/notify/"))
                 .map_err(|e| Error::Io(e.to_string()))?,
         };
         let secret = uuid::Uuid::new_v4().simple().to_string();
@@ -76,13 +85,11 @@ impl Live {
             faults: s.faults,
             ledger: s.ledger,
             deliveries: tx,
+            tls,
         })
         .map_err(|e| Error::BadInput(e.to_string()))?;
-        tokio::spawn(notify::serve(
-            listener,
-            receiver.clone(),
-            s.shutdown.clone(),
-        ));
+        notify::spawn(listener, receiver.clone(), s.shutdown.clone())
+            .map_err(|e| Error::Io(format!("notification receiver: {e}")))?;
         let numbers = Numbers::default();
         tokio::spawn(forward(rx, recorder.clone(), numbers.clone()));
         let mut created = Vec::new();
@@ -155,8 +162,18 @@ impl Live {
                 let numbers = self.numbers.lock().unwrap_or_else(PoisonError::into_inner);
                 numbers.get(&sub.name).cloned().unwrap_or_default()
             };
-            for (from, to) in gaps(&seen).into_iter().take(MAX_GAP_QUERIES) {
-                let query = events(client, sub, id, from, to).await;
+            let mut missing = gaps(&seen);
+            let (announced, said) = status(client, id).await;
+            let last = seen.last().copied().unwrap_or(0);
+            if let Some(n) = announced.filter(|n| *n > last) {
+                missing.push((last + 1, n));
+            }
+            for (from, to) in missing.into_iter().take(MAX_GAP_QUERIES) {
+                let mut query = events(client, sub, id, from, to).await;
+                if from > last {
+                    query.detail =
+                        format!("after the last delivered event; {said}; {}", query.detail);
+                }
                 recorder.record(0, &Event::EventsQuery(query)).await;
             }
         }
@@ -224,6 +241,7 @@ fn mark(
         state,
         timeout_ms: Some(timeout.as_millis() as u64),
         detail,
+        heartbeat_ms: sub.heartbeat.map(|h| h.as_millis() as u64),
     }
 }
 
@@ -366,10 +384,38 @@ fn resource(sub: &Subscribe, endpoint: &Url, secret: &str) -> Value {
             };
             channel["payload"] = json!("application/fhir+json");
             channel["_payload"] = json!({"extension": [{"url": format!("{BACKPORT}backport-payload-content"), "valueCode": content}]});
+            if let Some(h) = sub.heartbeat {
+                channel["extension"] = json!([{"url": format!("{BACKPORT}backport-heartbeat-period"), "valueUnsignedInt": h.as_secs()}]);
+            }
         }
     }
     r["channel"] = channel;
     r
+}
+
+/// Asks `$status` how many events the subscription has had (the backport's
+/// `events-since-subscription-start`), so events lost after the last one delivered are
+/// found too; `None` when the server does not say (and why, in words).
+async fn status(client: &Client, id: &str) -> (Option<u64>, String) {
+    let answer = client
+        .manage(Method::GET, &format!("Subscription/{id}/$status"), None)
+        .await;
+    let body = answer.body.as_ref().filter(|_| answer.is_success());
+    let Some(body) = body else {
+        return (None, format!("$status: {}", said(&answer)));
+    };
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let events = notify::parse::parse(&bytes, crate::HARNESS_PREFIX).events_since_start;
+    match events {
+        Some(n) => (
+            Some(n),
+            format!("$status reported {n} events since the start"),
+        ),
+        None => (
+            None,
+            "$status named no events-since-subscription-start".into(),
+        ),
+    }
 }
 
 /// Asks `$events` for `from..=to` and says whether the server replayed them.

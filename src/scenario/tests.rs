@@ -217,3 +217,31 @@ fn open_model_rate_plans_and_pool_caps() {
     let closed = SMOKE.replace("users = 4", "users = 4\nmax_users = 9");
     assert!(located(&closed).2.contains("only for model = \"open\""));
 }
+
+#[test]
+fn receiver_tls_paths_resolve_and_heartbeats_are_for_topics_only() {
+    let text = format!(
+        "{SMOKE}\n[subscriptions]\ntls = {{ cert_file = \"keys/r.pem\", key_file = \"/k/r-key.pem\" }}\n\
+         [[subscriptions.subscribe]]\nname = \"c\"\nform = \"topic\"\ntopic = \"http://x/t\"\n\
+         criteria = \"Condition\"\npayload = \"id_only\"\nheartbeat_period = \"2s\"\n"
+    );
+    let s = Scenario::from_str(&text, Path::new("/scen/s.toml")).unwrap();
+    let subs = s.subscriptions.unwrap();
+    let tls = subs.tls.unwrap();
+    assert_eq!(tls.cert_file, Path::new("/scen/keys/r.pem"));
+    assert_eq!(tls.key_file, Path::new("/k/r-key.pem"));
+    assert_eq!(tls.ca_file, None);
+    assert_eq!(
+        subs.subscribe[0].heartbeat,
+        Some(std::time::Duration::from_secs(2))
+    );
+    let rest_hook = format!(
+        "{SMOKE}\n[subscriptions]\n[[subscriptions.subscribe]]\nname = \"e\"\n\
+         criteria = \"Encounter\"\npayload = \"full_resource\"\nheartbeat_period = \"2s\"\n"
+    );
+    let (line, _, m) = located(&rest_hook);
+    assert!(m.contains("heartbeat_period") && m.contains("topic"), "{m}");
+    assert!(line > 10, "{line}");
+    let unknown = format!("{SMOKE}\n[subscriptions]\ntls = {{ cert = \"x\" }}\n");
+    assert!(parse(&unknown).is_err());
+}

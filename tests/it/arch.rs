@@ -52,6 +52,21 @@ const PENDING: &[(&str, &str, &str)] = &[
         "fhir::RetryPolicy",
         "retry settings type; moves with the auth settings",
     ),
+    (
+        "scenario",
+        "fhir::DEFAULT_MAX_BODY",
+        "the body cap's default; moves with the target settings",
+    ),
+    (
+        "scenario",
+        "fhir::MAX_RETRY_AFTER",
+        "the Retry-After cap's default; moves with the retry settings",
+    ),
+    (
+        "scenario",
+        "notify::Criteria",
+        "subscription criteria are checked with the receiver's own parser; move it to vocab",
+    ),
 ];
 
 /// Whether `from` may use `to`.

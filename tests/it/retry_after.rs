@@ -33,7 +33,8 @@ async fn answer(State(seen): State<Seen>, uri: Uri) -> impl IntoResponse {
     let status: u16 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(200);
     let how = parts.next().unwrap_or("s0");
     if !first {
-        let body = json!({"resourceType": "Patient", "id": "p", "meta": {"versionId": "1"}});
+        // The resource asked for (the type is the path's first segment).
+        let body = json!({"resourceType": tag, "id": "p", "meta": {"versionId": "1"}});
         headers.insert(
             header::CONTENT_TYPE,
             "application/fhir+json".parse().unwrap(),

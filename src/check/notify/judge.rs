@@ -44,6 +44,10 @@ pub(super) fn judge(j: Judge) -> (Notifications, Vec<Finding>) {
             reason: mark.detail.clone(),
             expected: 0,
             notified: 0,
+            heartbeat: mark
+                .heartbeat_ms
+                .filter(|_| mark.state == SubscriptionState::Active)
+                .map(|ms| super::heartbeat::judge(&j, name, ms)),
         };
         if mark.state != SubscriptionState::Active {
             summary.reason = format!(
@@ -166,6 +170,7 @@ fn judge_one(
     for unit in all {
         match attribute(j, &owed, &unit) {
             Ok(at) => owed[at].units.push(unit),
+            Err(true) if bundled(j, name, &unit) => out.unattributed += 1,
             Err(true) => findings.push(unexpected(j, name, &unit)),
             Err(false) => out.foreign += 1,
         }
@@ -334,6 +339,18 @@ fn verdict(
     }
 }
 
+/// Whether a Bundle may have written what `u` names: `name` was owed notifications by a
+/// transaction or batch that did not fail, and no write of the resource is known to
+/// have failed.
+fn bundled(j: &Judge, name: &str, u: &Unit) -> bool {
+    let key = (u.named.resource_type.clone(), u.named.id.clone());
+    let failed = j
+        .written
+        .get(&key)
+        .is_some_and(|ws| ws.iter().all(|(_, s)| *s == Said::Fail));
+    j.bundled.contains(name) && !failed
+}
+
 fn unexpected(j: &Judge, name: &str, u: &Unit) -> Finding {
     let n = &u.named;
     let history = j.written.get(&(n.resource_type.clone(), n.id.clone()));
@@ -377,6 +394,17 @@ fn gaps(j: &Judge, name: &str, numbers: &[u64], out: &mut Notifications) {
             });
         }
         next = next.max(n + 1);
+    }
+    // Events lost after the last one delivered: known from `$status`, asked of `$events`.
+    let last = seen.last().copied().unwrap_or(0);
+    for q in j.queries.iter().filter(|q| q.name == name && q.from > last) {
+        out.gaps.push(Gap {
+            subscription: name.to_owned(),
+            from: q.from,
+            to: q.to,
+            recovery: Some(q.recovery),
+            detail: q.detail.clone(),
+        });
     }
 }
 

@@ -6,13 +6,19 @@
 //! resource), what read-back saw of identifiers, the deliveries and `$events` replays.
 //! Findings: `missed_notification`, `duplicate_notification` (with event numbers, the
 //! repeated numbers named), `unexpected_notification`; the ack → delivery latency; gaps
-//! in event numbers with what `$events` recovered. Pure.
+//! in event numbers with what `$events` recovered. A transaction or batch is not one
+//! write: its entries, recorded as writes of their own and tagged from their resources,
+//! are judged one by one; a notification no write explains on a subscription such a
+//! Bundle was tagged with is `unattributed`, not unexpected. Pure.
 
+mod heartbeat;
 mod judge;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+pub use heartbeat::Heartbeat;
 
 use crate::history::{
     Completion, Event, EventsQuery, Form, Interaction, Notification, Op, Outcome as Said, Payload,
@@ -43,6 +49,11 @@ pub struct Notifications {
     pub redelivered: u64,
     /// Accepted notifications naming resources the harness never wrote.
     pub foreign: u64,
+    /// Notifications for a harness resource no single write explains, on a subscription
+    /// a transaction or batch Bundle wrote for without its entries being judged one by
+    /// one: not called unexpected (the Bundle may well have written it), not judged.
+    #[serde(default)]
+    pub unattributed: u64,
     /// Write acknowledgement → first delivery.
     pub latency: Latency,
     /// Gaps in backport event numbers and what `$events` did for each.
@@ -62,6 +73,9 @@ pub struct SubscriptionSummary {
     pub reason: String,
     pub expected: u64,
     pub notified: u64,
+    /// For a subscription that asked for heartbeats: what arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<heartbeat::Heartbeat>,
 }
 
 /// Latency percentiles in ms.
@@ -116,7 +130,9 @@ pub struct Judge {
     seen: HashMap<String, (String, String)>,
     notes: Vec<(u64, Notification)>,
     queries: Vec<EventsQuery>,
-    bundles: bool,
+    /// Subscriptions a transaction or batch Bundle was tagged with (its entries' union)
+    /// and that did not fail.
+    bundled: std::collections::BTreeSet<String>,
     end_us: u64,
 }
 
@@ -155,9 +171,6 @@ impl Judge {
 
     fn invoke(&mut self, r: &Record, op: &Op) {
         if op.f.is_write() {
-            if matches!(op.f, Interaction::Transaction | Interaction::Batch) {
-                self.bundles = true;
-            }
             self.pending.insert(r.index, (op.clone(), r.time_us));
         } else if op.phase == Phase::Readback {
             self.readback.insert(r.index, ());
@@ -177,6 +190,13 @@ impl Judge {
         let Some((op, _)) = self.pending.remove(&c.invoke) else {
             return;
         };
+        if matches!(op.f, Interaction::Transaction | Interaction::Batch) {
+            // Not one write: its entries are judged where they are recorded one by one.
+            if said != Said::Fail {
+                self.bundled.extend(op.notify);
+            }
+            return;
+        }
         let id = c.id.clone().or(op.id.clone());
         if let Some(id) = &id {
             let key = (op.resource_type.clone(), id.clone());
@@ -209,3 +229,6 @@ impl Judge {
         Some(judge::judge(self))
     }
 }
+
+#[cfg(test)]
+mod tests;

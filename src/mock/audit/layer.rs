@@ -15,12 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Code, Entry, Exposure, event, leak, query};
-use crate::fault::{self, REQUEST_HEADER};
 use crate::mock::conn::Peer;
 use crate::mock::http::{base, fhir};
 use crate::mock::outcome::Problem;
 use crate::mock::silent::Kind;
 use crate::mock::{Ehr, MAX_PAGE, Shared};
+use crate::vocab::ledger::{self as fault, REQUEST_HEADER};
 
 /// The largest token request or answer the layer reads to learn the client.
 const TOKEN_LIMIT: usize = 1 << 16;

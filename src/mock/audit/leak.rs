@@ -8,9 +8,9 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::layer::scoped_patient;
-use crate::fault;
 use crate::mock::Shared;
 use crate::mock::silent::Kind;
+use crate::vocab::ledger as fault;
 
 /// The largest search answer the fault rewrites.
 const LIMIT: usize = 64 << 20;

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::{Event, Sub};
-use crate::history::{Form, Payload};
+use crate::vocab::notification::{Form, Payload};
 
 /// The body (and its content type) of one notification; `None`: an empty POST.
 pub fn event(sub: &Sub, e: &Event) -> Option<Vec<u8>> {
@@ -29,9 +29,22 @@ pub fn handshake(sub: &Sub) -> Option<Vec<u8>> {
     }
 }
 
+/// A heartbeat: the status with `events-since-subscription-start`, no event.
+pub fn heartbeat(sub: &Sub) -> Option<Vec<u8>> {
+    serde_json::to_vec(&bundle(sub, "heartbeat", sub.events_so_far(), &[])).ok()
+}
+
 /// The answer to `$events`: a `query-event` Bundle with the retained events asked for.
 pub fn query(sub: &Sub, since: u64, events: &[&Event]) -> Value {
     bundle(sub, "query-event", since, events)
+}
+
+/// The answer to `$status`: a `searchset` Bundle of the `query-status` Parameters,
+/// `events-since-subscription-start` the events so far.
+pub fn status(sub: &Sub) -> Value {
+    let mut b = bundle(sub, "query-status", sub.events_so_far(), &[]);
+    b["type"] = json!("searchset");
+    b
 }
 
 fn bundle(sub: &Sub, kind: &str, since: u64, events: &[&Event]) -> Value {

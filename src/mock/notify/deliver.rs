@@ -1,17 +1,18 @@
-//! The delivery worker: one task drains the bounded queue and gives each notification
-//! its own task (at most [`IN_FLIGHT`] at once), which waits out a `notify_delay`, POSTs
+//! The delivery worker, on a thread and runtime of its own: one task drains the bounded
+//! queue and gives each notification its own task (at most [`IN_FLIGHT`] at once), which
+//! waits out a `notify_delay` (counted from the write's commit), POSTs
 //! over HTTP with the subscription's headers, and on failure (no answer, or not 2xx)
 //! retries with doubling backoff up to `Policy::attempts` — or stops after the first
 //! failure under `notify_give_up`. A handshake that succeeds makes the subscription
 //! `active`; one that never does, `error`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 
 use super::{Event, QUEUE, Sub};
-use crate::fault::{Entry, Ledger};
+use crate::vocab::ledger::{Entry, Ledger};
 
 /// Notifications being delivered (or waiting out a delay) at once, at most.
 pub const IN_FLIGHT: usize = 256;
@@ -50,6 +51,8 @@ pub struct Job {
     pub dup: Option<(String, String)>,
     /// `notify_give_up` (label, kind): no retry after a failed first attempt.
     pub give_up: Option<(String, String)>,
+    /// The handshake: accepted, it makes the subscription `active`.
+    pub activates: bool,
 }
 
 impl Job {
@@ -61,14 +64,32 @@ impl Job {
             delay: Duration::ZERO,
             dup: None,
             give_up: None,
+            activates: true,
+        }
+    }
+
+    /// A heartbeat: the status, no event.
+    pub fn heartbeat(sub: Arc<Sub>) -> Job {
+        Job {
+            body: super::body::heartbeat(&sub).map(Arc::new),
+            sub,
+            event: None,
+            delay: Duration::ZERO,
+            dup: None,
+            give_up: None,
+            activates: false,
         }
     }
 }
 
 /// Starts the worker; the queue closes when the mock is dropped.
-pub fn start(policy: Policy, ledger: Ledger) -> mpsc::Sender<Job> {
+pub fn start(
+    policy: Policy,
+    ledger: Ledger,
+    roots: Vec<reqwest::Certificate>,
+) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(worker(rx, policy, ledger));
+    tokio::spawn(worker(rx, policy, ledger, roots));
     tx
 }
 
@@ -90,10 +111,16 @@ pub fn lost(ledger: &Ledger, job: &Job, why: &str) {
     });
 }
 
-async fn worker(mut rx: mpsc::Receiver<Job>, policy: Policy, ledger: Ledger) {
+async fn worker(
+    mut rx: mpsc::Receiver<Job>,
+    policy: Policy,
+    ledger: Ledger,
+    roots: Vec<reqwest::Certificate>,
+) {
     let http = match reqwest::Client::builder()
         .timeout(policy.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(roots)
         .build()
     {
         Ok(h) => h,
@@ -113,16 +140,23 @@ async fn worker(mut rx: mpsc::Receiver<Job>, policy: Policy, ledger: Ledger) {
             drop(permit);
         });
     }
+    // The mock is gone: let the deliveries under way end before the runtime does.
+    let _ = slots.acquire_many(IN_FLIGHT as u32).await;
 }
 
 async fn deliver(http: &reqwest::Client, job: Job, policy: Policy, ledger: &Ledger) {
     if !job.delay.is_zero() {
-        tokio::time::sleep(job.delay).await;
+        let from = job
+            .event
+            .as_ref()
+            .map_or_else(Instant::now, |e| e.committed);
+        tokio::time::sleep_until((from + job.delay).into()).await;
     }
     let mut wait = policy.backoff;
     for attempt in 1..=policy.attempts.max(1) {
         if post(http, &job).await {
-            if job.event.is_none() {
+            job.sub.sent();
+            if job.activates {
                 job.sub.set_status("active");
             }
             if let Some((label, kind)) = &job.dup {

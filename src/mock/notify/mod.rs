@@ -9,7 +9,9 @@
 //! with backoff (a bounded number of attempts), a bounded delivery queue, `$events`
 //! replays of the retained events (the last [`RETAINED`] per subscription; the mock never
 //! loses one). Faults (`faults`): `notify_drop`, `notify_dup`, `notify_delay`,
-//! `notify_give_up`, each in the ledger. Not done: heartbeats, `$status`, topics as
+//! `notify_give_up`, each in the ledger. `$status` says how many events a topic
+//! subscription has had; a topic subscription with the backport `heartbeat-period` gets
+//! a `heartbeat` whenever that long passed with nothing sent. Not done: topics as
 //! resources (any topic canonical is accepted; its filter names the resource type).
 
 mod body;
@@ -28,8 +30,9 @@ use tokio::sync::mpsc;
 
 use super::outcome::Problem;
 use super::store::Version;
-use crate::fault::{Entry, Ledger, Spec, SpecError};
-use crate::history::{Form, Payload};
+use crate::vocab::fault::{Spec, SpecError};
+use crate::vocab::ledger::{Entry, Ledger};
+use crate::vocab::notification::{Form, Payload};
 pub use criteria::Criteria;
 pub use deliver::Policy;
 
@@ -51,6 +54,8 @@ pub struct Event {
     pub resource: bytes::Bytes,
     /// The request header of the write, for the ledger.
     pub request: Option<String>,
+    /// When the write committed: a `notify_delay` counts from here.
+    pub committed: Instant,
 }
 
 impl Event {
@@ -80,6 +85,10 @@ pub struct Sub {
     status: Mutex<&'static str>,
     events: AtomicU64,
     log: Mutex<VecDeque<Arc<Event>>>,
+    /// The backport `heartbeat-period`: a heartbeat when nothing was sent for this long.
+    pub heartbeat: Option<Duration>,
+    /// When a notification was last delivered.
+    last_sent: Mutex<Instant>,
 }
 
 impl Sub {
@@ -98,6 +107,26 @@ impl Sub {
         r["status"] = json!(self.status());
         r["meta"] = json!({"versionId": "1"});
         r
+    }
+
+    /// A notification was delivered now.
+    pub fn sent(&self) {
+        *self
+            .last_sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn quiet_for(&self) -> Duration {
+        self.last_sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    /// Events numbered so far (the last event's number).
+    pub fn events_so_far(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
     }
 
     /// The retained events numbered `since..=until`.
@@ -120,6 +149,8 @@ pub struct Notifier {
     start: Instant,
     ledger: Ledger,
     policy: Policy,
+    /// Extra CA certificates for https endpoints.
+    roots: Vec<reqwest::Certificate>,
     queue: OnceLock<mpsc::Sender<deliver::Job>>,
 }
 
@@ -130,6 +161,7 @@ impl Notifier {
         start: Instant,
         ledger: Ledger,
         policy: Policy,
+        roots: Vec<reqwest::Certificate>,
     ) -> Result<Notifier, (String, SpecError)> {
         let faults = specs
             .into_iter()
@@ -146,6 +178,7 @@ impl Notifier {
             start,
             ledger,
             policy,
+            roots,
             queue: OnceLock::new(),
         })
     }
@@ -160,6 +193,9 @@ impl Notifier {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(sub.id.clone(), sub.clone());
         self.enqueue(deliver::Job::handshake(sub.clone()));
+        if let (Some(period), Some(tx)) = (sub.heartbeat, self.queue.get()) {
+            tokio::spawn(heartbeats(Arc::downgrade(&sub), period, tx.downgrade()));
+        }
         Ok(sub)
     }
 
@@ -210,6 +246,7 @@ impl Notifier {
                 timestamp: v.last_updated.to_rfc3339(),
                 resource: v.body.clone(),
                 request: request.map(str::to_owned),
+                committed: Instant::now(),
             });
             {
                 let mut log = sub.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -243,6 +280,7 @@ impl Notifier {
             delay: plan.delay.map_or(Duration::ZERO, |(_, d)| d),
             dup: plan.dup.map(|f| (f.label.clone(), f.name().to_owned())),
             give_up: plan.give_up.map(|f| (f.label.clone(), f.name().to_owned())),
+            activates: false,
         };
         self.enqueue(job);
     }
@@ -263,12 +301,41 @@ impl Notifier {
     fn enqueue(&self, job: deliver::Job) {
         let tx = self
             .queue
-            .get_or_init(|| deliver::start(self.policy, self.ledger.clone()));
+            .get_or_init(|| deliver::start(self.policy, self.ledger.clone(), self.roots.clone()));
         if let Err(e) = tx.try_send(job) {
             let job = match e {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
             };
             deliver::lost(&self.ledger, &job, "the delivery queue was full");
+        }
+    }
+}
+
+/// Sends a heartbeat whenever `period` passed with nothing sent, while the subscription
+/// is active; ends when it is deleted or the mock is gone.
+async fn heartbeats(
+    sub: std::sync::Weak<Sub>,
+    period: Duration,
+    queue: mpsc::WeakSender<deliver::Job>,
+) {
+    let mut wait = period;
+    loop {
+        tokio::time::sleep(wait).await;
+        let (Some(sub), Some(tx)) = (sub.upgrade(), queue.upgrade()) else {
+            return;
+        };
+        match sub.status() {
+            "off" => return,
+            "active" if sub.quiet_for() >= period => {
+                sub.sent();
+                let _ = tx.try_send(deliver::Job::heartbeat(sub.clone()));
+                wait = period;
+            }
+            _ => {
+                wait = period
+                    .saturating_sub(sub.quiet_for())
+                    .max(Duration::from_millis(10))
+            }
         }
     }
 }
@@ -337,6 +404,10 @@ fn parse(mut r: Value, id: String, base: &str) -> Result<Sub, Problem> {
         (Form::RestHook, None, criteria, payload)
     };
     let criteria = Criteria::parse(&filter).map_err(Problem::unprocessable)?;
+    let heartbeat = match form {
+        Form::Topic => heartbeat_period(&channel),
+        Form::RestHook => None,
+    };
     r["status"] = json!("requested");
     Ok(Sub {
         id,
@@ -351,7 +422,25 @@ fn parse(mut r: Value, id: String, base: &str) -> Result<Sub, Problem> {
         status: Mutex::new("requested"),
         events: AtomicU64::new(0),
         log: Mutex::default(),
+        heartbeat,
+        last_sent: Mutex::new(Instant::now()),
     })
+}
+
+/// The backport `heartbeat-period` extension on the channel, in seconds (0: none).
+fn heartbeat_period(channel: &Value) -> Option<Duration> {
+    let secs = channel
+        .get("extension")?
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e.get("url")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.ends_with("backport-heartbeat-period"))
+        })?
+        .get("valueUnsignedInt")?
+        .as_u64()?;
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// The value of the extension whose URL ends with `name`, on an element's `_` sibling.

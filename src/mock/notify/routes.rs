@@ -1,6 +1,8 @@
 //! The HTTP face of subscriptions: `POST /Subscription`, `GET` and `DELETE
 //! /Subscription/{id}`, and `/Subscription/{id}/$events` (GET with
-//! `eventsSinceNumber` / `eventsUntilNumber`, or POST with them in a Parameters body).
+//! `eventsSinceNumber` / `eventsUntilNumber`, or POST with them in a Parameters body),
+//! and `/Subscription/{id}/$status` (a `searchset` Bundle of one `query-status`
+//! Parameters: the status and `events-since-subscription-start`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -58,7 +60,7 @@ pub async fn events(
     let Some(sub) = ehr.shared.notifier.get(&id) else {
         return Problem::not_found("Subscription", &id).into_response();
     };
-    if sub.form != crate::history::Form::Topic {
+    if sub.form != crate::vocab::notification::Form::Topic {
         let p = Problem::bad("$events needs a topic-based (backport) subscription");
         return p.into_response();
     }
@@ -80,6 +82,17 @@ pub async fn events(
     let retained = sub.retained(since, until);
     let events: Vec<&super::Event> = retained.iter().map(|e| e.as_ref()).collect();
     json(StatusCode::OK, &super::body::query(&sub, since, &events))
+}
+
+pub async fn status(State(ehr): State<Ehr>, Path(id): Path<String>) -> Response {
+    let Some(sub) = ehr.shared.notifier.get(&id) else {
+        return Problem::not_found("Subscription", &id).into_response();
+    };
+    if sub.form != crate::vocab::notification::Form::Topic {
+        let p = Problem::bad("$status needs a topic-based (backport) subscription");
+        return p.into_response();
+    }
+    json(StatusCode::OK, &super::body::status(&sub))
 }
 
 /// A number given as `valueString`, `valueInteger` or `valueInteger64` in Parameters.

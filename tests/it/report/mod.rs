@@ -263,7 +263,8 @@ fn junit_parses_and_counts_every_objective_and_check() {
             .children()
             .filter(|n| n.has_tag_name("testcase"))
             .count(),
-        10
+        11,
+        "one case per finding kind; the notification kinds only when the run subscribes"
     );
     assert_eq!(
         suites[2]

@@ -78,6 +78,9 @@ pub struct SubscriptionMark {
     /// Why, in words (an HTTP status, the profile's reason).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The heartbeat period asked of the server (backport `heartbeat-period`), in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// What a notification said it was.
