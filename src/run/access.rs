@@ -203,6 +203,19 @@ pub fn judge(
     })
 }
 
+/// The cross-patient leak check alone, over a history (`fhirsurge check`): it needs no
+/// audit trail, so it is re-run offline; the audit reconciliation is not.
+pub fn leaks(history_path: &Path) -> Result<(Vec<Finding>, access::LeakStats), history::Error> {
+    let mut failed = None;
+    let records =
+        history::Reader::open(history_path)?.map_while(|r| r.map_err(|e| failed = Some(e)).ok());
+    let collected = access::collect(records);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok((collected.leaks, collected.leak_stats))
+}
+
 /// `fail`/`info` writes the checker found committed: invocation (and completion)
 /// index → the server id it found.
 fn effective(consistency: &[Finding]) -> HashMap<u64, Option<String>> {

@@ -3,7 +3,7 @@
 //! time, read everything back, check the history, write the report. The only module
 //! that knows all the others (besides `cli`).
 
-pub(crate) mod access;
+pub mod access;
 pub mod collector;
 mod hlog;
 pub mod interrupt;

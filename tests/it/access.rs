@@ -122,6 +122,16 @@ probability = 0.2
         let n = |set: &HashSet<(Kind, u64)>| set.iter().filter(|(kind, _)| *kind == k).count();
         assert_eq!(n(&found), n(&expected), "{k:?}");
     }
+    // Offline (`fhirsurge check`), the leak check over the history finds the same leaks.
+    let (offline, _) = run::access::leaks(&o.dir.join(fhirsurge::history::FILE)).unwrap();
+    let online: Vec<_> = o
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::ScopeLeak)
+        .cloned()
+        .collect();
+    assert_eq!(offline, online);
     let a = &o.report.access;
     assert_eq!(a.audit.status, Status::Measured);
     assert_eq!(a.leak.status, Status::Measured);
