@@ -417,5 +417,5 @@ async fn invalid_fault_specs_are_refused() {
             "{flag}"
         );
     }
-    assert_eq!(mock::silent_kinds().len(), 12);
+    assert_eq!(mock::silent_kinds().len(), 13);
 }
