@@ -5,7 +5,9 @@
 //! Scope leak: a search that names one patient (`patient`, `subject`, `beneficiary`,
 //! or `_id` of a Patient search) must answer only that patient's resources. A resource
 //! in the answer whose patient reference (or, for a Patient, whose own id) is another
-//! of the harness's patients is a `scope_leak`, naming both by harness identifier.
+//! of the harness's patients is a `scope_leak`, naming both by harness identifier; so is
+//! a resource naming no patient whose harness identifier the run's answers showed on a
+//! resource of another of its patients.
 //! Resources that point at no harness patient are not the harness's to judge.
 
 use std::collections::{BTreeSet, HashMap};
@@ -51,6 +53,9 @@ pub struct Access {
     pub patients: HashMap<String, String>,
     /// `Type/id` → `Patient/<id>` the resource is about, as answers showed it.
     pub owners: HashMap<Box<str>, Box<str>>,
+    /// Harness identifier → `Patient/<id>` the resource carrying it is about, as answers
+    /// showed it (with a patient reference) anywhere in the run.
+    pub ident_owners: HashMap<String, String>,
     pub leaks: Vec<Finding>,
     pub leak_stats: LeakStats,
 }
@@ -72,7 +77,8 @@ struct Suspect {
     done: u64,
     time_us: u64,
     scope: String,
-    other: String,
+    /// `None`: the resource names no patient; its harness identifier may.
+    other: Option<String>,
     resource_type: String,
     id: String,
     identifier: Option<String>,
@@ -220,6 +226,11 @@ impl Access {
             } else if let Some(p) = &s.patient {
                 let key = format!("{}/{}", s.resource_type, s.id).into_boxed_str();
                 self.owners.entry(key).or_insert_with(|| p.as_str().into());
+                for i in &s.identifiers {
+                    self.ident_owners
+                        .entry(i.clone())
+                        .or_insert_with(|| p.clone());
+                }
             }
         }
         let call = &self.calls[at];
@@ -237,11 +248,14 @@ impl Access {
             .iter()
             .filter_map(|s| {
                 let owner = if s.resource_type == "Patient" {
-                    format!("Patient/{}", s.id)
+                    Some(format!("Patient/{}", s.id))
                 } else {
-                    s.patient.clone()?
+                    s.patient.clone()
                 };
-                (owner != *scope).then(|| Suspect {
+                if owner.is_none() && s.identifiers.is_empty() {
+                    return None;
+                }
+                (owner.as_deref() != Some(&*scope)).then(|| Suspect {
                     invoke,
                     done: index,
                     time_us,
@@ -258,9 +272,13 @@ impl Access {
     /// A suspect is a leak when both patients are the harness's and differ.
     fn judge(&mut self, suspects: Vec<Suspect>) {
         let mut seen = BTreeSet::new();
-        for s in suspects {
+        for mut s in suspects {
+            // Without a patient reference, the harness identifier says whose it is.
+            let Some(other) = s.other.take().or_else(|| self.owner_by_identifier(&s)) else {
+                continue;
+            };
             let (Some(mine), Some(theirs)) =
-                (self.patients.get(&s.scope), self.patients.get(&s.other))
+                (self.patients.get(&s.scope), self.patients.get(&other))
             else {
                 continue;
             };
@@ -273,7 +291,7 @@ impl Access {
                 secs(s.time_us),
                 s.resource_type,
                 s.id,
-                s.other
+                other
             );
             self.leaks.push(Finding {
                 kind: Kind::ScopeLeak,
@@ -284,6 +302,18 @@ impl Access {
                 evidence: vec![s.invoke, s.done],
             });
         }
+    }
+
+    /// Whose resource a suspect is by its harness identifiers: the patient another answer
+    /// showed a resource with that identifier to be about, or the patient carrying it.
+    fn owner_by_identifier(&self, s: &Suspect) -> Option<String> {
+        let i = s.identifier.as_ref()?;
+        self.ident_owners.get(i).cloned().or_else(|| {
+            self.patients
+                .iter()
+                .find(|(_, ident)| *ident == i)
+                .map(|(p, _)| p.clone())
+        })
     }
 
     /// The harness patient a call concerns (`Patient/<id>`), directly or through the
@@ -319,5 +349,110 @@ pub fn patient_ref(value: &str) -> Option<String> {
             .map(|id| format!("Patient/{id}")),
         None if parts.len() == 1 && !value.is_empty() => Some(format!("Patient/{value}")),
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Seen;
+
+    fn rec(index: u64, event: Event) -> Record {
+        Record {
+            index,
+            time_us: index * 1000,
+            process: 1,
+            event,
+        }
+    }
+
+    fn create_patient(index: u64, ident: &str) -> Record {
+        rec(
+            index,
+            Event::Invoke(Op {
+                f: F::Create,
+                resource_type: "Patient".into(),
+                identifier: Some(ident.into()),
+                ..Op::default()
+            }),
+        )
+    }
+
+    fn done(index: u64, invoke: u64, id: Option<&str>, seen: Vec<Seen>) -> Record {
+        rec(
+            index,
+            Event::Ok(Completion {
+                invoke,
+                status: Some(200),
+                id: id.map(str::to_owned),
+                seen,
+                ..Completion::default()
+            }),
+        )
+    }
+
+    fn search(index: u64, query: &str) -> Record {
+        rec(
+            index,
+            Event::Invoke(Op {
+                f: F::Search,
+                resource_type: "Observation".into(),
+                query: Some(query.into()),
+                ..Op::default()
+            }),
+        )
+    }
+
+    fn obs(id: &str, ident: &str, patient: Option<&str>) -> Seen {
+        Seen {
+            resource_type: "Observation".into(),
+            id: id.into(),
+            identifiers: vec![ident.into()],
+            patient: patient.map(str::to_owned),
+            ..Seen::default()
+        }
+    }
+
+    #[test]
+    fn a_resource_without_a_patient_reference_leaks_by_its_harness_identifier() {
+        let a = "urn:fhirsurge:t|pat-a";
+        let b = "urn:fhirsurge:t|pat-b";
+        let obs_b = "urn:fhirsurge:t|obs-b";
+        let obs_a = "urn:fhirsurge:t|obs-a";
+        let records = vec![
+            create_patient(0, a),
+            done(1, 0, Some("pa"), vec![]),
+            create_patient(2, b),
+            done(3, 2, Some("pb"), vec![]),
+            // B's own search shows whose obs-b is.
+            search(4, "patient=Patient%2Fpb"),
+            done(5, 4, None, vec![obs("ob", obs_b, Some("Patient/pb"))]),
+            // A's search answers obs-b with no subject, and A's own obs-a without one.
+            search(6, "patient=Patient%2Fpa"),
+            done(
+                7,
+                6,
+                None,
+                vec![obs("ob", obs_b, None), obs("oa", obs_a, None)],
+            ),
+        ];
+        let access = collect(records);
+        assert_eq!(access.leaks.len(), 1, "{:?}", access.leaks);
+        let leak = &access.leaks[0];
+        assert_eq!(leak.kind, Kind::ScopeLeak);
+        assert_eq!(leak.id.as_deref(), Some("ob"));
+        assert_eq!(leak.evidence, [6, 7]);
+        assert!(
+            leak.detail.contains(a) && leak.detail.contains(b),
+            "{leak:?}"
+        );
+        // An identifier the run never saw on anyone's resource proves nothing.
+        let records = vec![
+            create_patient(0, a),
+            done(1, 0, Some("pa"), vec![]),
+            search(2, "patient=Patient%2Fpa"),
+            done(3, 2, None, vec![obs("ox", "urn:fhirsurge:t|other", None)]),
+        ];
+        assert!(collect(records).leaks.is_empty());
     }
 }

@@ -565,7 +565,15 @@ fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ex
             run::recheck::OPTIONS_FILE
         ),
     }
-    let (outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
+    let (mut outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
+    // The leak check needs only the history; the audit reconciliation needs the target's
+    // trail and the scope probe the target itself: neither is re-run here.
+    let (leaks, leak_stats) = run::access::leaks(path).map_err(bad_input)?;
+    run::access::add(&mut outcome.findings, &mut outcome.counts, leaks);
+    eprintln!(
+        "scope_leak re-run over the history ({} patient-scoped searches); audit reconciliation and the scope probe were not re-run (they need the target)",
+        leak_stats.searches_checked
+    );
     match &end.cut {
         Some(cut) => eprintln!(
             "{}: the history ends at line {} (the last complete one); cut off after it: {cut}",
@@ -580,6 +588,14 @@ fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ex
         "finding_counts": outcome.counts,
         "visibility_lag": outcome.visibility_lag,
         "checked": outcome.stats,
+        "access": {
+            "scope_leak": leak_stats,
+            "not_rerun": {
+                "audit_gap": "audit reconciliation needs the target's audit trail; not re-run offline",
+                "audit_mismatch": "audit reconciliation needs the target's audit trail; not re-run offline",
+                "scope_not_enforced": "the scope probe needs the target; not re-run offline",
+            },
+        },
     }))
     .map_err(bad_input)?;
     println!("{json}");

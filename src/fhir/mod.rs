@@ -236,6 +236,17 @@ impl Client {
         self.inner.auth.grant(&io).await.map(|_| ())
     }
 
+    /// Authenticates now for `phase` (the token request is recorded under it).
+    pub async fn authenticate_in(&self, process: u64, phase: Phase) -> Result<(), auth::Error> {
+        let io = self.auth_io(process, phase);
+        self.inner.auth.grant(&io).await.map(|_| ())
+    }
+
+    /// The `scope` the server granted with the current SMART token, when it said.
+    pub fn granted_scope(&self) -> Option<String> {
+        self.inner.auth.granted_scope()
+    }
+
     fn auth_io(&self, process: u64, phase: Phase) -> auth::Io<'_> {
         auth::Io {
             http: &self.inner.http,
@@ -490,17 +501,17 @@ impl Client {
 }
 
 /// The operation name in metrics: `create Observation`, `search Patient`; a visibility
-/// probe's is `probe search Patient`.
+/// probe's is `probe search Patient`, a scope probe's `scope_probe create Observation`.
 pub fn label(op: &Op) -> String {
     let name = if op.resource_type.is_empty() {
         op.f.as_str().to_owned()
     } else {
         format!("{} {}", op.f, op.resource_type)
     };
-    if op.phase == Phase::Probe {
-        format!("probe {name}")
-    } else {
-        name
+    match op.phase {
+        Phase::Probe => format!("probe {name}"),
+        Phase::ScopeProbe => format!("scope_probe {name}"),
+        _ => name,
     }
 }
 

@@ -31,9 +31,10 @@
 //! patient-scoped search, each in the ledger. `fill_latency` holds every request longer
 //! the more resources the mock stores (`fill`): a server that slows as it fills.
 //!
-//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API. Without
-//! it, a profile with SMART still has its SMART configuration served (its front door),
-//! with a token endpoint that says the mock issues no tokens.
+//! With `Config::smart`, SMART Backend Services (`smart`) guards the FHIR API;
+//! `scope_bypass` lets a share of out-of-scope requests through, each in the ledger.
+//! Without it, a profile with SMART still has its SMART configuration served (its front
+//! door), with a token endpoint that says the mock issues no tokens.
 //!
 //! Uses `vocab` (fault specs, the ledger, interaction kinds, seeds) and `profile` (the
 //! emulated EHR's behaviour); no other module of the crate.
@@ -259,7 +260,7 @@ impl Ehr {
             fill::hold,
         ));
         let router = match &self.shared.smart {
-            Some(authority) => smart::wrap(router, authority.clone()),
+            Some(authority) => smart::wrap(router, authority.clone(), self.clone()),
             None => smart::describe(router, &self.shared.emulation.profile),
         };
         audit::wrap(router, self.clone())

@@ -44,12 +44,17 @@ pub enum Kind {
     Leak,
     /// Every request is held this long per 1,000 resources stored (`fill`).
     FillLatency(Duration),
+    /// The SMART scope guard lets an out-of-scope request through (`smart::bypass`).
+    ScopeBypass,
 }
 
 impl Kind {
     /// Whether the fault acts on the audit trail or on search answers, not on writes.
     pub fn is_access(self) -> bool {
-        matches!(self, Kind::AuditDrop | Kind::AuditWrong | Kind::Leak)
+        matches!(
+            self,
+            Kind::AuditDrop | Kind::AuditWrong | Kind::Leak | Kind::ScopeBypass
+        )
     }
 }
 
@@ -93,6 +98,7 @@ pub fn parse(spec: &Spec) -> Result<Kind, SpecError> {
         FaultKind::AuditWrong {} => Kind::AuditWrong,
         FaultKind::Leak {} => Kind::Leak,
         FaultKind::FillLatency { latency } => Kind::FillLatency(latency),
+        FaultKind::ScopeBypass {} => Kind::ScopeBypass,
         _ => {
             return Err(SpecError::UnknownKind(
                 spec.kind.name().to_owned(),
@@ -231,6 +237,7 @@ pub fn plan<'a>(
             | Kind::AuditWrong
             | Kind::Leak
             | Kind::FillLatency(_) => {}
+            | Kind::ScopeBypass => {}
         }
     }
     if plan.drop.is_some() {

@@ -63,6 +63,8 @@ pub(super) struct File {
     maintenance: Vec<MaintenanceFile>,
     #[serde(default)]
     subscriptions: super::notify::SubscriptionsFile,
+    #[serde(default)]
+    audit: super::audit::AuditFile,
 }
 
 impl File {
@@ -99,6 +101,7 @@ impl File {
             maintenance.push(m.validate(&ctx)?);
         }
         let subscriptions = self.subscriptions.validate(&ctx)?;
+        let audit = self.audit.validate(&ctx)?;
         Ok(Profile {
             name: self.name.into_inner(),
             description: self.description,
@@ -119,6 +122,7 @@ impl File {
             errors,
             maintenance,
             subscriptions,
+            audit,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! required search parameters, the interactions each resource type supports, write
 //! defaults and per-type write rules (required, dropped, rewritten, truncated and
 //! remapped elements, holding areas, replays), identifiers, the error catalogue, rate
-//! limits and maintenance windows; behavioural keys cite `[sources]`.
+//! limits, maintenance windows, subscription support and whether the audit trail is
+//! served over FHIR (`[audit]`); behavioural keys cite `[sources]`.
 //!
 //! A tenant overlay file overrides any key of a profile (tables merge, everything else
 //! is replaced) before validation; an overlay names the profile it applies to with a
@@ -18,6 +19,7 @@
 //! locations and the [`Interaction`] kinds.
 
 mod access;
+mod audit;
 mod catalogue;
 mod cite;
 pub mod dialect;
@@ -46,6 +48,7 @@ pub use access::{
     Auth, AuthKind, ClientAuth, Endpoints, ScopeStyle, SigningAlg, SmartBackend, Tenancy,
     TenancyMode, TokenEndpoint,
 };
+pub use audit::{AuditTrail, Exposed, Pattern};
 pub use catalogue::{Envelope, ErrorDef, Errors, Retry, Severity};
 pub use cite::{Class, ElementPath, Source};
 pub use identifiers::{IdStyle, Identifiers};
@@ -127,6 +130,8 @@ pub struct Profile {
     pub maintenance: Vec<Maintenance>,
     /// Which subscription forms the EHR delivers (`[subscriptions]`).
     pub subscriptions: Subscriptions,
+    /// Whether the EHR serves its audit trail over FHIR (`[audit]`).
+    pub audit: AuditTrail,
 }
 
 /// A profile that cannot be used.

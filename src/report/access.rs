@@ -61,8 +61,40 @@ pub struct Scope {
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Out-of-scope requests sent.
     pub probes: u64,
+    /// Of them, answered with a success: each a `scope_not_enforced` finding.
     pub accepted: u64,
+    /// Of them, refused with 401 or 403.
+    #[serde(default)]
+    pub refused: u64,
+    /// Of them, answered otherwise (404, 422, 5xx, no answer): neither a pass nor a
+    /// finding.
+    #[serde(default)]
+    pub inconclusive: u64,
+    /// The scopes the narrower token held (as granted, else as asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+    /// Each request of the probe, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tried: Vec<Tried>,
+}
+
+/// One request of the scope probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tried {
+    /// `create Observation`, `read Patient`, …
+    pub request: String,
+    /// The permission it needs (`system/Observation.c`).
+    pub needs: String,
+    /// Whether the held scopes allow it: `false` for the probes proper, `true` for the
+    /// control request that shows the token works at all.
+    pub in_scope: bool,
+    /// The HTTP status, when one came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// History index of the invocation.
+    pub invoke: u64,
 }
 
 /// "Audit trail: can every access be reconstructed?"
@@ -129,8 +161,12 @@ pub fn minimum_necessary_question(a: &Access) -> Question {
     }];
     evidence.push(match s.status {
         Status::Measured => format!(
-            "scope enforcement probed with {} out-of-scope requests: {} accepted",
-            s.probes, s.accepted
+            "scope enforcement probed with {} out-of-scope requests (token holding {}): {} accepted, {} refused, {} inconclusive",
+            s.probes,
+            s.scopes.as_deref().unwrap_or("narrower scopes"),
+            s.accepted,
+            s.refused,
+            s.inconclusive
         ),
         _ => format!(
             "scope enforcement not measured: {}",

@@ -1,6 +1,6 @@
 //! The access checks of a run: after the read-back, fetch the target's audit trail
 //! (AuditEvent searches over the run's time window, recorded in the history under the
-//! `audit` phase), then, once the history is complete, reconcile every access with it
+//! `audit` phase; none when the EHR profile says AuditEvent is not served), then, once the history is complete, reconcile every access with it
 //! and run the cross-patient leak check (both pure, in `check`). Decides what the
 //! report says of each: measured, not exposed, or not measured with the reason.
 
@@ -50,9 +50,14 @@ pub async fn fetch(
     process: u64,
     from: DateTime<Utc>,
     scenario: &Scenario,
+    profile: &crate::profile::Profile,
 ) -> Trail {
     if !scenario.audit.enabled {
         return Trail::Off;
+    }
+    // Not asked at all when the EHR is documented not to serve it.
+    if let Some(why) = profile.audit.not_exposed(&profile.name) {
+        return Trail::Unreadable(why);
     }
     let tolerance = chrono::Duration::from_std(scenario.audit.tolerance).unwrap_or_default();
     let ctx = Ctx {
@@ -134,6 +139,7 @@ pub fn judge(
     history_path: &Path,
     scenario: &Scenario,
     trail: Trail,
+    probed: super::scope::Probed,
     consistency: &[Finding],
 ) -> Result<Judged, history::Error> {
     let mut failed = None;
@@ -189,14 +195,25 @@ pub fn judge(
             findings.extend(r.findings);
         }
     }
-    let scope = crate::report::access::Scope {
-        reason: Some("the narrower-token probe is not implemented yet".into()),
-        ..Default::default()
-    };
+    let scope = probed.scope;
+    findings.extend(probed.findings);
     Ok(Judged {
         access: Access { audit, leak, scope },
         findings,
     })
+}
+
+/// The cross-patient leak check alone, over a history (`fhirsurge check`): it needs no
+/// audit trail, so it is re-run offline; the audit reconciliation is not.
+pub fn leaks(history_path: &Path) -> Result<(Vec<Finding>, access::LeakStats), history::Error> {
+    let mut failed = None;
+    let records =
+        history::Reader::open(history_path)?.map_while(|r| r.map_err(|e| failed = Some(e)).ok());
+    let collected = access::collect(records);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok((collected.leaks, collected.leak_stats))
 }
 
 /// `fail`/`info` writes the checker found committed: invocation (and completion)

@@ -213,7 +213,9 @@ impl Collector {
             Note::Done(line, sample) => {
                 self.line(&line)?;
                 match sample.phase {
-                    Phase::Readback | Phase::Audit => self.readback.record(&sample),
+                    Phase::Readback | Phase::Audit | Phase::ScopeProbe => {
+                        self.readback.record(&sample)
+                    }
                     Phase::Probe => self.probes.record(&sample),
                     Phase::Load => {
                         self.metrics.record(&sample);

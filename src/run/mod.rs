@@ -3,7 +3,7 @@
 //! time, read everything back, check the history, write the report. The only module
 //! that knows all the others (besides `cli`).
 
-pub(crate) mod access;
+pub mod access;
 pub mod collector;
 mod hlog;
 pub mod interrupt;
@@ -13,6 +13,7 @@ pub mod open;
 mod progress;
 pub mod readback;
 pub mod recheck;
+mod scope;
 pub mod shard;
 pub mod stack;
 pub mod subscriptions;
@@ -245,6 +246,22 @@ pub async fn execute_with(
         }
         tracing::warn!("load phase: {e}");
     }
+    // The scope probe runs while the faults are still on: the mock's `scope_bypass` is
+    // ground truth only while it can fire.
+    let probed = probe_scopes(
+        scope::Setup {
+            scenario,
+            profile: &profile,
+            settings: stack.client_settings(scenario, &profile),
+            recorder: &recorder,
+            client: &client,
+            targets: Vec::new(),
+            process: flow.processes.load(Ordering::Relaxed) + 1 + (2 << 32),
+        },
+        &history_path,
+        control,
+    )
+    .await;
     stack.heal();
     if let Some(s) = &subs {
         s.heal();
@@ -274,7 +291,7 @@ pub async fn execute_with(
     let trail = if control.interrupt.is_stopped() {
         access::Trail::Unreadable("the run was stopped before the audit trail was fetched".into())
     } else {
-        if scenario.audit.enabled {
+        if scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none() {
             let catch_up = tokio::time::sleep(access::catch_up(scenario));
             let _ = control
                 .interrupt
@@ -282,7 +299,7 @@ pub async fn execute_with(
                 .await;
         }
         let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
-        access::fetch(&client, audit_process, started_at, scenario).await
+        access::fetch(&client, audit_process, started_at, scenario, &profile).await
     };
     recorder.finish().await;
     let collected = collector
@@ -328,7 +345,7 @@ pub async fn execute_with(
         &history_path,
         collected,
         phases,
-        trail,
+        (trail, probed),
     )?;
     report
         .write_all(&dir)
@@ -352,6 +369,24 @@ pub async fn execute_with(
         record.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
     }
     Ok(Outcome { dir, report })
+}
+
+/// The scope probe, over what the history says the run wrote; after a stop request it
+/// does not run.
+async fn probe_scopes(
+    mut setup: scope::Setup<'_>,
+    history_path: &std::path::Path,
+    control: &Control,
+) -> scope::Probed {
+    if control.interrupt.is_stopped() {
+        return scope::not_measured("the run was stopped before the scope probe");
+    }
+    setup.recorder.flush().await;
+    match readback::targets(history_path) {
+        Ok(t) => setup.targets = t,
+        Err(e) => return scope::not_measured(format!("the history could not be read: {e}")),
+    }
+    scope::probe(setup).await
 }
 
 /// Runs the collector; if it fails (a full disk, no file descriptors), stops the run:
@@ -432,7 +467,7 @@ fn assemble(
     history_path: &std::path::Path,
     collected: collector::Collected,
     p: Phases,
-    trail: access::Trail,
+    (trail, probed): (access::Trail, scope::Probed),
 ) -> Result<Report, Error> {
     let options = recheck::options(profile);
     if let Some(dir) = history_path.parent() {
@@ -445,7 +480,7 @@ fn assemble(
     // silent end of the history.
     let mut checked =
         recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
-    let judged = access::judge(history_path, scenario, trail, &checked.findings)
+    let judged = access::judge(history_path, scenario, trail, probed, &checked.findings)
         .map_err(|e| Error::Io(e.to_string()))?;
     access::add(&mut checked.findings, &mut checked.counts, judged.findings);
     let metrics = collected.metrics;

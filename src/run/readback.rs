@@ -33,7 +33,9 @@ pub fn targets(path: &Path) -> Result<Vec<Target>, history::Error> {
     for record in history::Reader::open(path)? {
         let record = record?;
         match record.event {
-            Event::Invoke(op) if op.f.is_write() && op.phase == Phase::Load => {
+            Event::Invoke(op)
+                if op.f.is_write() && matches!(op.phase, Phase::Load | Phase::ScopeProbe) =>
+            {
                 let Some(identifier) = op.identifier else {
                     continue;
                 };

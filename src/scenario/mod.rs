@@ -65,6 +65,8 @@ pub struct Scenario {
     pub visibility: Visibility,
     /// Audit reconciliation after the run (`[audit]`).
     pub audit: Audit,
+    /// The scope-enforcement probe (`[scope_probe]`).
+    pub scope_probe: ScopeProbe,
     pub faults: Vec<Spec>,
     /// The encounter's steps in order, each with how many times it runs.
     pub workflow: Vec<(Step, u32)>,
@@ -217,6 +219,26 @@ pub struct Audit {
     /// The agent every event must name; `None`: the SMART client id when `[auth]`
     /// authenticates with one, else agents are not compared.
     pub agent: Option<String>,
+}
+
+/// The scope-enforcement probe (`[scope_probe]`): at the end of the load phase, with
+/// `[auth] kind = "smart_backend"`, a second token for narrower scopes tries requests
+/// outside them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeProbe {
+    pub enabled: bool,
+    /// The narrower scopes asked for (`system/…`); empty = `system/Patient.rs` in the
+    /// spelling of the EHR profile (v1 `system/Patient.read` when it takes only v1).
+    pub scopes: Vec<String>,
+}
+
+impl Default for ScopeProbe {
+    fn default() -> Self {
+        ScopeProbe {
+            enabled: true,
+            scopes: Vec::new(),
+        }
+    }
 }
 
 /// The final read-back phase.

@@ -93,6 +93,8 @@ pub enum Phase {
     Probe,
     /// The audit reconciliation's own searches of the target's AuditEvents.
     Audit,
+    /// The scope-enforcement probe: requests with a narrower token, outside its scopes.
+    ScopeProbe,
 }
 
 /// Why an interaction did not end `ok`. Counted by class, never by message.

@@ -122,6 +122,16 @@ probability = 0.2
         let n = |set: &HashSet<(Kind, u64)>| set.iter().filter(|(kind, _)| *kind == k).count();
         assert_eq!(n(&found), n(&expected), "{k:?}");
     }
+    // Offline (`fhirsurge check`), the leak check over the history finds the same leaks.
+    let (offline, _) = run::access::leaks(&o.dir.join(fhirsurge::history::FILE)).unwrap();
+    let online: Vec<_> = o
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::ScopeLeak)
+        .cloned()
+        .collect();
+    assert_eq!(offline, online);
     let a = &o.report.access;
     assert_eq!(a.audit.status, Status::Measured);
     assert_eq!(a.leak.status, Status::Measured);
@@ -203,4 +213,58 @@ async fn a_target_without_audit_event_is_not_measured_and_a_hidden_trail_is_not_
     let a = &o.report.access.audit;
     assert_eq!(a.status, Status::NotExposed, "{a:?}");
     assert!(!o.report.findings.iter().any(|f| f.kind == Kind::AuditGap));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ehr_whose_profile_says_audit_is_not_served_is_not_queried() {
+    // The mock serves AuditEvent; the Epic profile says Epic does not: it is not asked.
+    let (url, stop) = serve(audit::Exposure::default()).await;
+    let text = format!(
+        r#"
+name = "access-epic"
+seed = 11
+profile = "epic"
+[target]
+url = "{url}"
+timeout = "5s"
+[load]
+model = "closed"
+users = 1
+duration = "1s"
+[readback]
+settle = "100ms"
+[audit]
+enabled = true
+"#
+    );
+    let scenario = Scenario::from_str(&text, Path::new("access-epic.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = Options {
+        out: out.path().to_owned(),
+    };
+    let o = run::execute(&scenario, &options).await.unwrap();
+    stop.cancel();
+    let a = &o.report.access.audit;
+    assert_eq!(a.status, Status::NotMeasured);
+    let reason = a.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("`epic`") && reason.contains("EPIC-CS"),
+        "{reason}"
+    );
+    let asked = Reader::open(&o.dir.join(fhirsurge::history::FILE))
+        .unwrap()
+        .filter_map(|r| match r.unwrap().event {
+            Event::Invoke(op) => Some(op.resource_type),
+            _ => None,
+        })
+        .filter(|rt| rt == "AuditEvent")
+        .count();
+    assert_eq!(asked, 0, "AuditEvent was queried");
+    // No [auth]: the scope probe says why it did not run.
+    let scope = &o.report.access.scope;
+    assert_eq!(scope.status, Status::NotMeasured);
+    assert!(
+        scope.reason.as_deref().unwrap().contains("no [auth]"),
+        "{scope:?}"
+    );
 }

@@ -8,6 +8,7 @@
 mod cli;
 mod guard;
 mod run;
+mod scope;
 mod secret;
 mod shared;
 mod token;

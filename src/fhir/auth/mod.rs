@@ -221,6 +221,14 @@ impl Auth {
         }
     }
 
+    /// The `scope` the server granted with the current SMART token, when it said.
+    pub fn granted_scope(&self) -> Option<String> {
+        match self {
+            Auth::Smart(session) => session.granted_scope(),
+            _ => None,
+        }
+    }
+
     /// A 401 came back for the token of `generation`: forget it.
     pub fn invalidate(&self, generation: u64) {
         if let Auth::Smart(session) = self {

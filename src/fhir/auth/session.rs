@@ -174,15 +174,16 @@ impl Session {
             let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
             cache.last_request = Some(Instant::now());
         }
-        let (header, lifetime) = token::request(io, &endpoint.url, request).await?;
+        let answer = token::request(io, &endpoint.url, request).await?;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.fetched += 1;
         cache.renew_after = None;
         let token = Arc::new(Token {
-            header,
+            header: answer.header,
             generation: cache.fetched,
             received: Instant::now(),
-            lifetime,
+            lifetime: answer.lifetime,
+            scope: answer.scope,
         });
         cache.token = Some(token.clone());
         Ok(token)
@@ -295,6 +296,12 @@ impl Session {
             form: form.finish(),
             authorization,
         })
+    }
+
+    /// The scopes the current token was granted, as the server said (`None`: no token,
+    /// or the server did not say).
+    pub fn granted_scope(&self) -> Option<String> {
+        self.current().and_then(|t| t.scope.clone())
     }
 
     /// Forgets the token of `generation` (a 401 came back for it).

@@ -30,6 +30,17 @@ pub struct Token {
     pub received: Instant,
     /// `expires_in`; `None` when the server did not say (used until a 401).
     pub lifetime: Option<Duration>,
+    /// The `scope` the server says it granted; `None` when it did not say (RFC 6749
+    /// §5.1: then what was asked for).
+    pub scope: Option<String>,
+}
+
+/// A usable token-endpoint answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub header: HeaderValue,
+    pub lifetime: Option<Duration>,
+    pub scope: Option<String>,
 }
 
 /// Where a token stands.
@@ -71,6 +82,8 @@ struct Granted {
     token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -82,7 +95,7 @@ struct Refusal {
 }
 
 /// What a token endpoint's answer means, decided from its status and body.
-pub fn read_answer(status: u16, body: &[u8]) -> Result<(HeaderValue, Option<Duration>), Error> {
+pub fn read_answer(status: u16, body: &[u8]) -> Result<Answer, Error> {
     if !(200..300).contains(&status) {
         let refusal: Refusal = serde_json::from_slice(body).unwrap_or(Refusal {
             error: None,
@@ -112,7 +125,12 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<(HeaderValue, Option<Dura
     let mut header = HeaderValue::try_from(format!("Bearer {}", granted.access_token.trim()))
         .map_err(|_| bad("`access_token` cannot be sent in a header"))?;
     header.set_sensitive(true);
-    Ok((header, lifetime))
+    let scope = granted.scope.map(|s| printable(&s, 2000));
+    Ok(Answer {
+        header,
+        lifetime,
+        scope,
+    })
 }
 
 /// Keeps printable ASCII, at most `max` characters: server text for a message.
@@ -131,11 +149,7 @@ pub struct Request {
 }
 
 /// POSTs the token request and records it as a `token` interaction.
-pub async fn request(
-    io: &Io<'_>,
-    token_url: &Url,
-    req: Request,
-) -> Result<(HeaderValue, Option<Duration>), Error> {
+pub async fn request(io: &Io<'_>, token_url: &Url, req: Request) -> Result<Answer, Error> {
     let op = Op {
         f: Interaction::Token,
         phase: io.phase,
@@ -236,11 +250,12 @@ mod tests {
 
     #[test]
     fn a_grant_gives_a_sensitive_bearer_header_and_its_lifetime() {
-        let body = br#"{"access_token":"tok-1","token_type":"bearer","expires_in":"570"}"#;
-        let (header, life) = read_answer(200, body).unwrap();
-        assert_eq!(header.to_str().unwrap(), "Bearer tok-1");
-        assert!(header.is_sensitive());
-        assert_eq!(life, Some(S(570)));
+        let body = br#"{"access_token":"tok-1","token_type":"bearer","expires_in":"570","scope":"system/Patient.rs"}"#;
+        let a = read_answer(200, body).unwrap();
+        assert_eq!(a.header.to_str().unwrap(), "Bearer tok-1");
+        assert!(a.header.is_sensitive());
+        assert_eq!(a.lifetime, Some(S(570)));
+        assert_eq!(a.scope.as_deref(), Some("system/Patient.rs"));
     }
 
     #[test]

@@ -16,9 +16,12 @@
 //! scopes that are not `system/` scopes, or are granular, are left out of the grant; a
 //! malformed `system/` scope, or a request of which nothing can be granted, is
 //! `invalid_scope`. Grants are written in v2 spelling. Refusals never reach the fault
-//! ledger. Depends on `mock::outcome`, `mock::http::base` and `profile` (the methods).
+//! ledger, except those the `scope_bypass` fault lets through (`bypass`). Depends on
+//! `mock::outcome`, `mock::http::base`, the mock's faults and ledger, and `profile` (the
+//! methods).
 
 mod assertion;
+mod bypass;
 mod guard;
 mod keys;
 mod scope;

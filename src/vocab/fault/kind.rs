@@ -148,6 +148,8 @@ pub enum Kind {
         #[serde(with = "humantime_serde")]
         latency: Duration,
     },
+    /// The SMART scope guard lets a request its token's scopes do not allow through.
+    ScopeBypass {},
     // Notify: the mock's notification delivery.
     /// An event is never sent (its number is used: a topic subscriber sees the gap).
     NotifyDrop {},
@@ -206,6 +208,7 @@ const TABLE: &[(&str, Group)] = &[
     ("audit_wrong", Group::Silent),
     ("leak", Group::Silent),
     ("fill_latency", Group::Silent),
+    ("scope_bypass", Group::Silent),
     ("notify_drop", Group::Notify),
     ("notify_dup", Group::Notify),
     ("notify_delay", Group::Notify),
@@ -262,6 +265,7 @@ impl Kind {
             | AuditWrong {}
             | Leak {}
             | FillLatency { .. } => Group::Silent,
+            | ScopeBypass {} => Group::Silent,
             NotifyDrop {} | NotifyDup {} | NotifyDelay { .. } | NotifyGiveUp {} => Group::Notify,
             ReceiverError { .. } | ReceiverReset {} | ReceiverDown {} | ReceiverSlow { .. } => {
                 Group::Receiver
@@ -299,6 +303,7 @@ impl Kind {
             AuditWrong {} => "audit_wrong",
             Leak {} => "leak",
             FillLatency { .. } => "fill_latency",
+            ScopeBypass {} => "scope_bypass",
             NotifyDrop {} => "notify_drop",
             NotifyDup {} => "notify_dup",
             NotifyDelay { .. } => "notify_delay",

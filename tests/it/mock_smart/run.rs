@@ -11,7 +11,7 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use fhirsurge::fhir::Tls;
-use fhirsurge::history::{Event, Interaction, Op, Reader, Record};
+use fhirsurge::history::{Event, Interaction, Op, Phase, Reader, Record};
 use fhirsurge::mock::smart::Algorithm;
 use fhirsurge::run::{self, Options};
 use fhirsurge::scenario::{Overrides, Scenario};
@@ -97,14 +97,23 @@ pub(super) fn history(dir: &Path) -> Vec<Record> {
 }
 
 /// Every 401 is followed by a re-sent request that ends `ok`, after a token request;
-/// no completion fails otherwise. Returns (401s, tokens fetched).
+/// no completion fails otherwise. Returns (401s, tokens fetched), leaving the scope
+/// probe's requests aside.
 pub(super) fn every_401_was_handled(records: &[Record]) -> (usize, usize) {
     let mut ops: HashMap<u64, &Op> = HashMap::new();
     let mut ok = HashMap::new();
     let mut unauthorized = Vec::new();
     let mut tokens = 0;
+    // The scope probe's requests (its own token, its 403s) are judged by the probe.
+    let probe: std::collections::HashSet<u64> = records
+        .iter()
+        .filter(|r| matches!(&r.event, Event::Invoke(op) if op.phase == Phase::ScopeProbe))
+        .map(|r| r.index)
+        .collect();
     for r in records {
         match &r.event {
+            Event::Invoke(op) if op.phase == Phase::ScopeProbe => {}
+            Event::Ok(c) | Event::Fail(c) | Event::Info(c) if probe.contains(&c.invoke) => {}
             Event::Invoke(op) => {
                 ops.insert(r.index, op);
             }
