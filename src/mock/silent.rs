@@ -236,7 +236,7 @@ pub fn plan<'a>(
             | Kind::AuditDrop
             | Kind::AuditWrong
             | Kind::Leak
-            | Kind::FillLatency(_) => {}
+            | Kind::FillLatency(_)
             | Kind::ScopeBypass => {}
         }
     }

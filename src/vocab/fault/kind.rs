@@ -264,7 +264,7 @@ impl Kind {
             | AuditDrop {}
             | AuditWrong {}
             | Leak {}
-            | FillLatency { .. } => Group::Silent,
+            | FillLatency { .. }
             | ScopeBypass {} => Group::Silent,
             NotifyDrop {} | NotifyDup {} | NotifyDelay { .. } | NotifyGiveUp {} => Group::Notify,
             ReceiverError { .. } | ReceiverReset {} | ReceiverDown {} | ReceiverSlow { .. } => {
