@@ -417,5 +417,24 @@ async fn invalid_fault_specs_are_refused() {
             "{flag}"
         );
     }
-    assert_eq!(mock::silent_kinds().len(), 13);
+    assert_eq!(
+        mock::silent_kinds(),
+        [
+            "ack_and_drop",
+            "ack_and_drop_echo",
+            "strip",
+            "remap",
+            "delayed_visibility",
+            "stale_read",
+            "commit_then_reset",
+            "commit_then_500",
+            "partial_transaction",
+            "stale_if_match",
+            "audit_drop",
+            "audit_wrong",
+            "leak",
+            "fill_latency",
+            "scope_bypass",
+        ]
+    );
 }
