@@ -1,4 +1,5 @@
-//! Integration tests: one binary, real loopback sockets on port 0.
+//! Integration tests: one binary, real loopback sockets on port 0. Tests whose verdicts
+//! rest on measured time live in the `timing` binary, which runs alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
@@ -14,7 +15,6 @@ mod mock;
 mod mock_profile;
 mod mock_smart;
 mod notify;
-mod open_model;
 mod probe;
 mod profile;
 mod proxy;
@@ -25,7 +25,7 @@ mod run;
 mod safety;
 mod scale;
 mod scoring;
-mod soak;
+#[path = "../support/mod.rs"]
+mod support;
 mod synth;
 mod transaction;
-mod visibility;

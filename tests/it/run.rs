@@ -2,56 +2,10 @@
 
 use std::path::Path;
 
-use fhirsurge::run::{self, Options};
+use fhirsurge::run::Options;
 use fhirsurge::scenario::Scenario;
 
-/// A short closed-model scenario against the mock.
-pub fn scenario(extra: &str) -> Scenario {
-    let text = format!(
-        r#"
-name = "it"
-seed = 7
-[target]
-url = "mock"
-timeout = "5s"
-[load]
-model = "closed"
-users = 4
-duration = "2s"
-[readback]
-settle = "100ms"
-{extra}
-"#
-    );
-    Scenario::from_str(&text, Path::new("it.toml")).unwrap()
-}
-
-/// A finished run and the temporary folder holding its run directory, removed on drop.
-pub struct Ran {
-    pub outcome: run::Outcome,
-    _out: tempfile::TempDir,
-}
-
-impl std::ops::Deref for Ran {
-    type Target = run::Outcome;
-
-    fn deref(&self) -> &run::Outcome {
-        &self.outcome
-    }
-}
-
-pub async fn run(s: &Scenario) -> Ran {
-    let out = tempfile::tempdir().unwrap();
-    let outcome = run::execute(
-        s,
-        &Options {
-            out: out.path().to_owned(),
-        },
-    )
-    .await
-    .unwrap();
-    Ran { outcome, _out: out }
-}
+pub use crate::support::{Ran, assert_valid_report, run, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_run_exercises_every_step_and_finds_nothing() {
@@ -94,7 +48,7 @@ async fn a_target_that_is_not_listening_is_unreachable() {
     let mut s = scenario("");
     s.target = fhirsurge::scenario::Target::Url(url::Url::parse(&url).unwrap());
     let out = tempfile::tempdir().unwrap();
-    let err = run::execute(
+    let err = fhirsurge::run::execute(
         &s,
         &Options {
             out: out.path().to_owned(),
@@ -103,31 +57,15 @@ async fn a_target_that_is_not_listening_is_unreachable() {
     .await
     .err()
     .unwrap();
-    assert!(matches!(err, run::Error::Unreachable { .. }), "{err}");
+    assert!(
+        matches!(err, fhirsurge::run::Error::Unreachable { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains(&url), "{err}");
     assert_eq!(
         std::fs::read_dir(out.path()).unwrap().count(),
         0,
         "nothing is written"
-    );
-}
-
-/// Validates a report against the committed JSON Schema.
-pub fn assert_valid_report(path: &Path) {
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&report)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{} does not match reports/schema.json:\n{}",
-        path.display(),
-        errors.join("\n")
     );
 }
 

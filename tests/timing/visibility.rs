@@ -12,6 +12,7 @@ const INTERVAL_MS: f64 = 25.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probed_lag_is_the_hidden_time_at_the_interval_resolution() {
+    let _alone = crate::support::alone().await;
     let extra = format!(
         r#"
 [visibility]

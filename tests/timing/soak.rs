@@ -38,6 +38,7 @@ max_p99_growth = "1ms"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_slows_as_it_fills_shows_a_positive_slope() {
+    let _alone = crate::support::alone().await;
     let ran = run(&scenario(
         "[[faults]]\nkind = \"fill_latency\"\nlatency = \"1s\"\n",
     ))
@@ -68,6 +69,7 @@ async fn a_server_that_slows_as_it_fills_shows_a_positive_slope() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plain_mock_claims_no_significant_growth() {
+    let _alone = crate::support::alone().await;
     let ran = run(&scenario("")).await;
     let g = ran.report.growth.as_ref().expect("a growth section");
     assert!(g.measured, "{:?}", g.reason);

@@ -82,6 +82,7 @@ fn slow(dir: &Path, f: Interaction, resource_type: &str, ms: u64) -> (usize, usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_model_shows_a_stall_where_it_happened_and_the_closed_model_hides_it() {
+    let _alone = crate::support::alone().await;
     let open = run(&scenario(
         "model = \"open\"\nrate = 40.0\nusers = 10\nmax_users = 200\nduration = \"3s\"",
     ))
@@ -133,6 +134,7 @@ async fn the_open_model_shows_a_stall_where_it_happened_and_the_closed_model_hid
 /// group runs its own workflow and the report shows each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hospital_day_runs_shortened_and_reports_each_group() {
+    let _alone = crate::support::alone().await;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hospital-day.toml");
     let mut s = Scenario::load(&path).unwrap();
     assert_eq!(s.load.duration(), std::time::Duration::from_secs(26));

@@ -1,0 +1,19 @@
+//! Integration tests whose verdicts rest on measured time: the open model's schedule
+//! under a stall, the probed visibility lag, and the soak's growth slope. They run in a
+//! binary of their own, one test at a time (`support::alone`): `cargo test` runs test
+//! binaries one after another, so nothing else loads the machine while they measure.
+//! (In the `it` binary, dozens of concurrent tests on two cores once gave the plain
+//! mock a "significant" p99 rise that was other tests' load, not the server.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+/// The helpers under the name the `it` binary's tests use.
+mod run {
+    pub use crate::support::{assert_valid_report, run, scenario};
+}
+
+mod open_model;
+mod soak;
+mod visibility;
