@@ -82,3 +82,21 @@ pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
+
+/// Two subscriptions (a criteria one, a topic one) with short activation and delivery
+/// timeouts, for runs that judge notifications.
+pub const SUBSCRIPTIONS: &str = r#"
+[subscriptions]
+timeout = "1500ms"
+activation = "3s"
+[[subscriptions.subscribe]]
+name = "finished"
+criteria = "Encounter?status=finished"
+payload = "full_resource"
+[[subscriptions.subscribe]]
+name = "conditions"
+form = "topic"
+topic = "http://example.org/fhir/SubscriptionTopic/condition-written"
+criteria = "Condition"
+payload = "id_only"
+"#;

@@ -1,5 +1,6 @@
 //! Integration tests whose verdicts rest on measured time: the open model's schedule
-//! under a stall, the probed visibility lag, and the soak's growth slope. They run in a
+//! under a stall, the probed visibility lag, notification latency under an injected
+//! delay, and the soak's growth slope. They run in a
 //! binary of their own, one test at a time (`support::alone`): `cargo test` runs test
 //! binaries one after another, so nothing else loads the machine while they measure.
 //! (In the `it` binary, dozens of concurrent tests on two cores once gave the plain
@@ -11,9 +12,10 @@ mod support;
 
 /// The helpers under the name the `it` binary's tests use.
 mod run {
-    pub use crate::support::{assert_valid_report, run, scenario};
+    pub use crate::support::{Ran, assert_valid_report, run, scenario};
 }
 
+mod notify_latency;
 mod open_model;
 mod soak;
 mod visibility;
