@@ -5,7 +5,7 @@ use std::path::Path;
 use fhirsurge::run::Options;
 use fhirsurge::scenario::Scenario;
 
-pub use crate::support::{Ran, assert_valid_report, run, scenario};
+pub use crate::support::{assert_valid_report, run, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_run_exercises_every_step_and_finds_nothing() {
