@@ -3,9 +3,9 @@
 //! validated [`Scenario`] the runner uses; every error names the file, line, column and
 //! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
 //! applied here. Uses `vocab` (source locations, fault shapes, SLO targets, finding
-//! kinds), `fhir::RetryPolicy`, `fhir::auth`, `fhir::Tls` (settings types, pending a
-//! move to `vocab`), `notify::Criteria` (checks subscription criteria), `history`
-//! (subscription forms) and `profile` names; nothing that runs.
+//! kinds), `fhir::RetryPolicy`, `fhir::auth`, `fhir::Tls` and the body and Retry-After
+//! caps (settings types, pending a move to `vocab`) and `notify::Criteria` (checks
+//! subscription criteria); nothing that runs.
 
 mod auth;
 mod file;
