@@ -17,6 +17,7 @@ use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
 pub mod exit;
+mod flags;
 mod limits;
 mod scale;
 mod serve;
@@ -184,7 +185,7 @@ enum Command {
         #[arg(long)]
         target: String,
         /// Profile name or path.
-        #[arg(long, default_value = "us-core")]
+        #[arg(long, default_value = crate::profile::DEFAULT)]
         profile: String,
         /// A tenant overlay merged over the profile.
         #[arg(long)]
@@ -284,12 +285,12 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
                 (false, None) => None,
             };
             let overrides = Overrides {
-                target,
+                target: flags::target(target)?,
                 profile,
                 profile_overlay,
                 seed,
-                users,
-                duration,
+                users: flags::users(users)?,
+                duration: flags::duration(duration)?,
                 tls,
             };
             s.apply(&overrides).map_err(bad_input)?;
@@ -401,14 +402,13 @@ async fn probe(
     tls: &crate::fhir::Tls,
     timeout: Duration,
 ) -> Result<Ending, Failure> {
-    let base = match crate::scenario::Target::parse(target) {
-        Ok(crate::scenario::Target::Url(url)) => url,
-        Ok(crate::scenario::Target::Mock) => {
+    let base = match flags::target(Some(target.to_owned()))? {
+        Some(crate::scenario::Target::Url(url)) => url,
+        _ => {
             return Err(bad_input(
                 "--target: a FHIR base URL (start one with `serve-mock`)",
             ));
         }
-        Err(e) => return Err(bad_input(format!("--target: {e}"))),
     };
     let profile = Profile::load_with_overlay(profile, overlay).map_err(bad_input)?;
     let findings = crate::probe::probe(&base, &profile, tls, timeout).await?;

@@ -140,7 +140,7 @@ pub(super) async fn serve_mock(
     };
     let emulated = profile
         .as_ref()
-        .map_or(mock::DEFAULT_PROFILE, |p| p.name.as_str())
+        .map_or(crate::profile::DEFAULT, |p| p.name.as_str())
         .to_owned();
     let config = mock::Config {
         seed,

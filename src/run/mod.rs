@@ -144,7 +144,7 @@ pub async fn execute_with(
     control: &Control,
     part: &shard::Part,
 ) -> Result<Outcome, Error> {
-    let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
+    let profile_name = scenario.profile.as_str();
     let profile = Profile::load_with_overlay(profile_name, scenario.profile_overlay.as_deref())
         .map_err(|e| Error::BadInput(e.to_string()))?;
     let profile = std::sync::Arc::new(profile);

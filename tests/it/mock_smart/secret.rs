@@ -262,7 +262,7 @@ async fn a_run_against_oracle_health_chooses_client_secret_basic_and_finds_nothi
     let m = Served::emulating("oracle-health").await;
     let dir = tempfile::tempdir().unwrap();
     let mut s = scenario(dir.path(), &m.base, SECRET, "");
-    s.profile = Some("oracle-health".into());
+    s.profile = "oracle-health".into();
     let out = dir.path().join("out");
     let outcome = run::execute(&s, &Options { out }).await.unwrap();
     let r = &outcome.report;
@@ -299,7 +299,7 @@ async fn a_run_against_athenahealths_in_process_emulation_uses_client_secret_pos
         SECRET,
         "client_auth = \"client_secret_post\"",
     );
-    s.profile = Some("athenahealth".into());
+    s.profile = "athenahealth".into();
     let out = dir.path().join("out");
     let outcome = run::execute(&s, &Options { out }).await.unwrap();
     let r = &outcome.report;
@@ -341,7 +341,7 @@ async fn a_wrong_secret_stops_the_run_with_the_token_endpoints_error_and_no_secr
         wrong,
         "client_auth = \"client_secret_basic\"",
     );
-    s.profile = Some("oracle-health".into());
+    s.profile = "oracle-health".into();
     let out = dir.path().join("out");
     let Err(e) = run::execute(&s, &Options { out: out.clone() }).await else {
         panic!("a wrong secret must stop the run");
@@ -399,7 +399,7 @@ async fn the_shipped_secret_surge_runs_shortened_through_oracle_healths_front_do
     };
     assert!(smart.private_key.is_none() && smart.client_secret.is_some() && smart.method.is_none());
     let short = fhirsurge::scenario::Overrides {
-        users: Some(5),
+        users: std::num::NonZeroUsize::new(5),
         duration: Some(std::time::Duration::from_secs(2)),
         ..Default::default()
     };
