@@ -4,11 +4,12 @@
 //! profile, flags, key file); 3 the command could not execute (target unreachable at
 //! start, token endpoint refused, cannot listen or write); 128 + the signal for a run
 //! stopped under `--interrupt-exit`. The modules below `cli` return their own typed
-//! errors and know no exit code. Uses `run`, `fhir::auth` and `probe` errors.
+//! errors and know no exit code. Uses the errors of `run`, `fhir::auth`, `probe`,
+//! `scenario`, `profile` and `report`.
 
 use crate::fhir::auth;
-use crate::probe;
 use crate::run::{self, merge};
+use crate::{probe, profile, report, scenario};
 
 /// How a command ended.
 #[derive(Debug)]
@@ -43,6 +44,16 @@ pub enum Failure {
     Merge(#[from] merge::Error),
     #[error(transparent)]
     Probe(#[from] probe::Error),
+    #[error(transparent)]
+    Scenario(#[from] scenario::Error),
+    #[error(transparent)]
+    Profile(#[from] profile::Error),
+    /// A report given to read (a baseline, a run's report.json) cannot be used.
+    #[error(transparent)]
+    Report(#[from] report::ReadError),
+    /// The report's renderings cannot be written.
+    #[error(transparent)]
+    Render(#[from] report::WriteError),
 }
 
 impl From<auth::Error> for Failure {
@@ -67,6 +78,9 @@ pub fn code(ending: &Ending) -> u8 {
         Ending::Signalled(_) => 130,
         Ending::Failure(
             Failure::BadInput(_)
+            | Failure::Scenario(_)
+            | Failure::Profile(_)
+            | Failure::Report(_)
             | Failure::Run(
                 run::Error::BadInput(_)
                 | run::Error::Mock(_)
@@ -88,6 +102,7 @@ pub fn code(ending: &Ending) -> u8 {
         ) => 2,
         Ending::Failure(
             Failure::CannotExecute(_)
+            | Failure::Render(_)
             | Failure::Run(run::Error::Unreachable { .. } | run::Error::Io(_) | run::Error::Load(_))
             | Failure::Merge(
                 merge::Error::Io(_)
@@ -120,6 +135,16 @@ mod tests {
         assert_eq!(code(&Ending::Signalled("SIGTERM".into())), 143);
         assert_eq!(failure(Failure::BadInput("x".into())), 2);
         assert_eq!(failure(Failure::CannotExecute("x".into())), 3);
+        assert_eq!(failure(scenario::Error::ZeroDuration), 2);
+    }
+
+    #[test]
+    fn an_unreadable_profile_or_report_is_bad_input() {
+        let missing = std::path::Path::new("/nonexistent/fhirsurge/none");
+        let profile = profile::Profile::load(&missing.display().to_string()).unwrap_err();
+        assert_eq!(failure(profile), 2);
+        let report = report::Report::read(missing).unwrap_err();
+        assert_eq!(failure(report), 2);
     }
 
     #[test]

@@ -218,7 +218,7 @@ fn optional_profile(
     name: Option<String>,
     overlay: Option<&std::path::Path>,
 ) -> Result<Option<Profile>, Failure> {
-    name.map(|p| Profile::load_with_overlay(&p, overlay).map_err(bad_input))
+    name.map(|p| Profile::load_with_overlay(&p, overlay).map_err(Failure::from))
         .transpose()
 }
 
@@ -276,7 +276,7 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
             interrupt_exit,
             scale,
         } => {
-            let mut s = Scenario::load(&scenario).map_err(bad_input)?;
+            let mut s = Scenario::load(&scenario)?;
             let tls = match (insecure, ca_cert) {
                 (true, _) => Some(Tls::Insecure),
                 (false, Some(path)) => Some(Tls::Verify {
@@ -293,12 +293,12 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
                 duration: flags::duration(duration)?,
                 tls,
             };
-            s.apply(&overrides).map_err(bad_input)?;
+            s.apply(&overrides)?;
             limits::warn_if_low(s.load.peak_users());
             let part = scale.part(&scenario, &mut s, baseline.is_some())?;
             // A bad baseline is bad input: found before any load is driven.
             let baseline = match baseline {
-                Some(path) => Some(Report::read(&path).map_err(bad_input)?),
+                Some(path) => Some(Report::read(&path)?),
                 None => None,
             };
             let gate = baseline.map(|b| (b, max_regression));
@@ -322,7 +322,7 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
             max_regression,
         } => {
             let baseline = match baseline {
-                Some(path) => Some(Report::read(&path).map_err(bad_input)?),
+                Some(path) => Some(Report::read(&path)?),
                 None => None,
             };
             let outcome = scale::merge(&dirs, &out)?;
@@ -410,7 +410,7 @@ async fn probe(
             ));
         }
     };
-    let profile = Profile::load_with_overlay(profile, overlay).map_err(bad_input)?;
+    let profile = Profile::load_with_overlay(profile, overlay)?;
     let findings = crate::probe::probe(&base, &profile, tls, timeout).await?;
     print!("{}", findings.render());
     Ok(if findings.agree() {
@@ -421,7 +421,7 @@ async fn probe(
 }
 
 fn check_profile(file: &std::path::Path) -> Result<Ending, Failure> {
-    let p = crate::profile::check_file(file).map_err(bad_input)?;
+    let p = crate::profile::check_file(file)?;
     let errors = p.errors.codes.len();
     println!(
         "{}: profile `{}` is valid ({} resource types with their own rules, {errors} error codes, {} sources)",
@@ -438,8 +438,8 @@ fn compare(
     current: &std::path::Path,
     margins: &Margins,
 ) -> Result<Ending, Failure> {
-    let baseline = Report::read(baseline).map_err(bad_input)?;
-    let current = Report::read(current).map_err(bad_input)?;
+    let baseline = Report::read(baseline)?;
+    let current = Report::read(current)?;
     let comparison = report::compare(&baseline, &current, margins);
     print!("{}", comparison.table());
     Ok(if comparison.regressed() {
@@ -450,10 +450,8 @@ fn compare(
 }
 
 fn rerender(dir: &std::path::Path) -> Result<Ending, Failure> {
-    let report = Report::read(&dir.join("report.json")).map_err(bad_input)?;
-    report
-        .render_into(dir)
-        .map_err(|e| Failure::CannotExecute(e.to_string()))?;
+    let report = Report::read(&dir.join("report.json"))?;
+    report.render_into(dir)?;
     for name in report::RENDERED {
         println!("{}", dir.join(name).display());
     }
