@@ -1,6 +1,6 @@
-//! The command line: clap commands, their wiring, and exit codes — 0 all good, 1 an SLO
-//! or consistency check failed, 2 bad input, 3 the run could not execute. Nothing else
-//! imports this module.
+//! The command line: clap commands and their wiring; how each command ends is an
+//! [`exit::Ending`], turned into the process exit code in one place (`exit`). Nothing
+//! else imports this module.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,10 +16,13 @@ use crate::report::{self, Margins, Report};
 use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
+pub mod exit;
+mod flags;
 mod limits;
 mod scale;
 mod serve;
 mod signal;
+use exit::{Ending, Failure};
 use serve::{MockAuth, control_access, serve_mock, serve_proxy};
 
 #[derive(Parser, Debug)]
@@ -182,7 +185,7 @@ enum Command {
         #[arg(long)]
         target: String,
         /// Profile name or path.
-        #[arg(long, default_value = "us-core")]
+        #[arg(long, default_value = crate::profile::DEFAULT)]
         profile: String,
         /// A tenant overlay merged over the profile.
         #[arg(long)]
@@ -215,7 +218,7 @@ fn optional_profile(
     name: Option<String>,
     overlay: Option<&std::path::Path>,
 ) -> Result<Option<Profile>, Failure> {
-    name.map(|p| Profile::load_with_overlay(&p, overlay).map_err(bad_input))
+    name.map(|p| Profile::load_with_overlay(&p, overlay).map_err(Failure::from))
         .transpose()
 }
 
@@ -234,39 +237,26 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let ending = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(3);
-        }
+        Ok(runtime) => runtime
+            .block_on(dispatch(cli.command))
+            .unwrap_or_else(Ending::Failure),
+        Err(e) => Failure::CannotExecute(format!("cannot start the runtime: {e}")).into(),
     };
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(code) => code,
-        Err(Failure { code, message }) => {
-            eprintln!("error: {}", limits::explain(message));
-            ExitCode::from(code)
-        }
+    if let Ending::Failure(failure) = &ending {
+        eprintln!("error: {}", limits::explain(failure.to_string()));
     }
-}
-
-/// An error with its exit code.
-struct Failure {
-    code: u8,
-    message: String,
+    ExitCode::from(exit::code(&ending))
 }
 
 fn bad_input(message: impl ToString) -> Failure {
-    Failure {
-        code: 2,
-        message: message.to_string(),
-    }
+    Failure::BadInput(message.to_string())
 }
 
-async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
+async fn dispatch(command: Command) -> Result<Ending, Failure> {
     match command {
         Command::Run {
             scenario,
@@ -286,7 +276,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             interrupt_exit,
             scale,
         } => {
-            let mut s = Scenario::load(&scenario).map_err(bad_input)?;
+            let mut s = Scenario::load(&scenario)?;
             let tls = match (insecure, ca_cert) {
                 (true, _) => Some(Tls::Insecure),
                 (false, Some(path)) => Some(Tls::Verify {
@@ -295,20 +285,20 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 (false, None) => None,
             };
             let overrides = Overrides {
-                target,
+                target: flags::target(target)?,
                 profile,
                 profile_overlay,
                 seed,
-                users,
-                duration,
+                users: flags::users(users)?,
+                duration: flags::duration(duration)?,
                 tls,
             };
-            s.apply(&overrides).map_err(bad_input)?;
+            s.apply(&overrides)?;
             limits::warn_if_low(s.load.peak_users());
             let part = scale.part(&scenario, &mut s, baseline.is_some())?;
             // A bad baseline is bad input: found before any load is driven.
             let baseline = match baseline {
-                Some(path) => Some(Report::read(&path).map_err(bad_input)?),
+                Some(path) => Some(Report::read(&path)?),
                 None => None,
             };
             let gate = baseline.map(|b| (b, max_regression));
@@ -332,7 +322,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             max_regression,
         } => {
             let baseline = match baseline {
-                Some(path) => Some(Report::read(&path).map_err(bad_input)?),
+                Some(path) => Some(Report::read(&path)?),
                 None => None,
             };
             let outcome = scale::merge(&dirs, &out)?;
@@ -411,33 +401,27 @@ async fn probe(
     overlay: Option<&std::path::Path>,
     tls: &crate::fhir::Tls,
     timeout: Duration,
-) -> Result<ExitCode, Failure> {
-    let base = match crate::scenario::Target::parse(target) {
-        Ok(crate::scenario::Target::Url(url)) => url,
-        Ok(crate::scenario::Target::Mock) => {
+) -> Result<Ending, Failure> {
+    let base = match flags::target(Some(target.to_owned()))? {
+        Some(crate::scenario::Target::Url(url)) => url,
+        _ => {
             return Err(bad_input(
                 "--target: a FHIR base URL (start one with `serve-mock`)",
             ));
         }
-        Err(e) => return Err(bad_input(format!("--target: {e}"))),
     };
-    let profile = Profile::load_with_overlay(profile, overlay).map_err(bad_input)?;
-    let findings = crate::probe::probe(&base, &profile, tls, timeout)
-        .await
-        .map_err(|e| Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+    let profile = Profile::load_with_overlay(profile, overlay)?;
+    let findings = crate::probe::probe(&base, &profile, tls, timeout).await?;
     print!("{}", findings.render());
     Ok(if findings.agree() {
-        ExitCode::SUCCESS
+        Ending::Passed
     } else {
-        ExitCode::from(1)
+        Ending::Failed
     })
 }
 
-fn check_profile(file: &std::path::Path) -> Result<ExitCode, Failure> {
-    let p = crate::profile::check_file(file).map_err(bad_input)?;
+fn check_profile(file: &std::path::Path) -> Result<Ending, Failure> {
+    let p = crate::profile::check_file(file)?;
     let errors = p.errors.codes.len();
     println!(
         "{}: profile `{}` is valid ({} resource types with their own rules, {errors} error codes, {} sources)",
@@ -446,35 +430,32 @@ fn check_profile(file: &std::path::Path) -> Result<ExitCode, Failure> {
         p.resources.len(),
         p.sources.len()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Ending::Passed)
 }
 
 fn compare(
     baseline: &std::path::Path,
     current: &std::path::Path,
     margins: &Margins,
-) -> Result<ExitCode, Failure> {
-    let baseline = Report::read(baseline).map_err(bad_input)?;
-    let current = Report::read(current).map_err(bad_input)?;
+) -> Result<Ending, Failure> {
+    let baseline = Report::read(baseline)?;
+    let current = Report::read(current)?;
     let comparison = report::compare(&baseline, &current, margins);
     print!("{}", comparison.table());
     Ok(if comparison.regressed() {
-        ExitCode::from(1)
+        Ending::Failed
     } else {
-        ExitCode::SUCCESS
+        Ending::Passed
     })
 }
 
-fn rerender(dir: &std::path::Path) -> Result<ExitCode, Failure> {
-    let report = Report::read(&dir.join("report.json")).map_err(bad_input)?;
-    report.render_into(dir).map_err(|e| Failure {
-        code: 3,
-        message: e.to_string(),
-    })?;
+fn rerender(dir: &std::path::Path) -> Result<Ending, Failure> {
+    let report = Report::read(&dir.join("report.json"))?;
+    report.render_into(dir)?;
     for name in report::RENDERED {
         println!("{}", dir.join(name).display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Ending::Passed)
 }
 
 async fn run_scenario(
@@ -484,13 +465,8 @@ async fn run_scenario(
     baseline: Option<(Report, Margins)>,
     interrupt_exit: bool,
     part: &run::shard::Part,
-) -> Result<ExitCode, Failure> {
-    let outcome = run::execute_with(scenario, &options, &control, part)
-        .await
-        .map_err(|e| Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+) -> Result<Ending, Failure> {
+    let outcome = run::execute_with(scenario, &options, &control, part).await?;
     conclude(outcome, baseline, interrupt_exit)
 }
 
@@ -499,7 +475,7 @@ fn conclude(
     outcome: run::Outcome,
     baseline: Option<(Report, Margins)>,
     interrupt_exit: bool,
-) -> Result<ExitCode, Failure> {
+) -> Result<Ending, Failure> {
     print!("{}", outcome.report.table());
     println!("\nreport: {}", outcome.dir.join("report.json").display());
     let regressed = match &baseline {
@@ -518,17 +494,17 @@ fn conclude(
             "error: partial report: {}",
             outcome.report.partial_reason.as_deref().unwrap_or_default()
         );
-        return Ok(ExitCode::from(if interrupt_exit {
-            signal::plain_exit(&stop.signal)
+        return Ok(if interrupt_exit {
+            Ending::Signalled(stop.signal.clone())
         } else {
-            1
-        }));
+            Ending::Partial
+        });
     }
     if outcome.passed() {
         return Ok(if regressed {
-            ExitCode::from(1)
+            Ending::Failed
         } else {
-            ExitCode::SUCCESS
+            Ending::Passed
         });
     }
     let failed: Vec<&str> = outcome
@@ -539,7 +515,7 @@ fn conclude(
         .map(|r| r.name.as_str())
         .collect();
     eprintln!("error: SLOs not met: {}", failed.join("; "));
-    Ok(ExitCode::from(1))
+    Ok(Ending::Failed)
 }
 
 fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> {
@@ -554,7 +530,7 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
         .collect()
 }
 
-fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<ExitCode, Failure> {
+fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ending, Failure> {
     let path = &run::recheck::history_in(path);
     let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
     match source {
@@ -600,8 +576,8 @@ fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ex
     .map_err(bad_input)?;
     println!("{json}");
     Ok(if outcome.findings.is_empty() {
-        ExitCode::SUCCESS
+        Ending::Passed
     } else {
-        ExitCode::from(1)
+        Ending::Failed
     })
 }

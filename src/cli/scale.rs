@@ -2,12 +2,11 @@
 //! (`--shard I/N`, `--shards N` with `JOB_COMPLETION_INDEX`, `--run-id`, `--start-at`),
 //! a shard's own ending, and `merge`. Uses `run::shard`, `run::merge` and `scenario`.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use super::{Failure, bad_input};
+use super::bad_input;
+use super::exit::{Ending, Failure};
 use crate::run::{self, shard};
 use crate::scenario::Scenario;
+use std::path::{Path, PathBuf};
 
 /// The environment variable a Kubernetes Indexed Job sets to each pod's index.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
@@ -119,13 +118,8 @@ pub async fn run_shard(
     options: run::Options,
     control: run::Control,
     part: &shard::Part,
-) -> Result<ExitCode, Failure> {
-    let outcome = run::execute_with(scenario, &options, &control, part)
-        .await
-        .map_err(|e| Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+) -> Result<Ending, Failure> {
+    let outcome = run::execute_with(scenario, &options, &control, part).await?;
     print!("{}", outcome.report.table());
     println!("\nshard: {}", outcome.dir.display());
     println!(
@@ -133,15 +127,12 @@ pub async fn run_shard(
     );
     if outcome.report.run.interrupted {
         eprintln!("error: the shard was stopped before its end: its results are partial");
-        return Ok(ExitCode::from(1));
+        return Ok(Ending::Partial);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Ending::Passed)
 }
 
 /// Merges shard directories into `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<run::Outcome, Failure> {
-    run::merge::merge(dirs, out).map_err(|e| Failure {
-        code: e.exit_code(),
-        message: e.to_string(),
-    })
+    Ok(run::merge::merge(dirs, out)?)
 }

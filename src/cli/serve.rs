@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failure, bad_input, parse_faults};
+use super::exit::{Ending, Failure};
+use super::{bad_input, parse_faults};
 use crate::fault::{Ledger, proxy};
 use crate::mock;
 use crate::profile::Profile;
@@ -128,7 +128,7 @@ pub(super) async fn serve_mock(
     smart: Option<mock::smart::Config>,
     profile: Option<Profile>,
     control: Access,
-) -> Result<ExitCode, Failure> {
+) -> Result<Ending, Failure> {
     let faults = parse_faults(faults)?;
     for (_, spec) in &faults {
         mock::validate_fault(spec).map_err(bad_input)?;
@@ -140,7 +140,7 @@ pub(super) async fn serve_mock(
     };
     let emulated = profile
         .as_ref()
-        .map_or(mock::DEFAULT_PROFILE, |p| p.name.as_str())
+        .map_or(crate::profile::DEFAULT, |p| p.name.as_str())
         .to_owned();
     let config = mock::Config {
         seed,
@@ -159,11 +159,8 @@ pub(super) async fn serve_mock(
     let shutdown = ctrl_c_token();
     mock::serve(listener, ehr, shutdown)
         .await
-        .map_err(|e| Failure {
-            code: 3,
-            message: e.to_string(),
-        })?;
-    Ok(ExitCode::SUCCESS)
+        .map_err(|e| Failure::CannotExecute(e.to_string()))?;
+    Ok(Ending::Passed)
 }
 
 pub(super) async fn serve_proxy(
@@ -172,7 +169,7 @@ pub(super) async fn serve_proxy(
     faults: &[String],
     seed: u64,
     control: Access,
-) -> Result<ExitCode, Failure> {
+) -> Result<Ending, Failure> {
     let upstream = url::Url::parse(upstream)
         .map_err(|e| bad_input(format!("--upstream `{upstream}`: {e}")))?;
     let faults = parse_faults(faults)?;
@@ -197,11 +194,8 @@ pub(super) async fn serve_proxy(
     );
     proxy::serve(listener, p, ctrl_c_token())
         .await
-        .map_err(|e| Failure {
-            code: 3,
-            message: e.to_string(),
-        })?;
-    Ok(ExitCode::SUCCESS)
+        .map_err(|e| Failure::CannotExecute(e.to_string()))?;
+    Ok(Ending::Passed)
 }
 
 /// Who may use the control endpoints of a server (`what`) listening on `listen`: a
@@ -236,10 +230,9 @@ pub(super) fn control_access(
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
-    TcpListener::bind(addr).await.map_err(|e| Failure {
-        code: 3,
-        message: format!("cannot listen on {addr}: {e}"),
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::CannotExecute(format!("cannot listen on {addr}: {e}")))
 }
 
 fn local(listener: &TcpListener) -> String {

@@ -39,12 +39,3 @@ fn announce(n: u32, grace: Duration, budget: Duration) {
         eprintln!("\nskipping the read-back: writing the report of the load phase now");
     }
 }
-
-/// The exit code of a run stopped by `signal` when a plain interrupt exit was asked for
-/// (128 + the signal number, as a shell reports it).
-pub fn plain_exit(signal: &str) -> u8 {
-    match signal {
-        "SIGTERM" => 143,
-        _ => 130,
-    }
-}

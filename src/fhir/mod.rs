@@ -175,7 +175,7 @@ impl Reply {
     }
 }
 
-/// A failure to build the client: bad input, exit 2 (no secret in any message).
+/// A failure to build the client: bad input (no secret in any message).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot build the HTTP client: {0}")]
@@ -230,7 +230,7 @@ impl Client {
     }
 
     /// Authenticates now (SMART: discovery and a first token), so a refusal stops the
-    /// run before any load: exit `e.exit_code()`. A no-op for the other methods.
+    /// run before any load. A no-op for the other methods.
     pub async fn authenticate(&self) -> Result<(), auth::Error> {
         let io = self.auth_io(0, Phase::Load);
         self.inner.auth.grant(&io).await.map(|_| ())

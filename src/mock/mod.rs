@@ -67,7 +67,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::profile::Profile;
+use crate::profile::{self, Profile};
 use crate::vocab::fault::{Spec, SpecError};
 use crate::vocab::ledger::Ledger;
 pub use conn::serve;
@@ -92,8 +92,7 @@ pub struct Config {
     /// SMART Backend Services in front of the FHIR API (`None`: no auth; the SMART
     /// configuration of a profile with SMART is still served, see `discovery`).
     pub smart: Option<smart::Config>,
-    /// The EHR the mock behaves as; `None` = the shipped `us-core` baseline (a
-    /// spec-following server).
+    /// The EHR the mock behaves as; `None` = [`profile::DEFAULT`].
     pub profile: Option<Arc<Profile>>,
     /// The audit trail: how it is exposed, the agent of unauthenticated requests.
     pub audit: audit::Config,
@@ -105,9 +104,6 @@ pub struct Config {
     /// over https (a subscriber's test CA).
     pub notify_roots: Vec<reqwest::Certificate>,
 }
-
-/// The profile the mock runs when the configuration names none.
-pub const DEFAULT_PROFILE: &str = "us-core";
 
 /// The largest page a search returns.
 pub const MAX_PAGE: usize = 200;
@@ -206,7 +202,7 @@ impl Ehr {
         .map_err(|(label, source)| Error::Fault { label, source })?;
         let profile = match config.profile {
             Some(p) => p,
-            None => Arc::new(Profile::load(DEFAULT_PROFILE)?),
+            None => Arc::new(Profile::load(profile::DEFAULT)?),
         };
         let faults = faults
             .into_iter()

@@ -23,24 +23,18 @@ use crate::profile::Profile;
 /// Why a probe could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A flag or file of ours is wrong: exit 2.
+    /// A flag or file of ours is wrong.
     #[error("{0}")]
     BadInput(String),
-    /// Nothing answered: exit 3.
+    /// The CA certificates given cannot be used.
+    #[error(transparent)]
+    Ca(#[from] tls::CaError),
+    /// Nothing answered.
     #[error("the target {url} cannot be reached: {reason}")]
     Unreachable { url: String, reason: String },
-    /// It answered, but not with a CapabilityStatement: exit 3.
+    /// It answered, but not with a CapabilityStatement.
     #[error("{url}: {reason}")]
     NotFhir { url: String, reason: String },
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::BadInput(_) => 2,
-            Error::Unreachable { .. } | Error::NotFhir { .. } => 3,
-        }
-    }
 }
 
 /// What a probe found.
@@ -109,8 +103,7 @@ pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, Error> {
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)));
-    tls::configure(builder, tls)
-        .map_err(|e| Error::BadInput(e.to_string()))?
+    tls::configure(builder, tls)?
         .build()
         .map_err(|e| Error::BadInput(format!("cannot build the HTTP client: {e}")))
 }
@@ -183,7 +176,7 @@ pub async fn smart(http: &reqwest::Client, base: &Url) -> Smart {
         Err(Error::NotFhir { reason, .. } | Error::Unreachable { reason, .. }) => {
             Smart::Missing(reason)
         }
-        Err(Error::BadInput(reason)) => Smart::Missing(reason),
+        Err(e @ (Error::BadInput(_) | Error::Ca(_))) => Smart::Missing(e.to_string()),
     }
 }
 

@@ -97,6 +97,9 @@ const SHIPPED: &[&str] = &[
     "meditech",
 ];
 
+/// The profile used when none is named: the US Core baseline (a spec-following server).
+pub const DEFAULT: &str = "us-core";
+
 /// The names of the profiles shipped inside the binary.
 pub fn shipped() -> &'static [&'static str] {
     SHIPPED

@@ -1,7 +1,7 @@
 //! Baseline comparison of two reports: p99 per operation and of `all`, and overall
 //! throughput, judged against allowed margins (`p99=10%,throughput=5%` by default); p50
 //! and error rate as informative deltas. Pure: reports in, a [`Comparison`] out; the
-//! caller prints it and picks the exit code.
+//! caller prints it and decides what a regression means.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

@@ -1,9 +1,8 @@
 //! The report: `report.json` (schema `fhirsurge.report/1`, canonical — `report.html`,
 //! `junit.xml` and `summary.md` are rendered from it alone, so `fhirsurge report RUN_DIR`
 //! re-renders them byte for byte), the short table on the terminal, and the comparison
-//! of two reports. Uses `metrics`, the checker's result types and
-//! `vocab` (finding kinds, SLO targets, error classes); knows nothing of how
-//! the run was driven.
+//! of two reports. Uses `metrics`, `check` (its result types) and `vocab` (finding
+//! kinds, SLO targets, error classes); knows nothing of how the run was driven.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,7 +41,7 @@ pub const SCHEMA: &str = "fhirsurge.report/1";
 pub struct Report {
     pub schema: String,
     pub run: RunInfo,
-    /// Whether every SLO (the consistency ones included) was met: exit code 0 or 1.
+    /// Whether every SLO (the consistency ones included) was met.
     pub passed: bool,
     /// The five readiness questions, answered.
     pub scorecard: Vec<Question>,

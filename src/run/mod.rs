@@ -68,21 +68,24 @@ pub enum Error {
     /// The load generator stopped before any encounter began.
     #[error("the load phase could not start: {0}")]
     Load(String),
-    /// Authenticating before the load failed: exit `e.exit_code()` (3 for a refusal,
-    /// with the OAuth error; 2 for a key, algorithm or discovery problem).
+    /// Authenticating before the load failed (a refusal carries the OAuth error).
     #[error(transparent)]
     Auth(#[from] auth::Error),
-}
-
-impl Error {
-    /// The process exit code: 2 bad input, 3 the run could not execute.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::BadInput(_) => 2,
-            Error::Unreachable { .. } | Error::Io(_) | Error::Load(_) => 3,
-            Error::Auth(e) => e.exit_code(),
-        }
-    }
+    /// The in-process mock EHR refused its settings.
+    #[error(transparent)]
+    Mock(#[from] crate::mock::Error),
+    /// The fault proxy refused its settings.
+    #[error(transparent)]
+    Proxy(#[from] crate::fault::proxy::Error),
+    /// The notification receiver refused its faults.
+    #[error(transparent)]
+    Receiver(#[from] crate::notify::Error),
+    /// The notification receiver's certificate or key cannot be used.
+    #[error(transparent)]
+    ReceiverTls(#[from] crate::notify::tls::TlsError),
+    /// The CA certificates given for the target cannot be used.
+    #[error(transparent)]
+    Ca(#[from] crate::fhir::tls::CaError),
 }
 
 /// The run's result.
@@ -141,7 +144,7 @@ pub async fn execute_with(
     control: &Control,
     part: &shard::Part,
 ) -> Result<Outcome, Error> {
-    let profile_name = scenario.profile.as_deref().unwrap_or("us-core");
+    let profile_name = scenario.profile.as_str();
     let profile = Profile::load_with_overlay(profile_name, scenario.profile_overlay.as_deref())
         .map_err(|e| Error::BadInput(e.to_string()))?;
     let profile = std::sync::Arc::new(profile);

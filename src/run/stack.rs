@@ -91,7 +91,7 @@ impl Stack {
                     notify_roots: notify_roots(scenario)?,
                     ..mock::Config::default()
                 };
-                let ehr = mock::Ehr::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
+                let ehr = mock::Ehr::new(config)?;
                 let url = spawn(shutdown, |l, s| mock::serve(l, ehr.clone(), s)).await?;
                 (url, Some(ehr))
             }
@@ -114,7 +114,7 @@ impl Stack {
                 serve_ledger: false,
                 control: Default::default(),
             };
-            let p = proxy::Proxy::new(config).map_err(|e| Error::BadInput(e.to_string()))?;
+            let p = proxy::Proxy::new(config)?;
             let mut url = spawn(shutdown, |l, s| proxy::serve(l, p.clone(), s)).await?;
             // The proxy forwards paths unchanged: address it under the target's base path.
             url.set_path(target.path());
@@ -143,8 +143,7 @@ impl Stack {
             reason,
         };
         let builder = reqwest::Client::builder().timeout(timeout.min(Duration::from_secs(5)));
-        let client = tls::configure(builder, tls)
-            .map_err(|e| Error::BadInput(e.to_string()))?
+        let client = tls::configure(builder, tls)?
             .build()
             .map_err(|e| unreachable(e.to_string()))?;
         match client
@@ -309,14 +308,13 @@ fn mock_smart(
     let auth::Config::Smart(smart) = &scenario.auth else {
         return Ok(None);
     };
-    let bad = |e: auth::Error| Error::BadInput(e.to_string());
-    let client_id = smart.client_id.load("auth.client_id").map_err(bad)?;
+    let client_id = smart.client_id.load("auth.client_id")?;
     let keys = match &smart.private_key {
         Some(source) => vec![mock_jwk(smart, source)?],
         None => Vec::new(),
     };
     let secret = match &smart.client_secret {
-        Some(source) => Some(source.load("auth.client_secret").map_err(bad)?),
+        Some(source) => Some(source.load("auth.client_secret")?),
         None => None,
     };
     let profile_lifetime = mock::smart::lifetime_for(Some(profile));
@@ -339,9 +337,7 @@ fn mock_jwk(
     smart: &auth::SmartConfig,
     source: &auth::SecretSource,
 ) -> Result<mock::smart::Jwk, Error> {
-    let pem = source
-        .load("auth.private_key")
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let pem = source.load("auth.private_key")?;
     let alg = match smart.alg {
         Alg::Rs384 => mock::smart::Algorithm::RS384,
         Alg::Es384 => mock::smart::Algorithm::ES384,
@@ -351,7 +347,7 @@ fn mock_jwk(
             "auth.private_key: the {source} is {problem} (alg = \"{}\")",
             smart.alg
         )),
-        e => Error::BadInput(e.to_string()),
+        e => Error::Mock(mock::Error::Smart(e)),
     })
 }
 

@@ -63,10 +63,7 @@ impl Live {
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
         let tls = match &s.config.tls {
-            Some(t) => Some(
-                notify::tls::acceptor(&t.cert_file, &t.key_file)
-                    .map_err(|e| Error::BadInput(e.to_string()))?,
-            ),
+            Some(t) => Some(notify::tls::acceptor(&t.cert_file, &t.key_file)?),
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -86,8 +83,7 @@ impl Live {
             ledger: s.ledger,
             deliveries: tx,
             tls,
-        })
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+        })?;
         notify::spawn(listener, receiver.clone(), s.shutdown.clone())
             .map_err(|e| Error::Io(format!("notification receiver: {e}")))?;
         let numbers = Numbers::default();

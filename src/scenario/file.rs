@@ -430,7 +430,9 @@ impl File {
             timeout: self.target.timeout,
             token_lifetime: self.target.token_lifetime,
             max_body,
-            profile: self.profile,
+            profile: self
+                .profile
+                .unwrap_or_else(|| crate::profile::DEFAULT.to_owned()),
             profile_overlay: None,
             load,
             max_encounters: self.max_encounters.unwrap_or(u64::MAX),

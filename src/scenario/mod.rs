@@ -1,11 +1,12 @@
 //! The scenario: what one run does, from a TOML file (`scenarios/*.toml`). The raw file
 //! shape (`file`, serde with `deny_unknown_fields`) is parsed once and converted into the
 //! validated [`Scenario`] the runner uses; every error names the file, line, column and
-//! key. Command-line flags override the file through [`Overrides`] — one precedence rule,
-//! applied here. Uses `vocab` (source locations, fault shapes, SLO targets, finding
-//! kinds), `fhir::RetryPolicy`, `fhir::auth`, `fhir::Tls` (settings types, pending a
-//! move to `vocab`), `notify::Criteria` (checks subscription criteria), `history`
-//! (subscription forms) and `profile` names; nothing that runs.
+//! key. Overrides (the command line's flags, parsed by `cli`) win over the file through
+//! [`Overrides`] — one precedence rule, applied here. Uses `vocab` (source locations,
+//! fault shapes, SLO targets, finding kinds), `fhir::RetryPolicy`, `fhir::auth`,
+//! `fhir::Tls` and the body and Retry-After caps (settings types, pending a move to
+//! `vocab`), `notify::Criteria` (checks subscription criteria) and `profile` (the default
+//! profile's name); nothing that runs.
 
 mod auth;
 mod file;
@@ -52,8 +53,8 @@ pub struct Scenario {
     /// The largest response body the client reads (`[target] max_body`, bytes): a larger
     /// one drops the connection and is a bad response.
     pub max_body: u64,
-    /// EHR profile name or path; `None` = the US Core baseline.
-    pub profile: Option<String>,
+    /// EHR profile name or path ([`crate::profile::DEFAULT`] when the file names none).
+    pub profile: String,
     /// A tenant overlay merged over the profile (`--profile-overlay`).
     pub profile_overlay: Option<PathBuf>,
     pub load: Load,
@@ -300,15 +301,16 @@ impl Step {
     }
 }
 
-/// Command-line flags that override the file.
+/// Settings that override the file (the command line's flags, parsed by `cli`).
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
-    pub target: Option<String>,
+    pub target: Option<Target>,
     pub profile: Option<String>,
     /// A tenant overlay file merged over the profile.
     pub profile_overlay: Option<PathBuf>,
     pub seed: Option<u64>,
-    pub users: Option<usize>,
+    pub users: Option<NonZeroUsize>,
+    /// The load phase's length; longer than zero.
     pub duration: Option<Duration>,
     /// `--insecure` / `--ca-cert`: replaces `[tls]`.
     pub tls: Option<crate::fhir::Tls>,
@@ -319,8 +321,9 @@ pub struct Overrides {
 pub enum Error {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("{flag}: {message}")]
-    Flag { flag: &'static str, message: String },
+    /// An override of the load phase's length of zero.
+    #[error("the load phase must be longer than 0s")]
+    ZeroDuration,
 }
 
 impl Scenario {
@@ -337,16 +340,13 @@ impl Scenario {
         Ok(raw.validate(path, text)?)
     }
 
-    /// Applies command-line overrides (flags win over the file).
+    /// Applies overrides (they win over the file).
     pub fn apply(&mut self, o: &Overrides) -> Result<(), Error> {
         if let Some(t) = &o.target {
-            self.target = Target::parse(t).map_err(|message| Error::Flag {
-                flag: "--target",
-                message,
-            })?;
+            self.target = t.clone();
         }
         if let Some(p) = &o.profile {
-            self.profile = Some(p.clone());
+            self.profile = p.clone();
         }
         if let Some(p) = &o.profile_overlay {
             self.profile_overlay = Some(p.clone());
@@ -358,10 +358,6 @@ impl Scenario {
             self.tls = tls.clone();
         }
         if let Some(users) = o.users {
-            let users = NonZeroUsize::new(users).ok_or(Error::Flag {
-                flag: "--users",
-                message: "must be at least 1".into(),
-            })?;
             self.load = match self.load.clone() {
                 // Fixed users replace a ramping plan.
                 Load::Closed { duration, plan, .. } => Load::Closed {
@@ -381,10 +377,7 @@ impl Scenario {
         }
         if let Some(d) = o.duration {
             if d.is_zero() {
-                return Err(Error::Flag {
-                    flag: "--duration",
-                    message: "must be longer than 0s".into(),
-                });
+                return Err(Error::ZeroDuration);
             }
             self.load = match self.load.clone() {
                 Load::Closed { users, plan, .. } => Load::Closed {

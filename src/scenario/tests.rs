@@ -109,7 +109,7 @@ fn flags_override_the_file() {
     ))
     .unwrap();
     s.apply(&Overrides {
-        target: Some("http://127.0.0.1:9/fhir".into()),
+        target: Some(Target::parse("http://127.0.0.1:9/fhir").unwrap()),
         seed: Some(9),
         duration: Some(Duration::from_secs(3)),
         ..Overrides::default()
@@ -123,10 +123,11 @@ fn flags_override_the_file() {
     assert_eq!(s.load.duration(), Duration::from_secs(3));
     assert_eq!(s.load.peak_users(), 50);
     let bad = s.apply(&Overrides {
-        users: Some(0),
+        duration: Some(Duration::ZERO),
         ..Overrides::default()
     });
-    assert!(bad.unwrap_err().to_string().starts_with("--users"));
+    assert!(matches!(bad, Err(Error::ZeroDuration)), "{bad:?}");
+    assert_eq!(s.load.duration(), Duration::from_secs(3));
 }
 
 #[test]
@@ -208,7 +209,7 @@ fn open_model_rate_plans_and_pool_caps() {
     .unwrap();
     s.apply(&Overrides {
         duration: Some(Duration::from_secs(1)),
-        users: Some(3),
+        users: NonZeroUsize::new(3),
         ..Overrides::default()
     })
     .unwrap();

@@ -313,3 +313,114 @@ fn a_pending_exception_covers_only_its_own_path() {
     assert_eq!(bad[0].path, "fhir::Client");
     assert!(used.contains(&0));
 }
+
+/// What a module below `cli` may not say: process exit codes are decided at the edge
+/// (`cli::exit`), from the modules' typed errors.
+fn knows_exit_codes(source: &str) -> bool {
+    code_lines(source).any(|l| {
+        l.contains("ExitCode") || l.contains("fn exit_code") || l.contains("process::exit")
+    })
+}
+
+#[test]
+fn only_cli_knows_process_exit_codes() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let knowing: Vec<String> = sources(&src)
+        .iter()
+        .filter(|(file, _)| module_of(file).is_some_and(|m| m != "cli"))
+        .filter(|(_, text)| knows_exit_codes(text))
+        .map(|(file, _)| file.display().to_string())
+        .collect();
+    assert!(knowing.is_empty(), "exit codes outside cli: {knowing:?}");
+    assert!(knows_exit_codes(
+        "impl E { pub fn exit_code(&self) -> u8 { 2 } }"
+    ));
+    assert!(!knows_exit_codes(
+        "// the caller picks the ExitCode\nlet x = 1;"
+    ));
+}
+
+/// The modules a header's "Uses …" sentence names in backticks (`fhir::tls` names `fhir`),
+/// or `None` when the header has no such sentence.
+fn header_uses(source: &str) -> Option<BTreeSet<String>> {
+    let header: Vec<&str> = source
+        .lines()
+        .map_while(|l| l.strip_prefix("//!"))
+        .map(str::trim)
+        .collect();
+    let header = header.join(" ");
+    let at = header.find("Uses ").or_else(|| header.find("uses "))?;
+    let sentence = &header[at..];
+    let sentence = sentence.split(". ").next().unwrap_or(sentence);
+    let modules = TABLE.iter().map(|(m, _)| *m).collect::<BTreeSet<_>>();
+    Some(
+        sentence
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|quoted| quoted.split("::").next().unwrap_or(quoted))
+            .filter(|m| modules.contains(m))
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A top-level module's own file: `src/m/mod.rs` or `src/m.rs`.
+fn header_file(src: &Path, module: &str) -> Option<PathBuf> {
+    [
+        src.join(module).join("mod.rs"),
+        src.join(format!("{module}.rs")),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+#[test]
+fn every_module_header_names_exactly_the_modules_it_uses() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = sources(&src);
+    let aliases = root_aliases(&std::fs::read_to_string(src.join("lib.rs")).unwrap());
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, source) in &files {
+        let Some(from) = module_of(file) else {
+            continue;
+        };
+        for (first, _) in crate_paths(source) {
+            let to = aliases.get(&first).cloned().unwrap_or(first);
+            if to != from {
+                used.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    // `cli` and `run` use everything below them, and say so.
+    for (module, _) in TABLE.iter().filter(|(m, _)| !matches!(*m, "cli" | "run")) {
+        let Some(path) = header_file(&src, module) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(named) = header_uses(&text) else {
+            wrong.push(format!("{module}: its header has no \"Uses …\" sentence"));
+            continue;
+        };
+        let real = used.get(*module).cloned().unwrap_or_default();
+        if named != real {
+            wrong.push(format!(
+                "{module}: header names {named:?}, code uses {real:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_header_names_the_modules_of_its_uses_sentence_only() {
+    let text = "//! The thing. It is not `run`. Uses `history` (records), `fhir::tls` and\n\
+                //! `vocab`; nothing else.\n\nuse crate::history;\n";
+    let named = header_uses(text).unwrap();
+    assert_eq!(
+        named.into_iter().collect::<Vec<_>>(),
+        vec!["fhir", "history", "vocab"]
+    );
+    assert!(header_uses("//! No dependencies are stated here.\n").is_none());
+}

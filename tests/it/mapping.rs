@@ -315,7 +315,7 @@ fn every_declared_transformation_reaches_the_checker() {
 /// A short run against the built-in mock, which emulates the run's profile.
 fn scenario(profile: &str, overlay: Option<&std::path::Path>) -> fhirsurge::scenario::Scenario {
     let mut s = super::run::scenario("");
-    s.profile = Some(profile.to_owned());
+    s.profile = profile.to_owned();
     s.profile_overlay = overlay.map(|p| p.to_owned());
     s.load = fhirsurge::scenario::Load::Closed {
         users: std::num::NonZeroUsize::new(2).unwrap(),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fhirsurge::cli::exit::{self, Failure};
 use fhirsurge::fhir::Tls;
 use fhirsurge::probe::{self, Weight};
 use fhirsurge::profile::Profile;
@@ -139,8 +140,10 @@ async fn a_server_that_is_not_fhir_or_not_there_is_an_error() {
     let err = probe::probe(&base, &p, &Tls::default(), Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert_eq!(err.exit_code(), 3, "{err}");
     assert!(matches!(err, probe::Error::NotFhir { .. }), "{err}");
+    let message = err.to_string();
+    let code = exit::code(&Failure::from(err).into());
+    assert_eq!(code, 3, "{message}");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     drop(listener);

@@ -14,7 +14,7 @@ delay = "200ms"
 "#;
     let mut s = scenario(&format!("{SUBSCRIPTIONS}{faults}"));
     s.apply(&fhirsurge::scenario::Overrides {
-        users: Some(users),
+        users: std::num::NonZeroUsize::new(users),
         ..Default::default()
     })
     .unwrap();

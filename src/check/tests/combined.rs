@@ -18,12 +18,10 @@ fn corrupted_write_an_overwritten_version_as_history_lists_it() {
     let v2 = obs("o-1", "final", 72.0);
     let mut stored = v1.clone();
     stored.as_object_mut().unwrap().remove("valueQuantity");
-    let c = h.create(1000, &v1, false);
-    let cd = h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    let [c, cd] = h.created([1000, 1100], &v1, "abc", "1");
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
     let current = seen("abc", Some("2"), &v2);
-    h.search(30_000, 30_010, Some("o-1"), vec![current.clone()], Readback);
+    h.search_back("o-1", vec![current.clone()]);
     h.read(30_020, 30_030, "abc", Some(current.clone()), Readback);
     let versions = vec![seen("abc", Some("1"), &stored), current];
     let hist = h.history(30_040, 30_050, "abc", versions);
@@ -48,13 +46,11 @@ fn lost_write_folds_the_stale_read_it_explains() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.created([1000, 1100], &v1, "abc", "1");
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
     let r = h.read(2210, 2300, "abc", Some(seen("abc", Some("1"), &v1)), Load);
     let old = seen("abc", Some("1"), &v1);
-    h.search(30_000, 30_010, Some("o-1"), vec![old.clone()], Readback);
+    h.search_back("o-1", vec![old.clone()]);
     h.read(30_020, 30_030, "abc", Some(old.clone()), Readback);
     h.history(30_040, 30_050, "abc", vec![old]);
     let out = h.check();
@@ -79,12 +75,11 @@ fn committed_despite_error_and_corrupted_an_info_update_stored_altered() {
     let v2 = obs("o-1", "final", 80.0);
     let mut stored = v2.clone();
     stored["status"] = json!("amended");
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &v1, "abc", "1");
     let u = h.update(2000, &v2, "abc", Some("1"));
     let ui = h.info(7000, u);
     let now = seen("abc", Some("2"), &stored);
-    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.search_back("o-1", vec![now.clone()]);
     h.read(30_020, 30_030, "abc", Some(now.clone()), Readback);
     let out = h.check();
     assert_eq!(
@@ -128,13 +123,7 @@ fn lost_write_an_acknowledged_201_absent_though_an_earlier_attempt_committed() {
     h.info(6000, a);
     let b = h.retry(6100, a);
     let bd = h.ok(6200, b, 201, Some("b2"), Some("1"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("x9", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("x9", Some("1"), &body)]);
     let r = h.read(30_020, 30_030, "b2", None, Readback);
     let out = h.check();
     assert_eq!(
@@ -167,11 +156,10 @@ fn lost_write_an_update_reverted_to_a_version_only_a_retry_reported() {
     h.info(6000, c);
     let retry = h.retry(6100, c);
     h.ok(6200, retry, 200, Some("abc"), Some("1"));
-    let u = h.update(7000, &v2, "abc", Some("1"));
-    h.ok(7100, u, 200, Some("abc"), Some("2"));
+    let [u, _] = h.updated([7000, 7100], &v2, "abc", "1", "2");
     let r = h.read(7200, 7300, "abc", Some(seen("abc", Some("1"), &v1)), Load);
     let old = seen("abc", Some("1"), &v1);
-    h.search(30_000, 30_010, Some("o-1"), vec![old.clone()], Readback);
+    h.search_back("o-1", vec![old.clone()]);
     h.read(30_020, 30_030, "abc", Some(old.clone()), Readback);
     h.history(30_040, 30_050, "abc", vec![old]);
     let out = h.check();
@@ -206,10 +194,9 @@ fn corrupted_write_a_version_only_a_retry_reported() {
     h.info(6000, c);
     let retry = h.retry(6100, c);
     h.ok(6200, retry, 200, Some("abc"), Some("1"));
-    let u = h.update(7000, &v2, "abc", Some("1"));
-    h.ok(7100, u, 200, Some("abc"), Some("2"));
+    h.updated([7000, 7100], &v2, "abc", "1", "2");
     let now = seen("abc", Some("2"), &v2);
-    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.search_back("o-1", vec![now.clone()]);
     h.read(30_020, 30_030, "abc", Some(now.clone()), Readback);
     h.history(
         30_040,

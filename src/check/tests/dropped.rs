@@ -16,7 +16,7 @@ use crate::check::{Kind, Outcome};
 /// `versions`. Returns the read's indexes.
 fn read_back(h: &mut Hist, version: &str, shown: &Value, versions: &[(&str, &Value)]) -> [u64; 2] {
     let now = seen("abc", Some(version), shown);
-    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.search_back("o-1", vec![now.clone()]);
     let r = h.read(30_020, 30_030, "abc", Some(now), Readback);
     let listed = versions
         .iter()
@@ -97,10 +97,8 @@ fn an_honest_update_that_changes_nothing_keeps_its_version_without_a_finding() {
     // A server may answer an update identical to what it holds with the version in place.
     let mut h = Hist::default();
     let created = obs("o-1", "preliminary", 72.0);
-    let c = h.create(1000, &created, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &created, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("1"));
+    h.created([1000, 1100], &created, "abc", "1");
+    h.updated([2000, 2100], &created, "abc", "1", "1");
     read_back(&mut h, "1", &created, &[("1", &created)]);
     let out = h.check();
     assert!(out.findings.is_empty(), "{:#?}", out.findings);
@@ -134,10 +132,8 @@ fn a_later_read_of_the_kept_state_is_folded_into_the_lost_write() {
     let mut h = Hist::default();
     let created = obs("o-1", "preliminary", 72.0);
     let closed = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &created, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &closed, "abc", Some("1"));
-    let ud = h.ok(2100, u, 200, Some("abc"), Some("1"));
+    h.created([1000, 1100], &created, "abc", "1");
+    let [u, ud] = h.updated([2000, 2100], &closed, "abc", "1", "1");
     let r = h.read(
         2200,
         2250,
@@ -158,8 +154,7 @@ fn two_indistinguishable_attempts_give_one_finding_naming_both() {
     let mut h = Hist::default();
     let created = obs("o-1", "preliminary", 72.0);
     let closed = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &created, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &created, "abc", "1");
     let u1 = h.update(2000, &closed, "abc", Some("1"));
     h.info(2500, u1);
     let u2 = h.retry(2600, u1);
@@ -182,8 +177,7 @@ fn refused_retry(shown: &Value, versions: &[(&str, &Value)], other: bool) -> (Ou
     let mut h = Hist::default();
     let created = obs("o-1", "preliminary", 72.0);
     let closed = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &created, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &created, "abc", "1");
     let u1 = h.update(2000, &closed, "abc", Some("1"));
     h.info(2500, u1);
     if other {

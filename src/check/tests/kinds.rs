@@ -12,9 +12,8 @@ use crate::check::Kind;
 fn lost_write_an_acknowledged_create_absent_at_read_back() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    let d = h.ok(1200, c, 201, Some("abc"), Some("1"));
-    let s = h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    let [c, d] = h.created([1000, 1200], &body, "abc", "1");
+    let s = h.search_back("o-1", vec![]);
     let r = h.read(30_020, 30_030, "abc", None, Readback);
     let out = h.check();
     let f = only(&out);
@@ -42,24 +41,10 @@ fn lost_write_an_acknowledged_update_reverted_and_missing_from_history() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    let ud = h.ok(2100, u, 200, Some("abc"), Some("2"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &v1)],
-        Readback,
-    );
-    let r = h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &v1)),
-        Readback,
-    );
+    h.created([1000, 1100], &v1, "abc", "1");
+    let [u, ud] = h.updated([2000, 2100], &v2, "abc", "1", "2");
+    h.search_back("o-1", vec![seen("abc", Some("1"), &v1)]);
+    let r = h.read_back("abc", "1", &v1);
     let hist = h.history(30_040, 30_050, "abc", vec![seen("abc", Some("1"), &v1)]);
     let out = h.check();
     let f = only(&out);
@@ -83,22 +68,8 @@ fn corrupted_write_names_the_elements() {
     let mut stored = sent.clone();
     stored.as_object_mut().unwrap().remove("valueQuantity");
     stored["code"] = json!({"text": "pulse"});
-    let c = h.create(1000, &sent, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &stored)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &stored)),
-        Readback,
-    );
+    h.created([1000, 1100], &sent, "abc", "1");
+    h.found("o-1", "abc", "1", &stored);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::CorruptedWrite);
@@ -116,14 +87,8 @@ fn duplicate_write_client_caused_by_a_plain_create_resent_after_info() {
     let b = h.retry(6100, a);
     h.ok(6200, b, 201, Some("b2"), Some("1"));
     let shown = vec![seen("a1", Some("1"), &body), seen("b2", Some("1"), &body)];
-    h.search(30_000, 30_010, Some("o-1"), shown, Readback);
-    h.read(
-        30_020,
-        30_030,
-        "b2",
-        Some(seen("b2", Some("1"), &body)),
-        Readback,
-    );
+    h.search_back("o-1", shown);
+    h.read_back("b2", "1", &body);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::DuplicateWrite);
@@ -142,21 +107,9 @@ fn duplicate_write_server_caused_by_racing_conditional_creates() {
     h.ok(1100, a, 201, Some("a1"), Some("1"));
     h.ok(1101, b, 201, Some("b2"), Some("1"));
     let shown = vec![seen("a1", Some("1"), &body), seen("b2", Some("1"), &body)];
-    h.search(30_000, 30_010, Some("o-1"), shown, Readback);
-    h.read(
-        30_020,
-        30_030,
-        "a1",
-        Some(seen("a1", Some("1"), &body)),
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "b2",
-        Some(seen("b2", Some("1"), &body)),
-        Readback,
-    );
+    h.search_back("o-1", shown);
+    h.read_back("a1", "1", &body);
+    h.read_back("b2", "1", &body);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::DuplicateWrite);
@@ -168,25 +121,10 @@ fn stale_read_begun_after_the_update_was_acknowledged() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.created([1000, 1100], &v1, "abc", "1");
+    let [u, _] = h.updated([2000, 2100], &v2, "abc", "1", "2");
     let r = h.read(2200, 2300, "abc", Some(seen("abc", Some("1"), &v1)), Load);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("2"), &v2)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("2"), &v2)),
-        Readback,
-    );
+    h.found("o-1", "abc", "2", &v2);
     h.history(
         30_040,
         30_050,
@@ -226,17 +164,9 @@ fn stale_read_at_read_back_when_history_has_the_version() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &v1)),
-        Readback,
-    );
+    h.created([1000, 1100], &v1, "abc", "1");
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
+    h.read_back("abc", "1", &v1);
     h.history(
         30_040,
         30_050,
@@ -253,13 +183,7 @@ fn committed_despite_error_an_info_create_that_took_effect() {
     let body = obs("o-1", "final", 72.0);
     let c = h.create(1000, &body, false);
     let i = h.info(6000, c);
-    let s = h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("x9", Some("1"), &body)],
-        Readback,
-    );
+    let s = h.search_back("o-1", vec![seen("x9", Some("1"), &body)]);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::CommittedDespiteError);
@@ -277,20 +201,7 @@ fn committed_despite_error_a_conditional_retry_answered_200() {
     h.info(6000, a);
     let b = h.retry(6100, a);
     h.ok(6200, b, 200, Some("x9"), Some("1"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("x9", Some("1"), &body)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "x9",
-        Some(seen("x9", Some("1"), &body)),
-        Readback,
-    );
+    h.found("o-1", "x9", "1", &body);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::CommittedDespiteError);
@@ -307,24 +218,10 @@ fn committed_despite_error_an_update_that_failed_yet_applied() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &v1, "abc", "1");
     let u = h.update(2000, &v2, "abc", Some("1"));
     h.fail(2100, u, 412);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("2"), &v2)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("2"), &v2)),
-        Readback,
-    );
+    h.found("o-1", "abc", "2", &v2);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::CommittedDespiteError);
@@ -342,26 +239,12 @@ fn lost_update_two_if_match_updates_of_one_version_both_acknowledged() {
     let v1 = obs("o-1", "preliminary", 72.0);
     let a_body = obs("o-1", "final", 72.0);
     let b_body = obs("o-1", "amended", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &v1, "abc", "1");
     let a = h.update(2000, &a_body, "abc", Some("1"));
     let b = h.update(2001, &b_body, "abc", Some("1"));
     h.ok(2100, a, 200, Some("abc"), Some("2"));
     h.ok(2101, b, 200, Some("abc"), Some("3"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("3"), &b_body)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("3"), &b_body)),
-        Readback,
-    );
+    h.found("o-1", "abc", "3", &b_body);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::LostUpdate);
@@ -373,21 +256,14 @@ fn lost_update_two_if_match_updates_of_one_version_both_acknowledged() {
 fn visibility_lag_from_ack_to_the_first_search_that_saw_it() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &body, "abc", "1");
     h.probe(1100, 1110, "o-1", vec![]);
     h.search(1200, 1300, None, vec![], Load);
     h.probe(1135, 1150, "o-1", vec![]);
     h.search(1400, 1600, None, vec![seen("abc", Some("1"), &body)], Load);
     h.probe(1600, 1610, "o-1", vec![]);
     h.probe(1625, 1640, "o-1", vec![seen("abc", Some("1"), &body)]);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("abc", Some("1"), &body)]);
     let out = h.check();
     assert!(out.findings.is_empty(), "{:#?}", out.findings);
     assert_eq!(out.visibility_lag.samples, 1);
@@ -402,20 +278,12 @@ fn lost_write_reverted_under_a_version_no_write_reported() {
         let mut h = Hist::default();
         let v1 = obs("o-1", "preliminary", 72.0);
         let v2 = obs("o-1", "final", 72.0);
-        let c = h.create(1000, &v1, false);
-        h.ok(1100, c, 201, Some("abc"), Some("1"));
-        let u = h.update(2000, &v2, "abc", Some("1"));
-        h.ok(2100, u, 200, Some("abc"), Some("2"));
+        h.created([1000, 1100], &v1, "abc", "1");
+        h.updated([2000, 2100], &v2, "abc", "1", "2");
         // another resource makes "3" a known string
         let o = h.create(2200, &obs("o-2", "final", 80.0), false);
         h.ok(2300, o, 201, Some("zz"), Some("3"));
-        h.read(
-            30_020,
-            30_030,
-            "abc",
-            Some(seen("abc", Some("3"), &v1)),
-            Readback,
-        );
+        h.read_back("abc", "3", &v1);
         let mut versions = vec![seen("abc", Some("1"), &v1), seen("abc", Some("3"), &v1)];
         if history_has_it {
             versions.insert(1, seen("abc", Some("2"), &v2));
@@ -444,24 +312,9 @@ fn corrupted_write_a_new_version_with_the_old_content() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("2"), &v1)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("2"), &v1)),
-        Readback,
-    );
+    h.created([1000, 1100], &v1, "abc", "1");
+    let [u, _] = h.updated([2000, 2100], &v2, "abc", "1", "2");
+    h.found("o-1", "abc", "2", &v1);
     let both = vec![seen("abc", Some("1"), &v1), seen("abc", Some("2"), &v1)];
     h.history(30_040, 30_050, "abc", both);
     let out = h.check();
@@ -477,16 +330,9 @@ fn corrupted_write_the_harness_identifier_stripped() {
     let sent = obs("o-1", "final", 72.0);
     let mut stored = sent.clone();
     stored.as_object_mut().unwrap().remove("identifier");
-    let c = h.create(1000, &sent, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &stored)),
-        Readback,
-    );
+    h.created([1000, 1100], &sent, "abc", "1");
+    h.search_back("o-1", vec![]);
+    h.read_back("abc", "1", &stored);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::CorruptedWrite);
@@ -503,13 +349,7 @@ fn duplicate_write_seen_on_a_next_page() {
     let body = obs("o-1", "final", 72.0);
     let c = h.create(1000, &body, true);
     h.ok(1100, c, 201, Some("a1"), Some("1"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("a1", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("a1", Some("1"), &body)]);
     let page = h.search(
         30_020,
         30_030,
@@ -536,16 +376,9 @@ fn duplicate_write_seen_on_a_next_page() {
 fn an_unprobed_create_is_no_lag_sample() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &body, "abc", "1");
     h.search(1400, 1600, None, vec![seen("abc", Some("1"), &body)], Load);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("abc", Some("1"), &body)]);
     let out = h.check();
     assert!(out.findings.is_empty(), "{:#?}", out.findings);
     assert_eq!(out.visibility_lag.samples, 0);
@@ -556,24 +389,11 @@ fn an_unprobed_create_is_no_lag_sample() {
 fn invisible_write_probes_never_saw_it_before_the_read_back() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    let d = h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let [c, d] = h.created([1000, 1100], &body, "abc", "1");
     h.probe(1100, 1110, "o-1", vec![]);
     let last = h.probe(1125, 1140, "o-1", vec![]);
-    let s = h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &body)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &body)),
-        Readback,
-    );
+    let s = h.search_back("o-1", vec![seen("abc", Some("1"), &body)]);
+    h.read_back("abc", "1", &body);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::InvisibleWrite);
@@ -591,16 +411,9 @@ fn invisible_write_probes_never_saw_it_before_the_read_back() {
 fn invisible_write_read_back_by_id_but_no_search_ever_showed_it() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &body)),
-        Readback,
-    );
+    h.created([1000, 1100], &body, "abc", "1");
+    h.search_back("o-1", vec![]);
+    h.read_back("abc", "1", &body);
     let out = h.check();
     let f = only(&out);
     assert_eq!(f.kind, Kind::InvisibleWrite, "not lost: it is there by id");
@@ -611,17 +424,10 @@ fn invisible_write_read_back_by_id_but_no_search_ever_showed_it() {
 fn a_declared_holding_area_is_no_invisible_write() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &body, "abc", "1");
     h.probe(1100, 1110, "o-1", vec![]);
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &body)),
-        Readback,
-    );
+    h.search_back("o-1", vec![]);
+    h.read_back("abc", "1", &body);
     let mut options = super::options();
     options.held_from_search = vec!["Observation".into()];
     let out = crate::check::check(h.records.clone(), &options);

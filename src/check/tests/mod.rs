@@ -279,6 +279,50 @@ impl Hist {
         [i, self.complete(end, i, Event::Ok, c)]
     }
 
+    /// A create of `body` invoked at `ms`, acknowledged 201 at `ack` as `id` at `version`.
+    pub fn created(
+        &mut self,
+        [ms, ack]: [u64; 2],
+        body: &Value,
+        id: &str,
+        version: &str,
+    ) -> [u64; 2] {
+        let c = self.create(ms, body, false);
+        [c, self.ok(ack, c, 201, Some(id), Some(version))]
+    }
+
+    /// An update of `id` to `body` (conditional on `if_match`) invoked at `ms`,
+    /// acknowledged 200 at `ack` as `version`.
+    pub fn updated(
+        &mut self,
+        [ms, ack]: [u64; 2],
+        body: &Value,
+        id: &str,
+        if_match: &str,
+        version: &str,
+    ) -> [u64; 2] {
+        let u = self.update(ms, body, id, Some(if_match));
+        [u, self.ok(ack, u, 200, Some(id), Some(version))]
+    }
+
+    /// The read-back search by identifier `value` (30.000–30.010 s) showing `shown`.
+    pub fn search_back(&mut self, value: &str, shown: Vec<Seen>) -> [u64; 2] {
+        self.search(30_000, 30_010, Some(value), shown, Phase::Readback)
+    }
+
+    /// The read-back by id (30.020–30.030 s) showing `body` as `id` at `version`.
+    pub fn read_back(&mut self, id: &str, version: &str, body: &Value) -> [u64; 2] {
+        let shown = seen(id, Some(version), body);
+        self.read(30_020, 30_030, id, Some(shown), Phase::Readback)
+    }
+
+    /// The read-back finding `body` (identifier `value`) as `id` at `version`: by
+    /// identifier search (30.000–30.010 s), then by id.
+    pub fn found(&mut self, value: &str, id: &str, version: &str, body: &Value) -> [[u64; 2]; 2] {
+        let s = self.search_back(value, vec![seen(id, Some(version), body)]);
+        [s, self.read_back(id, version, body)]
+    }
+
     pub fn check(&self) -> Outcome {
         check(self.records.clone(), &options())
     }

@@ -22,7 +22,7 @@ fn an_info_create_absent_at_read_back_is_not_lost() {
     let mut h = Hist::default();
     let c = h.create(1000, &obs("o-1", "final", 72.0), false);
     h.info(6000, c);
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.search_back("o-1", vec![]);
     let out = assert_clean(&h);
     assert_eq!(out.stats.writes_info, 1);
 }
@@ -33,13 +33,7 @@ fn an_info_create_present_is_committed_not_lost() {
     let body = obs("o-1", "final", 72.0);
     let c = h.create(1000, &body, false);
     h.info(6000, c);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("x", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("x", Some("1"), &body)]);
     assert_eq!(kinds(&h.check()), vec![Kind::CommittedDespiteError]);
 }
 
@@ -48,7 +42,7 @@ fn a_failed_read_back_cannot_judge() {
     let mut h = Hist::default();
     let c = h.create(1000, &obs("o-1", "final", 72.0), false);
     h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.search_back("o-1", vec![]);
     h.read_failed(30_020, 30_030, "abc", Readback);
     let out = assert_clean(&h);
     assert_eq!(out.stats.identifiers_unverified, 1);
@@ -68,16 +62,9 @@ fn no_read_back_at_all_cannot_judge() {
 fn present_by_id_though_the_search_missed_it_is_invisible_not_lost() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &body)),
-        Readback,
-    );
+    h.created([1000, 1100], &body, "abc", "1");
+    h.search_back("o-1", vec![]);
+    h.read_back("abc", "1", &body);
     let out = h.check();
     let kinds: Vec<Kind> = out.findings.iter().map(|f| f.kind).collect();
     assert_eq!(kinds, [Kind::InvisibleWrite], "{:#?}", out.findings);
@@ -91,13 +78,7 @@ fn a_conditional_retry_answered_200_is_no_duplicate() {
     h.info(6000, a);
     let b = h.retry(6100, a);
     h.ok(6200, b, 200, Some("x9"), Some("1"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("x9", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("x9", Some("1"), &body)]);
     let out = h.check();
     assert!(!kinds(&out).contains(&Kind::DuplicateWrite));
 }
@@ -106,12 +87,10 @@ fn a_conditional_retry_answered_200_is_no_duplicate() {
 fn two_logical_plain_creates_of_one_identifier_may_make_two() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let a = h.create(1000, &body, false);
-    h.ok(1100, a, 201, Some("a1"), Some("1"));
-    let b = h.create(2000, &body, false);
-    h.ok(2100, b, 201, Some("b2"), Some("1"));
+    h.created([1000, 1100], &body, "a1", "1");
+    h.created([2000, 2100], &body, "b2", "1");
     let shown = vec![seen("a1", Some("1"), &body), seen("b2", Some("1"), &body)];
-    h.search(30_000, 30_010, Some("o-1"), shown, Readback);
+    h.search_back("o-1", shown);
     assert_clean(&h);
 }
 
@@ -120,25 +99,10 @@ fn an_acknowledged_update_shown_at_read_back_is_fine() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.created([1000, 1100], &v1, "abc", "1");
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
     h.read(2200, 2300, "abc", Some(seen("abc", Some("2"), &v2)), Load);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("2"), &v2)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("2"), &v2)),
-        Readback,
-    );
+    h.found("o-1", "abc", "2", &v2);
     let both = vec![seen("abc", Some("1"), &v1), seen("abc", Some("2"), &v2)];
     h.history(30_040, 30_050, "abc", both);
     let out = assert_clean(&h);
@@ -150,24 +114,10 @@ fn an_acknowledged_update_shown_at_read_back_is_fine() {
 fn an_info_update_not_applied_is_not_lost() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &v1, "abc", "1");
     let u = h.update(2000, &obs("o-1", "final", 72.0), "abc", Some("1"));
     h.info(7000, u);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &v1)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &v1)),
-        Readback,
-    );
+    h.found("o-1", "abc", "1", &v1);
     h.history(30_040, 30_050, "abc", vec![seen("abc", Some("1"), &v1)]);
     assert_clean(&h);
 }
@@ -177,8 +127,7 @@ fn a_read_concurrent_with_the_update_may_return_the_old_version() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &v1, "abc", "1");
     let u = h.update(2000, &v2, "abc", Some("1"));
     h.read(2050, 2300, "abc", Some(seen("abc", Some("1"), &v1)), Load);
     h.ok(2100, u, 200, Some("abc"), Some("2"));
@@ -190,10 +139,8 @@ fn an_unknown_version_string_is_not_judged_stale() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("W1"));
-    let u = h.update(2000, &v2, "abc", Some("W1"));
-    h.ok(2100, u, 200, Some("abc"), Some("W2"));
+    h.created([1000, 1100], &v1, "abc", "W1");
+    h.updated([2000, 2100], &v2, "abc", "W1", "W2");
     h.read(
         2200,
         2300,
@@ -210,22 +157,8 @@ fn an_expected_change_is_not_corruption() {
     let sent = obs("o-1", "final", 72.0);
     let mut stored = sent.clone();
     stored["code"] = json!({"text": "HR", "coding": [{"code": "8867-4"}]});
-    let c = h.create(1000, &sent, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &stored)],
-        Readback,
-    );
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &stored)),
-        Readback,
-    );
+    h.created([1000, 1100], &sent, "abc", "1");
+    h.found("o-1", "abc", "1", &stored);
     assert_eq!(kinds(&h.check()), vec![Kind::CorruptedWrite]);
     let mut opts = options();
     opts.expected_changes
@@ -240,22 +173,9 @@ fn server_added_elements_are_not_corruption() {
     let sent = obs("o-1", "final", 72.0);
     let mut stored = sent.clone();
     stored["issued"] = json!("2026-01-01T00:00:00Z");
-    let c = h.create(1000, &sent, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("1"), &stored)),
-        Readback,
-    );
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &stored)],
-        Readback,
-    );
+    h.created([1000, 1100], &sent, "abc", "1");
+    h.read_back("abc", "1", &stored);
+    h.search_back("o-1", vec![seen("abc", Some("1"), &stored)]);
     assert_clean(&h);
 }
 
@@ -264,19 +184,12 @@ fn an_if_match_update_retried_after_info_is_no_lost_update() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &v1, "abc", "1");
     let u = h.update(2000, &v2, "abc", Some("1"));
     h.info(7000, u);
     let r = h.retry(7100, u);
     h.ok(7200, r, 200, Some("abc"), Some("2"));
-    h.read(
-        30_020,
-        30_030,
-        "abc",
-        Some(seen("abc", Some("2"), &v2)),
-        Readback,
-    );
+    h.read_back("abc", "2", &v2);
     assert_clean(&h);
 }
 
@@ -284,16 +197,9 @@ fn an_if_match_update_retried_after_info_is_no_lost_update() {
 fn a_404_read_after_the_create_is_counted_not_reported() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &body, "abc", "1");
     h.read(1200, 1300, "abc", None, Load);
-    h.search(
-        30_000,
-        30_010,
-        Some("o-1"),
-        vec![seen("abc", Some("1"), &body)],
-        Readback,
-    );
+    h.search_back("o-1", vec![seen("abc", Some("1"), &body)]);
     let out = assert_clean(&h);
     assert_eq!(out.stats.reads_absent_after_create, 1);
 }
@@ -307,7 +213,7 @@ fn transactions_are_ignored_safely() {
         let c = h.create(1000, &obs("o-1", "final", 72.0), false);
         h.transaction(1050, 1150, transaction_failed);
         h.ok(1100, c, 201, Some("abc"), Some("1"));
-        h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+        h.search_back("o-1", vec![]);
         h.read(30_020, 30_030, "abc", None, Readback);
         h.check()
     };
@@ -322,11 +228,10 @@ fn transactions_are_ignored_safely() {
 fn a_truncated_history_gives_the_findings_of_its_prefix() {
     let mut h = Hist::default();
     let body = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &body, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    h.created([1000, 1100], &body, "abc", "1");
     let c2 = h.create(1000, &obs("o-2", "final", 80.0), false);
     h.info(6000, c2);
-    h.search(30_000, 30_010, Some("o-1"), vec![], Readback);
+    h.search_back("o-1", vec![]);
     h.read(30_020, 30_030, "abc", None, Readback);
     h.search(
         30_040,
@@ -371,10 +276,8 @@ fn an_old_version_label_on_new_content_is_not_stale() {
     let mut h = Hist::default();
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.created([1000, 1100], &v1, "abc", "1");
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
     h.read(2200, 2300, "abc", Some(seen("abc", Some("1"), &v2)), Load);
     assert_clean(&h);
 }
@@ -395,7 +298,7 @@ fn a_corrupted_current_version_is_reported_once() {
         let u = h.update(2000, &v2, "abc", version("1"));
         h.ok(2100, u, 200, Some("abc"), version("2"));
         let current = seen("abc", Some("2"), &stored);
-        h.search(30_000, 30_010, Some("o-1"), vec![current.clone()], Readback);
+        h.search_back("o-1", vec![current.clone()]);
         h.read(30_020, 30_030, "abc", Some(current.clone()), Readback);
         let mut stripped = v1.clone();
         stripped.as_object_mut().unwrap().remove("valueQuantity");
@@ -432,15 +335,12 @@ fn a_stale_read_not_explained_by_the_lost_write_stays() {
     let v1 = obs("o-1", "preliminary", 72.0);
     let v2 = obs("o-1", "final", 72.0);
     let v3 = obs("o-1", "amended", 72.0);
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u1 = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u1, 200, Some("abc"), Some("2"));
-    let u2 = h.update(2200, &v3, "abc", Some("2"));
-    h.ok(2300, u2, 200, Some("abc"), Some("3"));
+    h.created([1000, 1100], &v1, "abc", "1");
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
+    h.updated([2200, 2300], &v3, "abc", "2", "3");
     h.read(2400, 2500, "abc", Some(seen("abc", Some("1"), &v1)), Load);
     let kept = seen("abc", Some("2"), &v2);
-    h.search(30_000, 30_010, Some("o-1"), vec![kept.clone()], Readback);
+    h.search_back("o-1", vec![kept.clone()]);
     h.read(30_020, 30_030, "abc", Some(kept.clone()), Readback);
     h.history(
         30_040,
@@ -483,12 +383,11 @@ fn an_info_update_that_may_have_made_an_altered_state_is_not_called_committed() 
     let mut stored = v2.clone();
     stored["status"] = json!("amended");
     stored.as_object_mut().unwrap().remove("valueQuantity");
-    let c = h.create(1000, &v1, false);
-    h.ok(1100, c, 201, Some("abc"), Some("1"));
+    let [c, _] = h.created([1000, 1100], &v1, "abc", "1");
     let u = h.update(2000, &v2, "abc", Some("1"));
     h.info(7000, u);
     let now = seen("abc", Some("2"), &stored);
-    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.search_back("o-1", vec![now.clone()]);
     h.read(30_020, 30_030, "abc", Some(now), Readback);
     let out = h.check();
     let f = only(&out);
@@ -513,12 +412,11 @@ fn a_version_reported_by_a_late_existing_match_is_not_judged_against_the_create(
     let v2 = obs("o-1", "final", 72.0);
     let c = h.create(1000, &v1, true);
     h.ok(1100, c, 201, Some("abc"), Some("1"));
-    let u = h.update(2000, &v2, "abc", Some("1"));
-    h.ok(2100, u, 200, Some("abc"), Some("2"));
+    h.updated([2000, 2100], &v2, "abc", "1", "2");
     let twin = h.create(3000, &v1, true);
     h.ok(3100, twin, 200, Some("abc"), Some("2"));
     let now = seen("abc", Some("2"), &v2);
-    h.search(30_000, 30_010, Some("o-1"), vec![now.clone()], Readback);
+    h.search_back("o-1", vec![now.clone()]);
     h.read(30_020, 30_030, "abc", Some(now.clone()), Readback);
     h.history(
         30_040,

@@ -117,7 +117,7 @@ pub struct Choice<'a> {
 
 /// The method to use: the explicit one, else the first of the profile's list (or of
 /// every method when it gives none) that the credentials allow and the server
-/// advertises (when it advertises any). Nothing fitting is bad input (exit 2).
+/// advertises (when it advertises any). Nothing fitting is `Error::NoMethod`.
 pub fn choose(c: Choice<'_>) -> Result<Method, Error> {
     let none_fits = || Error::NoMethod {
         held: names(c.held),
@@ -208,7 +208,7 @@ mod tests {
         );
         // Nothing fits: bad input naming all three sides.
         let err = pick(&SECRET, &[Method::PrivateKeyJwt], Some(&both)).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert!(matches!(err, Error::NoMethod { .. }), "{err}");
         let text = err.to_string();
         assert!(
             text.contains("client_secret_basic, client_secret_post")

@@ -147,22 +147,6 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// 2 for bad input (settings, secrets, keys, discovery), 3 when the authorization
-    /// server could not be used (unreachable, refused, unusable answer).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Secret { .. }
-            | Error::Key { .. }
-            | Error::UnsupportedAlg(_)
-            | Error::Sign(_)
-            | Error::Discovery { .. }
-            | Error::NoMethod { .. } => 2,
-            Error::Unreachable { .. } | Error::Refused { .. } | Error::BadTokenResponse { .. } => 3,
-        }
-    }
-}
-
 /// What an authentication step needs of the client.
 pub(crate) struct Io<'a> {
     pub http: &'a reqwest::Client,

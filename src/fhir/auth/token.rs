@@ -262,7 +262,7 @@ mod tests {
     fn a_refusal_carries_the_oauth_code_and_description() {
         let body = br#"{"error":"invalid_client","error_description":"bad jwt\nsignature"}"#;
         let err = read_answer(400, body).unwrap_err();
-        assert_eq!(err.exit_code(), 3);
+        assert!(matches!(err, Error::Refused { status: 400, .. }), "{err}");
         let text = err.to_string();
         assert!(text.contains("invalid_client"), "{text}");
         assert!(text.contains("bad jwtsignature"), "{text}");

@@ -65,7 +65,7 @@ pub fn merge(inputs: Vec<Input>, out: &Path) -> Result<Merged, Error> {
     let mut merged = Merged::default();
     let mut sources = Vec::with_capacity(inputs.len());
     for (at, input) in inputs.into_iter().enumerate() {
-        let reader = history::Reader::open(&input.path).map_err(|e| Error::Io(e.to_string()))?;
+        let reader = history::Reader::open(&input.path)?;
         let mut s = Source {
             input,
             records: Box::new(reader),
@@ -75,7 +75,7 @@ pub fn merge(inputs: Vec<Input>, out: &Path) -> Result<Merged, Error> {
         s.advance(&mut merged.cut, at);
         sources.push(s);
     }
-    let mut writer = history::FileWriter::create(out).map_err(|e| Error::Io(e.to_string()))?;
+    let mut writer = history::FileWriter::create(out)?;
     let io = |e: std::io::Error| Error::Io(format!("{}: {e}", out.display()));
     while let Some(at) = earliest(&sources) {
         let s = &mut sources[at];

@@ -21,21 +21,24 @@ use crate::report::Report;
 /// Why shards could not be merged.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The directories are not shards of one run (exit 2).
+    /// The directories are not shards of one run.
     #[error("{0}")]
     Refused(String),
-    /// Reading or writing failed (exit 3).
+    /// Reading or writing failed.
     #[error("{0}")]
     Io(String),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Refused(_) => 2,
-            Error::Io(_) => 3,
-        }
-    }
+    /// A shard's report cannot be read.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReadError),
+    /// A history cannot be read or the merged one written.
+    #[error(transparent)]
+    History(#[from] crate::history::Error),
+    /// The merged report cannot be written.
+    #[error(transparent)]
+    Write(#[from] crate::report::WriteError),
+    /// The merge notes cannot be serialised.
+    #[error(transparent)]
+    Notes(#[from] serde_json::Error),
 }
 
 /// One shard's run directory, read.
@@ -117,14 +120,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, Error> {
         .collect();
     recheck::write_options(out, &options)
         .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
-    let checked =
-        recheck::recheck(&history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
+    let checked = recheck::recheck(&history_path, &options)?;
     let report = report::assemble(&parts, origin, checked, &mut notes)?;
     warn(&notes);
-    report
-        .write_all(out)
-        .map_err(|e| Error::Io(e.to_string()))?;
-    let text = serde_json::to_vec_pretty(&notes).map_err(|e| Error::Io(e.to_string()))?;
+    report.write_all(out)?;
+    let text = serde_json::to_vec_pretty(&notes)?;
     std::fs::write(out.join(NOTES_FILE), text)
         .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
     Ok(Outcome {
@@ -152,8 +152,7 @@ fn warn(notes: &Notes) {
 
 fn read(dir: &Path) -> Result<Part, Error> {
     let record = shard::Record::read(dir).map_err(Error::Refused)?;
-    let report =
-        Report::read(&dir.join("report.json")).map_err(|e| Error::Refused(e.to_string()))?;
+    let report = Report::read(&dir.join("report.json"))?;
     Ok(Part {
         dir: dir.to_owned(),
         record,

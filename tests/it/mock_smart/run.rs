@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use fhirsurge::cli::exit::{self, Failure};
 use fhirsurge::fhir::Tls;
 use fhirsurge::history::{Event, Interaction, Op, Phase, Reader, Record};
 use fhirsurge::mock::smart::Algorithm;
@@ -314,5 +315,7 @@ async fn the_probe_checks_certificates_as_the_client_does() {
         ca_cert: Some(dir.path().join("missing.pem")),
     };
     let bad = stack.probe(timeout, &missing).await.unwrap_err();
-    assert_eq!(bad.exit_code(), 2, "{bad}");
+    let message = bad.to_string();
+    let code = exit::code(&Failure::from(bad).into());
+    assert_eq!(code, 2, "{message}");
 }

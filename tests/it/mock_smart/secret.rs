@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use fhirsurge::cli::exit::{self, Failure};
 use fhirsurge::fhir::auth;
 use fhirsurge::history::{Event, Interaction};
 use fhirsurge::mock::smart::{self, Algorithm};
@@ -261,7 +262,7 @@ async fn a_run_against_oracle_health_chooses_client_secret_basic_and_finds_nothi
     let m = Served::emulating("oracle-health").await;
     let dir = tempfile::tempdir().unwrap();
     let mut s = scenario(dir.path(), &m.base, SECRET, "");
-    s.profile = Some("oracle-health".into());
+    s.profile = "oracle-health".into();
     let out = dir.path().join("out");
     let outcome = run::execute(&s, &Options { out }).await.unwrap();
     let r = &outcome.report;
@@ -298,7 +299,7 @@ async fn a_run_against_athenahealths_in_process_emulation_uses_client_secret_pos
         SECRET,
         "client_auth = \"client_secret_post\"",
     );
-    s.profile = Some("athenahealth".into());
+    s.profile = "athenahealth".into();
     let out = dir.path().join("out");
     let outcome = run::execute(&s, &Options { out }).await.unwrap();
     let r = &outcome.report;
@@ -340,12 +341,11 @@ async fn a_wrong_secret_stops_the_run_with_the_token_endpoints_error_and_no_secr
         wrong,
         "client_auth = \"client_secret_basic\"",
     );
-    s.profile = Some("oracle-health".into());
+    s.profile = "oracle-health".into();
     let out = dir.path().join("out");
     let Err(e) = run::execute(&s, &Options { out: out.clone() }).await else {
         panic!("a wrong secret must stop the run");
     };
-    assert_eq!(e.exit_code(), 3, "{e}");
     assert!(
         matches!(
             &e,
@@ -356,6 +356,7 @@ async fn a_wrong_secret_stops_the_run_with_the_token_endpoints_error_and_no_secr
     );
     let text = e.to_string();
     assert!(!text.contains(wrong) && !text.contains(SECRET) && !text.contains(CLIENT));
+    assert_eq!(exit::code(&Failure::from(e).into()), 3, "{text}");
     assert!(m.smart().issued_tokens().is_empty());
     assert!(!out.exists(), "a refused run writes no run folder");
     let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
@@ -398,7 +399,7 @@ async fn the_shipped_secret_surge_runs_shortened_through_oracle_healths_front_do
     };
     assert!(smart.private_key.is_none() && smart.client_secret.is_some() && smart.method.is_none());
     let short = fhirsurge::scenario::Overrides {
-        users: Some(5),
+        users: std::num::NonZeroUsize::new(5),
         duration: Some(std::time::Duration::from_secs(2)),
         ..Default::default()
     };
