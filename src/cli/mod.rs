@@ -77,9 +77,14 @@ enum Command {
         /// back is unchecked, never lost.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         readback_budget: Duration,
-        /// A run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM) instead of 1.
+        /// A run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM) instead of 1 (a
+        /// run stopped by a full disk still exits 1).
         #[arg(long)]
         interrupt_exit: bool,
+        /// Also write every answer's body (credentials redacted) to bodies.jsonl.zst in
+        /// the run directory. Bodies may contain PHI: every output then says so at its top.
+        #[arg(long)]
+        store_bodies: bool,
         #[command(flatten)]
         scale: scale::ShardArgs,
     },
@@ -244,6 +249,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    {
+        let _entered = runtime.enter();
+        signal::survive_file_size_limit();
+    }
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(Failure { code, message }) => {
@@ -284,6 +293,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             grace,
             readback_budget,
             interrupt_exit,
+            store_bodies,
             scale,
         } => {
             let mut s = Scenario::load(&scenario).map_err(bad_input)?;
@@ -319,7 +329,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     readback_budget,
                 },
             };
-            let options = run::Options { out };
+            let mut options = run::Options::new(out);
+            if store_bodies {
+                options.bodies = run::Bodies::Store;
+            }
             if part.shard.is_some() {
                 return scale::run_shard(&s, options, control, &part).await;
             }
@@ -518,11 +531,8 @@ fn conclude(
             "error: partial report: {}",
             outcome.report.partial_reason.as_deref().unwrap_or_default()
         );
-        return Ok(ExitCode::from(if interrupt_exit {
-            signal::plain_exit(&stop.signal)
-        } else {
-            1
-        }));
+        let plain = signal::plain_exit(&stop.signal).filter(|_| interrupt_exit);
+        return Ok(ExitCode::from(plain.unwrap_or(1)));
     }
     if outcome.passed() {
         return Ok(if regressed {

@@ -41,10 +41,31 @@ fn announce(n: u32, grace: Duration, budget: Duration) {
 }
 
 /// The exit code of a run stopped by `signal` when a plain interrupt exit was asked for
-/// (128 + the signal number, as a shell reports it).
-pub fn plain_exit(signal: &str) -> u8 {
+/// (128 + the signal number, as a shell reports it); `None` for a stop that was not a
+/// signal (the disk filled), which exits 1 like any partial run.
+pub fn plain_exit(signal: &str) -> Option<u8> {
     match signal {
-        "SIGTERM" => 143,
-        _ => 130,
+        "SIGINT" => Some(130),
+        "SIGTERM" => Some(143),
+        _ => None,
+    }
+}
+
+/// SIGXFSZ, on Linux.
+const SIGXFSZ: i32 = 25;
+
+/// Catches SIGXFSZ (a file outgrew `ulimit -f`), which would otherwise kill the process
+/// without a word: the write then fails with `EFBIG`, and the run stops as on a full
+/// disk, with a partial report or a message saying where the history ends. Needs the
+/// runtime entered.
+pub fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::from_raw(SIGXFSZ)) {
+        // The handler stays installed for the life of the process; the stream is drained
+        // so deliveries do not pile up.
+        Ok(mut s) => {
+            tokio::spawn(async move { while s.recv().await.is_some() {} });
+        }
+        Err(e) => tracing::warn!("cannot catch SIGXFSZ: {e}"),
     }
 }

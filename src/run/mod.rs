@@ -4,6 +4,7 @@
 //! that knows all the others (besides `cli`).
 
 pub mod access;
+mod bounded;
 pub mod collector;
 mod hlog;
 pub mod interrupt;
@@ -46,6 +47,29 @@ pub use crate::HARNESS_PREFIX;
 pub struct Options {
     /// Folder under which the run directory is created.
     pub out: PathBuf,
+    /// Whether answers' bodies are kept (`--store-bodies`).
+    pub bodies: Bodies,
+}
+
+impl Options {
+    /// Runs under `out`, storing no body.
+    pub fn new(out: PathBuf) -> Self {
+        Self {
+            out,
+            bodies: Bodies::Discard,
+        }
+    }
+}
+
+/// What becomes of the answers' bodies. They may hold PHI: none is stored unless asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bodies {
+    /// Read, judged, and dropped (the history keeps digests only).
+    #[default]
+    Discard,
+    /// Also written, credentials redacted, to `bodies.jsonl.zst` in the run directory;
+    /// every output then says so at its top.
+    Store,
 }
 
 /// How a run can be stopped early, and how it then winds down.
@@ -65,6 +89,17 @@ pub enum Error {
     Unreachable { url: String, reason: String },
     #[error("{0}")]
     Io(String),
+    /// A run output (the report, the ledger) could not be written: the disk is full.
+    #[error(
+        "{what} could not be written ({error}); the history ends {end}: `fhirsurge check {}` reads it up to there",
+        history.display()
+    )]
+    Output {
+        what: String,
+        error: String,
+        end: String,
+        history: PathBuf,
+    },
     /// The load generator stopped before any encounter began.
     #[error("the load phase could not start: {0}")]
     Load(String),
@@ -79,7 +114,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::BadInput(_) => 2,
-            Error::Unreachable { .. } | Error::Io(_) | Error::Load(_) => 3,
+            Error::Unreachable { .. } | Error::Io(_) | Error::Output { .. } | Error::Load(_) => 3,
             Error::Auth(e) => e.exit_code(),
         }
     }
@@ -120,6 +155,8 @@ struct Phases {
     races: Option<report::workload::Races>,
     /// What the visibility prober did.
     probes: visibility::Tally,
+    /// Whether answers' bodies were written (`--store-bodies`).
+    bodies_stored: bool,
 }
 
 /// Executes the scenario; nothing stops it early.
@@ -156,6 +193,10 @@ pub async fn execute_with(
     stack.probe(scenario.timeout, &scenario.tls).await?;
 
     let (recorder, rx) = Recorder::new(start, 1 << 16);
+    let recorder = match options.bodies {
+        Bodies::Store => recorder.storing_bodies(),
+        Bodies::Discard => recorder,
+    };
     let client = authenticated_client(&stack, scenario, &profile, &recorder).await?;
 
     let dir = options.out.join(part.dir_name(&run_id));
@@ -168,8 +209,10 @@ pub async fn execute_with(
         start,
         wall_start,
         growth_window: scenario.growth.window_for(scenario.load.duration()),
+        stop: control.interrupt.clone(),
+        bodies: options.bodies == Bodies::Store,
     };
-    let collector = tokio::spawn(collect_or_stop(
+    let collector = tokio::spawn(bounded::collect_or_stop(
         collector::collect(rx, sinks, live.clone()),
         control.interrupt.clone(),
     ));
@@ -223,7 +266,7 @@ pub async fn execute_with(
     });
     let start_late_ms = part.wait_start().await;
     let load_start = Instant::now();
-    let stop_at = stop_clock(&control.interrupt, load_start);
+    let stop_at = bounded::stop_clock(&control.interrupt, load_start);
     let limits = load::Limits {
         max_encounters: scenario.max_encounters,
         interrupt: control.interrupt.clone(),
@@ -248,7 +291,7 @@ pub async fn execute_with(
     }
     // The scope probe runs while the faults are still on: the mock's `scope_bypass` is
     // ground truth only while it can fire.
-    let probed = probe_scopes(
+    let probed = bounded::probe_scopes(
         scope::Setup {
             scenario,
             profile: &profile,
@@ -277,7 +320,7 @@ pub async fn execute_with(
     }
     if let Some(s) = &subs {
         let settled = scenario.readback.settle;
-        s.finish(&client, &recorder, settled, driven.interrupted)
+        s.finish(&client, &recorder, settled, &control.interrupt)
             .await;
     }
 
@@ -285,22 +328,17 @@ pub async fn execute_with(
     recorder.flush().await;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
     let ended =
-        read_back_bounded(&client, scenario, &history_path, first, &mapper, control).await?;
-    // The audit reconciliation needs the trail as the server has it by now; after a stop
-    // request it is not fetched (the report says not measured).
-    let trail = if control.interrupt.is_stopped() {
-        access::Trail::Unreadable("the run was stopped before the audit trail was fetched".into())
-    } else {
-        if scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none() {
-            let catch_up = tokio::time::sleep(access::catch_up(scenario));
-            let _ = control
-                .interrupt
-                .bounded(std::time::Duration::ZERO, catch_up)
-                .await;
-        }
-        let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
-        access::fetch(&client, audit_process, started_at, scenario, &profile).await
-    };
+        bounded::read_back(&client, scenario, &history_path, first, &mapper, control).await?;
+    // The audit reconciliation needs the trail as the server has it by now.
+    let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
+    let trail = bounded::audit_trail(
+        &client,
+        (audit_process, started_at),
+        scenario,
+        &profile,
+        &control.interrupt,
+    )
+    .await;
     recorder.finish().await;
     let collected = collector
         .await
@@ -329,15 +367,25 @@ pub async fn execute_with(
             grace_s: control.bounds.grace.as_secs_f64(),
             readback_budget_s: control.bounds.readback_budget.as_secs_f64(),
             readback: ended,
+            history_end: collected.cut.as_ref().map(|c| report::HistoryEnd {
+                error: c.error.clone(),
+                lines: c.end.map(|e| e.lines),
+                bytes: c.end.map(|e| e.bytes),
+            }),
         }),
         mapping: mapper.report(),
         open: driven.open,
         races: races(scenario, &flow.races),
         probes,
+        bodies_stored: options.bodies == Bodies::Store,
+    };
+    let cut = collected.cut.clone();
+    let output_failed = |what: &str, e: &dyn std::fmt::Display| {
+        bounded::output_failed(what, e, &history_path, cut.as_ref())
     };
     stack
         .write_ledger(&dir)
-        .map_err(|e| Error::Io(e.to_string()))?;
+        .map_err(|e| output_failed("the ledger", &e))?;
     let report = assemble(
         scenario,
         &profile,
@@ -349,7 +397,7 @@ pub async fn execute_with(
     )?;
     report
         .write_all(&dir)
-        .map_err(|e| Error::Io(e.to_string()))?;
+        .map_err(|e| output_failed("the report", &e))?;
     if let Some(s) = &part.shard {
         let record = shard::Record {
             run_id: report.run.id.clone(),
@@ -369,77 +417,6 @@ pub async fn execute_with(
         record.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
     }
     Ok(Outcome { dir, report })
-}
-
-/// The scope probe, over what the history says the run wrote; after a stop request it
-/// does not run.
-async fn probe_scopes(
-    mut setup: scope::Setup<'_>,
-    history_path: &std::path::Path,
-    control: &Control,
-) -> scope::Probed {
-    if control.interrupt.is_stopped() {
-        return scope::not_measured("the run was stopped before the scope probe");
-    }
-    setup.recorder.flush().await;
-    match readback::targets(history_path) {
-        Ok(t) => setup.targets = t,
-        Err(e) => return scope::not_measured(format!("the history could not be read: {e}")),
-    }
-    scope::probe(setup).await
-}
-
-/// Runs the collector; if it fails (a full disk, no file descriptors), stops the run:
-/// driving load that can no longer be recorded proves nothing.
-async fn collect_or_stop(
-    collect: impl Future<Output = Result<collector::Collected, history::Error>>,
-    interrupt: Interrupt,
-) -> Result<collector::Collected, history::Error> {
-    let result = collect.await;
-    if let Err(e) = &result {
-        tracing::error!("history: {e}; stopping the run");
-        interrupt.request("history write failed");
-    }
-    result
-}
-
-/// Notes when the first stop request comes, in seconds after `load_start`.
-fn stop_clock(interrupt: &Interrupt, load_start: Instant) -> Arc<std::sync::OnceLock<f64>> {
-    let at = Arc::new(std::sync::OnceLock::new());
-    let (i, a) = (interrupt.clone(), at.clone());
-    tokio::spawn(async move {
-        i.stopped().await;
-        let _ = a.set(load_start.elapsed().as_secs_f64());
-    });
-    at
-}
-
-/// Reads back everything the history says was written; after a stop request only within
-/// the budget, and not at all after a second one. What is not read back stays unchecked.
-async fn read_back_bounded(
-    client: &Client,
-    scenario: &Scenario,
-    history_path: &std::path::Path,
-    first: u64,
-    mapper: &workflow::Mapper,
-    control: &Control,
-) -> Result<report::ReadbackEnd, Error> {
-    if control.interrupt.is_aborted() {
-        return Ok(report::ReadbackEnd::Skipped);
-    }
-    let targets = readback::targets(history_path).map_err(|e| Error::Io(e.to_string()))?;
-    let work = readback::read_back(
-        client,
-        targets,
-        scenario.readback.concurrency,
-        first,
-        mapper,
-    );
-    let budget = control.bounds.readback_budget;
-    Ok(match control.interrupt.bounded(budget, work).await {
-        Some(_) => report::ReadbackEnd::Complete,
-        None => report::ReadbackEnd::Cut,
-    })
 }
 
 /// The run's client, authenticated once: a refused client stops the run before any load
@@ -570,6 +547,7 @@ fn assemble(
         partial: false,
         partial_reason: None,
         stop: None,
+        bodies_stored: p.bodies_stored,
         access: judged.access,
         notifications: checked.notifications,
         growth: Some(growth),
@@ -577,7 +555,7 @@ fn assemble(
     report.scorecard = report::scorecard::score(&report);
     if let Some(stop) = &p.stop {
         report.partial = true;
-        report.partial_reason = Some(partial_reason(stop, &report.checked));
+        report.partial_reason = Some(bounded::partial_reason(stop, &report.checked));
         // A partial run proves nothing about what did not run.
         report.passed = false;
         report.stop = Some(stop.clone());
@@ -651,24 +629,6 @@ fn races(scenario: &Scenario, r: &workflow::Races) -> Option<report::workload::R
         loser_retries_ok: n(&r.retries_ok),
         lost_updates: 0,
     })
-}
-
-/// Why a stopped run's report is partial, in words.
-fn partial_reason(stop: &report::Stop, checked: &check::Stats) -> String {
-    let readback = match stop.readback {
-        report::ReadbackEnd::Complete => "the read-back completed".to_owned(),
-        report::ReadbackEnd::Cut => format!(
-            "the read-back was cut off (budget {:.0} s or a second signal)",
-            stop.readback_budget_s
-        ),
-        report::ReadbackEnd::Skipped => "the read-back was skipped (second signal)".to_owned(),
-    };
-    format!(
-        "stopped by {} {:.1} s into the load phase; {readback}; {} written resources unchecked (not read back), never counted as lost",
-        stop.signal,
-        stop.at_s,
-        checked.writes_unverified()
-    )
 }
 
 /// The checker's lag figures with their resolution and the probes' own load.

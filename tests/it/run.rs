@@ -42,14 +42,9 @@ impl std::ops::Deref for Ran {
 
 pub async fn run(s: &Scenario) -> Ran {
     let out = tempfile::tempdir().unwrap();
-    let outcome = run::execute(
-        s,
-        &Options {
-            out: out.path().to_owned(),
-        },
-    )
-    .await
-    .unwrap();
+    let outcome = run::execute(s, &Options::new(out.path().to_owned()))
+        .await
+        .unwrap();
     Ran { outcome, _out: out }
 }
 
@@ -94,15 +89,10 @@ async fn a_target_that_is_not_listening_is_unreachable() {
     let mut s = scenario("");
     s.target = fhirsurge::scenario::Target::Url(url::Url::parse(&url).unwrap());
     let out = tempfile::tempdir().unwrap();
-    let err = run::execute(
-        &s,
-        &Options {
-            out: out.path().to_owned(),
-        },
-    )
-    .await
-    .err()
-    .unwrap();
+    let err = run::execute(&s, &Options::new(out.path().to_owned()))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, run::Error::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains(&url), "{err}");
     assert_eq!(
