@@ -7,9 +7,11 @@
 //! checker is a pure function of these records. Uses `vocab` (interaction kinds and
 //! outcomes) and no other module of the crate.
 //!
-//! No response body is stored: what the checker needs of a resource is its
-//! [`Content`] digest (whole, and per top-level element), which tells *that* and *where*
-//! two versions differ without keeping the clinical text.
+//! No response body is stored in the history: what the checker needs of a resource is
+//! its [`Content`] digest (whole, and per top-level element), which tells *that* and
+//! *where* two versions differ without keeping the clinical text. Only when asked
+//! (`run --store-bodies`) are bodies written, redacted, to a file of their own
+//! ([`bodies`]).
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use serde_json::Value;
 
 pub mod bodies;
 mod content;
+mod end;
 mod seen;
 pub use crate::vocab::interaction::{ErrorClass, Interaction, Outcome, Phase};
 pub use crate::vocab::notification::{
@@ -26,6 +29,7 @@ pub use crate::vocab::notification::{
     SubscriptionState,
 };
 pub use content::{Content, ElementDiff, SERVER_OWNED};
+pub use end::{End, end_of};
 pub use seen::{harness_identifiers, seen};
 
 /// One line of the history.
@@ -271,38 +275,6 @@ impl<W: Write> Writer<W> {
     }
 }
 
-/// Where a history on disk ends: the complete lines a reader gets from it (what
-/// `fhirsurge check` checks) and the file's size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct End {
-    pub lines: u64,
-    pub bytes: u64,
-}
-
-impl std::fmt::Display for End {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "after line {} (byte {})", self.lines, self.bytes)
-    }
-}
-
-/// Reads the history at `path` to its end (a crash or a failed write may have cut it).
-pub fn end_of(path: &Path) -> Result<End, Error> {
-    let bytes = std::fs::metadata(path)
-        .map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
-    let mut reader = Reader::open(path)?;
-    for record in reader.by_ref() {
-        record?;
-    }
-    Ok(End {
-        lines: reader.lines(),
-        bytes,
-    })
-}
-
 /// Reads records lazily. A final line without its newline (a crash mid-write) is
 /// ignored; a malformed complete line is an error naming its line number.
 pub struct Reader<R: BufRead> {
@@ -493,53 +465,6 @@ mod tests {
             );
             assert_eq!(got, records[..got.len()]);
         }
-    }
-
-    /// A full device: the writer's error comes back (on the write or the flush), never
-    /// a panic, and never a silent success.
-    #[test]
-    fn a_full_device_fails_the_history_writer() {
-        let Ok(file) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
-            eprintln!("no /dev/full here: nothing to test");
-            return;
-        };
-        let encoder = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL).unwrap();
-        let mut w = Writer::new(encoder);
-        let records = sample();
-        let mut failed = None;
-        for r in records.iter().cycle().take(10_000) {
-            if let Err(e) = w.write(r) {
-                failed = Some(e);
-                break;
-            }
-        }
-        let failed = match failed {
-            Some(e) => e,
-            None => w.flush().expect_err("a flush to /dev/full fails"),
-        };
-        assert_eq!(failed.raw_os_error(), Some(28), "ENOSPC: {failed}");
-    }
-
-    #[test]
-    fn the_end_of_a_cut_history_is_its_last_complete_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE);
-        let mut w = FileWriter::create(&path).unwrap();
-        for r in sample() {
-            w.write(&r).unwrap();
-        }
-        w.flush().unwrap();
-        let flushed = std::fs::metadata(&path).unwrap().len();
-        drop(w);
-        let end = end_of(&path).unwrap();
-        assert_eq!(
-            end,
-            End {
-                lines: 2,
-                bytes: flushed
-            }
-        );
-        assert_eq!(end.to_string(), format!("after line 2 (byte {flushed})"));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::run::assert_valid_report;
 
-const GRACE_S: u64 = 2;
-const BUDGET_S: u64 = 10;
+pub(super) const GRACE_S: u64 = 2;
+pub(super) const BUDGET_S: u64 = 10;
 /// Runs at once: the machine has two cores, shared.
 const BATCH: usize = 2;
 /// How long a run may take to reach its load phase (its history file).
@@ -56,7 +56,7 @@ fn spawn(scenario: &Path, out: &Path) -> Child {
 }
 
 /// The run folder once its history exists; `None` if the run ended or never got there.
-fn wait_for_history(child: &mut Child, out: &Path) -> Option<PathBuf> {
+pub(super) fn wait_for_history(child: &mut Child, out: &Path) -> Option<PathBuf> {
     let until = Instant::now() + Duration::from_secs(START_S);
     while Instant::now() < until && child.try_wait().unwrap().is_none() {
         let found = std::fs::read_dir(out)
@@ -74,7 +74,7 @@ fn wait_for_history(child: &mut Child, out: &Path) -> Option<PathBuf> {
 }
 
 /// Waits at most `bound` for the exit; kills a run still going then.
-fn wait_bounded(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
+pub(super) fn wait_bounded(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
     let until = Instant::now() + bound;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
