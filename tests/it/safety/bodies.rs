@@ -101,3 +101,45 @@ async fn without_the_flag_no_body_is_stored() {
     let summary = std::fs::read_to_string(outcome.dir.join("summary.md")).unwrap();
     assert!(!summary.contains("bodies were stored"));
 }
+
+/// Through the binary: the flag is taken, and the terminal summary opens with the warning.
+#[test]
+fn the_flag_through_the_binary_warns_first_on_the_terminal() {
+    let out = tempfile::tempdir().unwrap();
+    let done = std::process::Command::new(env!("CARGO_BIN_EXE_fhirsurge"))
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--duration",
+            "1s",
+            "--users",
+            "1",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .arg("--store-bodies")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(matches!(done.status.code(), Some(0 | 1)), "{stderr}");
+    // goose's own launch lines come first on stdout; the summary begins with the warning.
+    let lines_out: Vec<&str> = stdout.lines().collect();
+    let top = lines_out
+        .iter()
+        .position(|l| l.starts_with("fhirsurge ") && l.contains(" · scenario "))
+        .unwrap_or_else(|| panic!("no summary: {stdout}"));
+    assert!(top > 0, "{stdout}");
+    assert_eq!(
+        lines_out[top - 1],
+        fhirsurge::report::BODIES_WARNING,
+        "{stdout}"
+    );
+    let run_dir = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    assert!(!lines(&run_dir.join(bodies::FILE)).is_empty());
+}
