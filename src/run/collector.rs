@@ -190,6 +190,9 @@ pub async fn collect(
     {
         c.failed(history::bodies::FILE, e);
     }
+    if let Some(cut) = &mut c.cut {
+        cut.end = end_of(c.path.clone()).await;
+    }
     let Collector {
         cut,
         metrics,
@@ -217,6 +220,26 @@ pub async fn collect(
         retries,
         cut,
     })
+}
+
+/// Where the history at `path` ends, read on a blocking thread; `None` (said in the log)
+/// when it cannot be read back.
+async fn end_of(path: PathBuf) -> Option<history::End> {
+    let read = tokio::task::spawn_blocking(move || history::end_of(&path)).await;
+    match read {
+        Ok(Ok(end)) => {
+            tracing::error!("the history ends {end}");
+            Some(end)
+        }
+        Ok(Err(e)) => {
+            tracing::error!("the history cannot be read back: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("the history cannot be read back: {e}");
+            None
+        }
+    }
 }
 
 /// Whether an operation label names a create (single or conditional): an acknowledged
@@ -308,27 +331,19 @@ impl Collector {
         }
     }
 
-    /// A history write failed: the writer is dropped (nothing more is written), the
-    /// history is read back to say where it ends, and the run is halted.
+    /// A history write failed: the writers are dropped (nothing more is written) and the
+    /// run is halted.
     fn failed(&mut self, file: &str, error: std::io::Error) {
         drop(self.writer.take());
         drop(self.bodies.take());
         if self.cut.is_some() {
             return; // the first failure said where the history ends
         }
-        let end = match history::end_of(&self.path) {
-            Ok(end) => Some(end),
-            Err(e) => {
-                tracing::error!("the history cannot be read back: {e}");
-                None
-            }
-        };
         let error = format!("{file}: {error}");
-        match end {
-            Some(end) => tracing::error!("{error}; the history ends {end}; stopping the run"),
-            None => tracing::error!("{error}; stopping the run"),
-        }
-        self.cut = Some(Cut { error, end });
+        tracing::error!("{error}; stopping the run");
+        // Where the history ends is read once the collector is done (off the runtime's
+        // threads: a long history takes a while to decompress).
+        self.cut = Some(Cut { error, end: None });
         self.stop.halt(DISK_FULL);
     }
 
