@@ -176,6 +176,8 @@ fn fhirsurge_client(base: &str, id: &str, users: usize, secs: u64) -> Measured {
             start,
             wall_start: std::time::SystemTime::now(),
             growth_window: Duration::from_secs(1),
+            stop: fhirsurge::run::Interrupt::new(),
+            bodies: false,
         };
         let collector = tokio::spawn(collector::collect(rx, sinks, Live::default()));
         let settings = Settings {

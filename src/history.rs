@@ -7,9 +7,11 @@
 //! checker is a pure function of these records. Uses `vocab` (interaction kinds and
 //! outcomes) and no other module of the crate.
 //!
-//! No response body is stored: what the checker needs of a resource is its
-//! [`Content`] digest (whole, and per top-level element), which tells *that* and *where*
-//! two versions differ without keeping the clinical text.
+//! No response body is stored in the history: what the checker needs of a resource is
+//! its [`Content`] digest (whole, and per top-level element), which tells *that* and
+//! *where* two versions differ without keeping the clinical text. Only when asked
+//! (`run --store-bodies`) are bodies written, redacted, to a file of their own
+//! ([`bodies`]).
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +19,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod bodies;
 mod content;
+mod end;
 mod seen;
 pub use crate::vocab::interaction::{ErrorClass, Interaction, Outcome, Phase};
 pub use crate::vocab::notification::{
@@ -25,6 +29,7 @@ pub use crate::vocab::notification::{
     SubscriptionState,
 };
 pub use content::{Content, ElementDiff, SERVER_OWNED};
+pub use end::{End, end_of};
 pub use seen::{harness_identifiers, seen};
 
 /// One line of the history.

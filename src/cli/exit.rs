@@ -103,7 +103,12 @@ pub fn code(ending: &Ending) -> u8 {
         Ending::Failure(
             Failure::CannotExecute(_)
             | Failure::Render(_)
-            | Failure::Run(run::Error::Unreachable { .. } | run::Error::Io(_) | run::Error::Load(_))
+            | Failure::Run(
+                run::Error::Unreachable { .. }
+                | run::Error::Io(_)
+                | run::Error::Output { .. }
+                | run::Error::Load(_),
+            )
             | Failure::Merge(
                 merge::Error::Io(_)
                 | merge::Error::History(_)

@@ -16,6 +16,7 @@ use crate::report::{self, Margins, Report};
 use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
+mod check;
 pub mod exit;
 mod flags;
 mod limits;
@@ -80,9 +81,14 @@ enum Command {
         /// back is unchecked, never lost.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         readback_budget: Duration,
-        /// A run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM) instead of 1.
+        /// A run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM) instead of 1 (a
+        /// run stopped by a full disk still exits 1).
         #[arg(long)]
         interrupt_exit: bool,
+        /// Also write every answer's body (credentials redacted) to bodies.jsonl.zst in
+        /// the run directory. Bodies may contain PHI: every output then says so at its top.
+        #[arg(long)]
+        store_bodies: bool,
         #[command(flatten)]
         scale: scale::ShardArgs,
     },
@@ -241,9 +247,15 @@ pub fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime
-            .block_on(dispatch(cli.command))
-            .unwrap_or_else(Ending::Failure),
+        Ok(runtime) => {
+            {
+                let _entered = runtime.enter();
+                signal::survive_file_size_limit();
+            }
+            runtime
+                .block_on(dispatch(cli.command))
+                .unwrap_or_else(Ending::Failure)
+        }
         Err(e) => Failure::CannotExecute(format!("cannot start the runtime: {e}")).into(),
     };
     if let Ending::Failure(failure) = &ending {
@@ -274,6 +286,7 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
             grace,
             readback_budget,
             interrupt_exit,
+            store_bodies,
             scale,
         } => {
             let mut s = Scenario::load(&scenario)?;
@@ -309,7 +322,10 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
                     readback_budget,
                 },
             };
-            let options = run::Options { out };
+            let mut options = run::Options::new(out);
+            if store_bodies {
+                options.bodies = run::Bodies::Store;
+            }
             if part.shard.is_some() {
                 return scale::run_shard(&s, options, control, &part).await;
             }
@@ -366,7 +382,7 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
             profile_overlay,
         } => {
             let profile = optional_profile(profile, profile_overlay.as_deref())?;
-            offline_check(&history, profile.as_ref())
+            check::offline(&history, profile.as_ref())
         }
         Command::Compare {
             baseline,
@@ -494,7 +510,8 @@ fn conclude(
             "error: partial report: {}",
             outcome.report.partial_reason.as_deref().unwrap_or_default()
         );
-        return Ok(if interrupt_exit {
+        // A plain interrupt exit is for a signal; a run stopped by a full disk is partial.
+        return Ok(if interrupt_exit && signal::is_signal(&stop.signal) {
             Ending::Signalled(stop.signal.clone())
         } else {
             Ending::Partial
@@ -528,56 +545,4 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
                 .map_err(bad_input)
         })
         .collect()
-}
-
-fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<Ending, Failure> {
-    let path = &run::recheck::history_in(path);
-    let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
-    match source {
-        run::recheck::Source::Profile(name) => eprintln!("judged with profile `{name}`"),
-        run::recheck::Source::File(file) => eprintln!("judged as the run was ({})", file.display()),
-        run::recheck::Source::Default => eprintln!(
-            "no {} beside the history and no --profile: no transformation is expected",
-            run::recheck::OPTIONS_FILE
-        ),
-    }
-    let (mut outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
-    // The leak check needs only the history; the audit reconciliation needs the target's
-    // trail and the scope probe the target itself: neither is re-run here.
-    let (leaks, leak_stats) = run::access::leaks(path).map_err(bad_input)?;
-    run::access::add(&mut outcome.findings, &mut outcome.counts, leaks);
-    eprintln!(
-        "scope_leak re-run over the history ({} patient-scoped searches); audit reconciliation and the scope probe were not re-run (they need the target)",
-        leak_stats.searches_checked
-    );
-    match &end.cut {
-        Some(cut) => eprintln!(
-            "{}: the history ends at line {} (the last complete one); cut off after it: {cut}",
-            path.display(),
-            end.lines
-        ),
-        None => eprintln!("{}: {} lines, complete", path.display(), end.lines),
-    }
-    let json = serde_json::to_string_pretty(&serde_json::json!({
-        "history_end": end,
-        "findings": outcome.findings,
-        "finding_counts": outcome.counts,
-        "visibility_lag": outcome.visibility_lag,
-        "checked": outcome.stats,
-        "access": {
-            "scope_leak": leak_stats,
-            "not_rerun": {
-                "audit_gap": "audit reconciliation needs the target's audit trail; not re-run offline",
-                "audit_mismatch": "audit reconciliation needs the target's audit trail; not re-run offline",
-                "scope_not_enforced": "the scope probe needs the target; not re-run offline",
-            },
-        },
-    }))
-    .map_err(bad_input)?;
-    println!("{json}");
-    Ok(if outcome.findings.is_empty() {
-        Ending::Passed
-    } else {
-        Ending::Failed
-    })
 }

@@ -39,3 +39,28 @@ fn announce(n: u32, grace: Duration, budget: Duration) {
         eprintln!("\nskipping the read-back: writing the report of the load phase now");
     }
 }
+
+/// Whether a run's stop came from a signal (`SIGINT`, `SIGTERM`) rather than from the run
+/// itself (the disk filled).
+pub fn is_signal(stop: &str) -> bool {
+    matches!(stop, "SIGINT" | "SIGTERM")
+}
+
+/// SIGXFSZ, on Linux.
+const SIGXFSZ: i32 = 25;
+
+/// Catches SIGXFSZ (a file outgrew `ulimit -f`), which would otherwise kill the process
+/// without a word: the write then fails with `EFBIG`, and the run stops as on a full
+/// disk, with a partial report or a message saying where the history ends. Needs the
+/// runtime entered.
+pub fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::from_raw(SIGXFSZ)) {
+        // The handler stays installed for the life of the process; the stream is drained
+        // so deliveries do not pile up.
+        Ok(mut s) => {
+            tokio::spawn(async move { while s.recv().await.is_some() {} });
+        }
+        Err(e) => tracing::warn!("cannot catch SIGXFSZ: {e}"),
+    }
+}

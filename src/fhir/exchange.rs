@@ -92,6 +92,13 @@ impl Client {
         self.complete(ctx, req, &mut reply, latency_us, detail)
             .await;
         unanswered.armed = false;
+        if let Some(raw) = reply.raw.take() {
+            let at = (req.method.as_str(), req.url.as_str());
+            self.inner
+                .recorder
+                .body(index, at, reply.status, &raw)
+                .await;
+        }
         self.complete_entries(ctx, req, &entries, &mut reply).await;
         (reply, generation)
     }
@@ -191,7 +198,12 @@ impl Client {
         };
         let mut reply = read_head(op, status, &head);
         match response::read_capped(resp, self.inner.max_body).await {
-            Ok(bytes) => read_body(op, &self.inner.settings.harness_prefix, &bytes, &mut reply),
+            Ok(bytes) => {
+                read_body(op, &self.inner.settings.harness_prefix, &bytes, &mut reply);
+                if self.inner.recorder.stores_bodies() {
+                    reply.raw = Some(bytes);
+                }
+            }
             Err(broken) => {
                 let (class, why) = broken.describe(self.inner.max_body);
                 body_broken(op, &mut reply, class, &why);

@@ -167,6 +167,9 @@ pub struct Reply {
     pub note: Option<String>,
     /// For a transaction: what became of each entry, in order.
     pub entries: Vec<EntryReply>,
+    /// The body as received, kept only while bodies are stored (`--store-bodies`) and
+    /// until it is handed to the recorder.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Reply {

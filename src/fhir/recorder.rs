@@ -28,6 +28,8 @@ pub enum Note {
     Flush(tokio::sync::oneshot::Sender<()>),
     /// Flush and stop collecting.
     Finish,
+    /// A stored answer's line for the bodies file (`--store-bodies`), redacted.
+    Body(Vec<u8>),
 }
 
 impl Note {
@@ -117,6 +119,8 @@ pub struct Recorder {
     tx: mpsc::Sender<Note>,
     next: Arc<AtomicU64>,
     start: Instant,
+    /// Whether answers' bodies are handed over too (`--store-bodies`).
+    bodies: bool,
 }
 
 impl Recorder {
@@ -127,8 +131,35 @@ impl Recorder {
             tx,
             next: Arc::new(AtomicU64::new(0)),
             start,
+            bodies: false,
         };
         (recorder, rx)
+    }
+
+    /// This recorder (and its clones made after) also hands answers' bodies over.
+    pub fn storing_bodies(mut self) -> Self {
+        self.bodies = true;
+        self
+    }
+
+    /// Whether answers' bodies are handed over.
+    pub fn stores_bodies(&self) -> bool {
+        self.bodies
+    }
+
+    /// Hands the answer to invocation `invoke` over for the bodies file, redacted; does
+    /// nothing unless bodies are stored.
+    pub async fn body(
+        &self,
+        invoke: u64,
+        (method, url): (&str, &str),
+        status: Option<u16>,
+        body: &[u8],
+    ) {
+        if self.bodies {
+            let line = crate::history::bodies::line(invoke, method, url, status, body);
+            self.send(Note::Body(line)).await;
+        }
     }
 
     /// The run clock's start.

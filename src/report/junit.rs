@@ -51,6 +51,9 @@ pub fn render(r: &Report) -> String {
     let tests: usize = suites.iter().map(|(_, c)| c.len()).sum();
     let failures: usize = suites.iter().map(|(_, c)| failed(c)).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    if r.bodies_stored {
+        let _ = writeln!(out, "<!-- {} -->", super::BODIES_WARNING);
+    }
     let _ = writeln!(
         out,
         r#"<testsuites name="fhirsurge {}" tests="{tests}" failures="{failures}" errors="0" skipped="{}" time="{:.3}">"#,

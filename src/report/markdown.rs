@@ -78,6 +78,9 @@ fn mark(v: Verdict) -> &'static str {
 /// The whole comment.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    if r.bodies_stored {
+        let _ = writeln!(out, "> ⚠️ **{}**\n", super::BODIES_WARNING);
+    }
     verdict(&mut out, r);
     scorecard(&mut out, r);
     failed_slos(&mut out, r);

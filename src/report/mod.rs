@@ -36,6 +36,22 @@ pub const RENDERED: [&str; 3] = ["report.html", "junit.xml", "summary.md"];
 
 pub const SCHEMA: &str = "fhirsurge.report/1";
 
+/// Writes `bytes` to `path` whole or not at all (a full disk leaves no truncated
+/// report): into a temporary file beside it, then renamed over it.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// What every rendering says first when the run stored answers' bodies.
+pub const BODIES_WARNING: &str = "WARNING: response bodies were stored (bodies.jsonl.zst in the run directory, credentials redacted) and may contain PHI: handle this run directory as patient data.";
+
 /// The canonical report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -75,6 +91,10 @@ pub struct Report {
     /// How a stopped run was wound down (absent when it ran its course).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,
+    /// Whether answers' bodies were written to `bodies.jsonl.zst` (`--store-bodies`):
+    /// they may hold PHI, and every rendering says so at its top.
+    #[serde(default)]
+    pub bodies_stored: bool,
     /// Audit trail, leak and scope checks (absent from reports of older versions).
     #[serde(default)]
     pub access: access::Access,
@@ -87,7 +107,7 @@ pub struct Report {
     pub growth: Option<growth::Growth>,
 }
 
-/// How a run stopped by a signal was wound down.
+/// How a run stopped by a signal (or by a failed history write) was wound down.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stop {
     /// What asked (`SIGINT`, `SIGTERM`).
@@ -99,6 +119,31 @@ pub struct Stop {
     /// The read-back's budget after the stop, in seconds.
     pub readback_budget_s: f64,
     pub readback: ReadbackEnd,
+    /// When the stop came from a failed history write (the disk filled): the error and
+    /// where the history on disk ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_end: Option<HistoryEnd>,
+}
+
+/// Where the history of a run stopped by a failed write ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEnd {
+    /// The write error.
+    pub error: String,
+    /// Complete lines on disk (what `fhirsurge check` reads), when it could be read back.
+    pub lines: Option<u64>,
+    /// The file's size in bytes, when it could be read back.
+    pub bytes: Option<u64>,
+}
+
+impl HistoryEnd {
+    /// `after line N (byte M)`, or that it could not be read back.
+    pub fn position(&self) -> String {
+        match (self.lines, self.bytes) {
+            (Some(l), Some(b)) => format!("after line {l} (byte {b})"),
+            _ => "at an unknown point (it could not be read back)".to_owned(),
+        }
+    }
 }
 
 /// How far the read-back of a stopped run went.
@@ -286,7 +331,7 @@ impl Report {
             source,
         };
         let text = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
-        std::fs::write(&path, &text).map_err(err)?;
+        write_whole(&path, &text).map_err(err)?;
         serde_json::from_slice(&text).map_err(|e| err(e.into()))
     }
 
@@ -305,7 +350,7 @@ impl Report {
         ];
         for (name, text) in RENDERED.iter().zip(texts) {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|source| WriteError {
+            write_whole(&path, text.as_bytes()).map_err(|source| WriteError {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -341,6 +386,9 @@ impl Report {
     /// The short table for the terminal.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        if self.bodies_stored {
+            let _ = writeln!(out, "{BODIES_WARNING}");
+        }
         let r = &self.run;
         let _ = writeln!(
             out,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::Interrupt;
 use super::hlog::Hlogs;
 use crate::fhir::Note;
 use crate::fhir::recorder::{Kind, Line};
@@ -66,6 +67,17 @@ pub struct Collected {
     pub growth_window: Duration,
     /// Resources the harness counted as held at the end (acknowledged creates).
     pub resources: u64,
+    /// When writing the history failed (the disk filled): why, and where it ends.
+    pub cut: Option<Cut>,
+}
+
+/// A history whose writing failed: the run stopped, and the file ends here.
+#[derive(Clone, Debug)]
+pub struct Cut {
+    /// The write error (`No space left on device`, `File too large`).
+    pub error: String,
+    /// Where the history on disk ends; `None` when it could not be read back.
+    pub end: Option<history::End>,
 }
 
 /// Where the collector writes and how its clock runs.
@@ -77,12 +89,22 @@ pub struct Sinks {
     pub wall_start: SystemTime,
     /// The length of a growth window.
     pub growth_window: Duration,
+    /// Halted when the history cannot be written: load that is not recorded proves
+    /// nothing.
+    pub stop: Interrupt,
+    /// Whether answers' bodies are written too (`bodies.jsonl.zst`, `--store-bodies`).
+    pub bodies: bool,
 }
 
 /// The collector's state.
 struct Collector {
-    writer: history::FileWriter,
+    /// `None` once a write failed: the rest is not recorded.
+    writer: Option<history::FileWriter>,
     path: PathBuf,
+    /// The bodies file, when bodies are stored (and until a write fails).
+    bodies: Option<history::FileWriter>,
+    cut: Option<Cut>,
+    stop: Interrupt,
     hlogs: Hlogs,
     metrics: Metrics,
     readback: Metrics,
@@ -105,8 +127,16 @@ pub async fn collect(
 ) -> Result<Collected, history::Error> {
     let path = sinks.dir.join(history::FILE);
     let mut c = Collector {
-        writer: history::FileWriter::create(&path)?,
+        writer: Some(history::FileWriter::create(&path)?),
+        bodies: match sinks.bodies {
+            true => Some(history::FileWriter::create(
+                &sinks.dir.join(history::bodies::FILE),
+            )?),
+            false => None,
+        },
         path,
+        cut: None,
+        stop: sinks.stop.clone(),
         hlogs: Hlogs::new(&sinks.dir, sinks.wall_start),
         metrics: Metrics::new(),
         readback: Metrics::new(),
@@ -132,9 +162,9 @@ pub async fn collect(
                     if matches!(note, Note::Finish) {
                         break 'collect;
                     }
-                    c.take(note)?;
+                    c.take(note);
                 }
-                c.idle(rx.is_empty())?;
+                c.idle(rx.is_empty());
                 if n < BATCH {
                     // Let notes gather instead of waking once per request; nothing is
                     // waiting on the collector but a flush, and it waits this long at most.
@@ -143,16 +173,28 @@ pub async fn collect(
             }
             _ = tick.tick() => {
                 c.roll(sinks.start.elapsed());
-                c.flush()?;
+                c.flush();
             }
         }
     }
     c.roll(sinks.start.elapsed());
-    c.flush()?;
+    c.flush();
     c.log_readback(&sinks);
+    if let Some(writer) = c.writer.take()
+        && let Err(e) = writer.finish()
+    {
+        c.failed(FILE_HISTORY, e);
+    }
+    if let Some(bodies) = c.bodies.take()
+        && let Err(e) = bodies.finish()
+    {
+        c.failed(history::bodies::FILE, e);
+    }
+    if let Some(cut) = &mut c.cut {
+        cut.end = end_of(c.path.clone()).await;
+    }
     let Collector {
-        writer,
-        path,
+        cut,
         metrics,
         readback,
         encounters,
@@ -163,9 +205,6 @@ pub async fn collect(
         retries,
         ..
     } = c;
-    writer
-        .finish()
-        .map_err(|source| history::Error::Io { path, source })?;
     let growth_window = growth.window();
     let resources = growth.resources();
     Ok(Collected {
@@ -179,7 +218,28 @@ pub async fn collect(
         probes,
         records,
         retries,
+        cut,
     })
+}
+
+/// Where the history at `path` ends, read on a blocking thread; `None` (said in the log)
+/// when it cannot be read back.
+async fn end_of(path: PathBuf) -> Option<history::End> {
+    let read = tokio::task::spawn_blocking(move || history::end_of(&path)).await;
+    match read {
+        Ok(Ok(end)) => {
+            tracing::error!("the history ends {end}");
+            Some(end)
+        }
+        Ok(Err(e)) => {
+            tracing::error!("the history cannot be read back: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("the history cannot be read back: {e}");
+            None
+        }
+    }
 }
 
 /// Whether an operation label names a create (single or conditional): an acknowledged
@@ -207,11 +267,11 @@ const COALESCE: Duration = Duration::from_millis(2);
 const IDLE_FLUSH: Duration = Duration::from_millis(50);
 
 impl Collector {
-    fn take(&mut self, note: Note) -> Result<(), history::Error> {
+    fn take(&mut self, note: Note) {
         match note {
-            Note::Line(line) => self.line(&line)?,
+            Note::Line(line) => self.line(&line),
             Note::Done(line, sample) => {
-                self.line(&line)?;
+                self.line(&line);
                 match sample.phase {
                     Phase::Readback | Phase::Audit | Phase::ScopeProbe => {
                         self.readback.record(&sample)
@@ -235,33 +295,56 @@ impl Collector {
                 }
             }
             Note::Flush(done) => {
-                self.flush()?;
+                self.flush();
                 let _ = done.send(());
             }
+            Note::Body(line) => self.body(&line),
             Note::Finish => {}
         }
-        Ok(())
     }
 
-    fn line(&mut self, line: &Line) -> Result<(), history::Error> {
+    fn line(&mut self, line: &Line) {
         match line.kind {
             Kind::Completion(outcome) => self.live.add(outcome),
             Kind::Invoke { load_retry: true } => self.retries += 1,
             _ => {}
         }
-        self.writer
-            .write_line(&line.bytes)
-            .map_err(|e| self.io(e))?;
-        self.records += 1;
-        Ok(())
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
+        match writer.write_line(&line.bytes) {
+            Ok(()) => self.records += 1,
+            Err(e) => self.failed(FILE_HISTORY, e),
+        }
+    }
+
+    fn body(&mut self, line: &[u8]) {
+        if let Some(Err(e)) = self.bodies.as_mut().map(|w| w.write_line(line)) {
+            self.failed(history::bodies::FILE, e);
+        }
     }
 
     /// Flushes when the channel has run dry and the last flush is old enough.
-    fn idle(&mut self, dry: bool) -> Result<(), history::Error> {
+    fn idle(&mut self, dry: bool) {
         if dry && self.flushed.elapsed() >= IDLE_FLUSH {
-            self.flush()?;
+            self.flush();
         }
-        Ok(())
+    }
+
+    /// A history write failed: the writers are dropped (nothing more is written) and the
+    /// run is halted.
+    fn failed(&mut self, file: &str, error: std::io::Error) {
+        drop(self.writer.take());
+        drop(self.bodies.take());
+        if self.cut.is_some() {
+            return; // the first failure said where the history ends
+        }
+        let error = format!("{file}: {error}");
+        tracing::error!("{error}; stopping the run");
+        // Where the history ends is read once the collector is done (off the runtime's
+        // threads: a long history takes a while to decompress).
+        self.cut = Some(Cut { error, end: None });
+        self.stop.halt(DISK_FULL);
     }
 
     /// Closes the latency interval; a failing interval log costs the log, not the run.
@@ -287,18 +370,21 @@ impl Collector {
         }
     }
 
-    fn flush(&mut self) -> Result<(), history::Error> {
+    fn flush(&mut self) {
         if let Err(e) = self.hlogs.flush() {
             tracing::warn!("interval log: {e}");
         }
         self.flushed = Instant::now();
-        self.writer.flush().map_err(|e| self.io(e))
-    }
-
-    fn io(&self, source: std::io::Error) -> history::Error {
-        history::Error::Io {
-            path: self.path.clone(),
-            source,
+        if let Some(Err(e)) = self.writer.as_mut().map(history::Writer::flush) {
+            self.failed(FILE_HISTORY, e);
+        }
+        if let Some(Err(e)) = self.bodies.as_mut().map(history::Writer::flush) {
+            self.failed(history::bodies::FILE, e);
         }
     }
 }
+
+const FILE_HISTORY: &str = history::FILE;
+
+/// What a run stopped because its history could not be written was stopped by.
+pub const DISK_FULL: &str = "disk full";

@@ -50,6 +50,25 @@ impl Interrupt {
         n
     }
 
+    /// A stop that is not a signal (the disk filled): the run winds down as after a
+    /// second request, at once, skipping the read-back. `reason` names it unless a
+    /// signal asked first.
+    pub fn halt(&self, reason: &str) {
+        self.inner.requests.fetch_add(2, Ordering::SeqCst);
+        {
+            let mut first = self
+                .inner
+                .reason
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if first.is_none() {
+                *first = Some(reason.to_owned());
+            }
+        }
+        self.inner.stop.cancel();
+        self.inner.abort.cancel();
+    }
+
     /// Whether a stop was requested.
     pub fn is_stopped(&self) -> bool {
         self.inner.stop.is_cancelled()
@@ -128,6 +147,18 @@ mod tests {
         assert_eq!(i.request("SIGINT"), 2);
         assert!(i.is_aborted());
         assert_eq!(i.reason().as_deref(), Some("SIGTERM"));
+    }
+
+    #[test]
+    fn a_halt_stops_and_aborts_at_once_and_keeps_a_signal_that_came_first() {
+        let i = Interrupt::new();
+        i.halt("disk full");
+        assert!(i.is_stopped() && i.is_aborted());
+        assert_eq!(i.reason().as_deref(), Some("disk full"));
+        let j = Interrupt::new();
+        j.request("SIGINT");
+        j.halt("disk full");
+        assert_eq!(j.reason().as_deref(), Some("SIGINT"));
     }
 
     /// Work that would never end, bounded: it must be cut off.

@@ -4,6 +4,8 @@
 //! that knows all the others (besides `cli`).
 
 pub mod access;
+mod assemble;
+mod bounded;
 pub mod collector;
 mod hlog;
 pub mod interrupt;
@@ -27,7 +29,6 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::check;
 use crate::fault::Ledger;
 use crate::fhir::{Client, Recorder, auth};
 use crate::history;
@@ -46,6 +47,29 @@ pub use crate::HARNESS_PREFIX;
 pub struct Options {
     /// Folder under which the run directory is created.
     pub out: PathBuf,
+    /// Whether answers' bodies are kept (`--store-bodies`).
+    pub bodies: Bodies,
+}
+
+impl Options {
+    /// Runs under `out`, storing no body.
+    pub fn new(out: PathBuf) -> Self {
+        Self {
+            out,
+            bodies: Bodies::Discard,
+        }
+    }
+}
+
+/// What becomes of the answers' bodies. They may hold PHI: none is stored unless asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bodies {
+    /// Read, judged, and dropped (the history keeps digests only).
+    #[default]
+    Discard,
+    /// Also written, credentials redacted, to `bodies.jsonl.zst` in the run directory;
+    /// every output then says so at its top.
+    Store,
 }
 
 /// How a run can be stopped early, and how it then winds down.
@@ -65,6 +89,17 @@ pub enum Error {
     Unreachable { url: String, reason: String },
     #[error("{0}")]
     Io(String),
+    /// A run output (the report, the ledger) could not be written: the disk is full.
+    #[error(
+        "{what} could not be written ({error}); the history ends {end}: `fhirsurge check {}` reads it up to there",
+        history.display()
+    )]
+    Output {
+        what: String,
+        error: String,
+        end: String,
+        history: PathBuf,
+    },
     /// The load generator stopped before any encounter began.
     #[error("the load phase could not start: {0}")]
     Load(String),
@@ -101,30 +136,6 @@ impl Outcome {
     }
 }
 
-/// What the load phase left behind, for the report.
-struct Phases {
-    run_id: String,
-    namespace: String,
-    started_at: chrono::DateTime<chrono::Utc>,
-    load_s: f64,
-    encounters: u64,
-    peak_concurrency: u64,
-    abandoned: u64,
-    skipped: u64,
-    cut_off: u64,
-    interrupted: bool,
-    /// How a stopped run was wound down.
-    stop: Option<report::Stop>,
-    /// How the EHR's dialect was spoken.
-    mapping: report::Mapping,
-    /// The open model's schedule as it went.
-    open: Option<load::Opened>,
-    /// The races, when the workflow has them.
-    races: Option<report::workload::Races>,
-    /// What the visibility prober did.
-    probes: visibility::Tally,
-}
-
 /// Executes the scenario; nothing stops it early.
 pub async fn execute(scenario: &Scenario, options: &Options) -> Result<Outcome, Error> {
     execute_with(
@@ -159,6 +170,10 @@ pub async fn execute_with(
     stack.probe(scenario.timeout, &scenario.tls).await?;
 
     let (recorder, rx) = Recorder::new(start, 1 << 16);
+    let recorder = match options.bodies {
+        Bodies::Store => recorder.storing_bodies(),
+        Bodies::Discard => recorder,
+    };
     let client = authenticated_client(&stack, scenario, &profile, &recorder).await?;
 
     let dir = options.out.join(part.dir_name(&run_id));
@@ -171,8 +186,10 @@ pub async fn execute_with(
         start,
         wall_start,
         growth_window: scenario.growth.window_for(scenario.load.duration()),
+        stop: control.interrupt.clone(),
+        bodies: options.bodies == Bodies::Store,
     };
-    let collector = tokio::spawn(collect_or_stop(
+    let collector = tokio::spawn(bounded::collect_or_stop(
         collector::collect(rx, sinks, live.clone()),
         control.interrupt.clone(),
     ));
@@ -226,7 +243,7 @@ pub async fn execute_with(
     });
     let start_late_ms = part.wait_start().await;
     let load_start = Instant::now();
-    let stop_at = stop_clock(&control.interrupt, load_start);
+    let stop_at = bounded::stop_clock(&control.interrupt, load_start);
     let limits = load::Limits {
         max_encounters: scenario.max_encounters,
         interrupt: control.interrupt.clone(),
@@ -251,7 +268,7 @@ pub async fn execute_with(
     }
     // The scope probe runs while the faults are still on: the mock's `scope_bypass` is
     // ground truth only while it can fire.
-    let probed = probe_scopes(
+    let probed = bounded::probe_scopes(
         scope::Setup {
             scenario,
             profile: &profile,
@@ -280,7 +297,7 @@ pub async fn execute_with(
     }
     if let Some(s) = &subs {
         let settled = scenario.readback.settle;
-        s.finish(&client, &recorder, settled, driven.interrupted)
+        s.finish(&client, &recorder, settled, &control.interrupt)
             .await;
     }
 
@@ -288,22 +305,17 @@ pub async fn execute_with(
     recorder.flush().await;
     let first = flow.processes.load(Ordering::Relaxed) + 1;
     let ended =
-        read_back_bounded(&client, scenario, &history_path, first, &mapper, control).await?;
-    // The audit reconciliation needs the trail as the server has it by now; after a stop
-    // request it is not fetched (the report says not measured).
-    let trail = if control.interrupt.is_stopped() {
-        access::Trail::Unreadable("the run was stopped before the audit trail was fetched".into())
-    } else {
-        if scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none() {
-            let catch_up = tokio::time::sleep(access::catch_up(scenario));
-            let _ = control
-                .interrupt
-                .bounded(std::time::Duration::ZERO, catch_up)
-                .await;
-        }
-        let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
-        access::fetch(&client, audit_process, started_at, scenario, &profile).await
-    };
+        bounded::read_back(&client, scenario, &history_path, first, &mapper, control).await?;
+    // The audit reconciliation needs the trail as the server has it by now.
+    let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
+    let trail = bounded::audit_trail(
+        &client,
+        (audit_process, started_at),
+        scenario,
+        &profile,
+        &control.interrupt,
+    )
+    .await;
     recorder.finish().await;
     let collected = collector
         .await
@@ -315,7 +327,7 @@ pub async fn execute_with(
             ))
         })?;
 
-    let phases = Phases {
+    let phases = assemble::Phases {
         run_id,
         namespace,
         started_at,
@@ -332,16 +344,26 @@ pub async fn execute_with(
             grace_s: control.bounds.grace.as_secs_f64(),
             readback_budget_s: control.bounds.readback_budget.as_secs_f64(),
             readback: ended,
+            history_end: collected.cut.as_ref().map(|c| report::HistoryEnd {
+                error: c.error.clone(),
+                lines: c.end.map(|e| e.lines),
+                bytes: c.end.map(|e| e.bytes),
+            }),
         }),
         mapping: mapper.report(),
         open: driven.open,
-        races: races(scenario, &flow.races),
+        races: assemble::races(scenario, &flow.races),
         probes,
+        bodies_stored: options.bodies == Bodies::Store,
+    };
+    let cut = collected.cut.clone();
+    let output_failed = |what: &str, e: &dyn std::fmt::Display| {
+        bounded::output_failed(what, e, &history_path, cut.as_ref())
     };
     stack
         .write_ledger(&dir)
-        .map_err(|e| Error::Io(e.to_string()))?;
-    let report = assemble(
+        .map_err(|e| output_failed("the ledger", &e))?;
+    let report = assemble::assemble(
         scenario,
         &profile,
         &stack,
@@ -352,7 +374,7 @@ pub async fn execute_with(
     )?;
     report
         .write_all(&dir)
-        .map_err(|e| Error::Io(e.to_string()))?;
+        .map_err(|e| output_failed("the report", &e))?;
     if let Some(s) = &part.shard {
         let record = shard::Record {
             run_id: report.run.id.clone(),
@@ -374,77 +396,6 @@ pub async fn execute_with(
     Ok(Outcome { dir, report })
 }
 
-/// The scope probe, over what the history says the run wrote; after a stop request it
-/// does not run.
-async fn probe_scopes(
-    mut setup: scope::Setup<'_>,
-    history_path: &std::path::Path,
-    control: &Control,
-) -> scope::Probed {
-    if control.interrupt.is_stopped() {
-        return scope::not_measured("the run was stopped before the scope probe");
-    }
-    setup.recorder.flush().await;
-    match readback::targets(history_path) {
-        Ok(t) => setup.targets = t,
-        Err(e) => return scope::not_measured(format!("the history could not be read: {e}")),
-    }
-    scope::probe(setup).await
-}
-
-/// Runs the collector; if it fails (a full disk, no file descriptors), stops the run:
-/// driving load that can no longer be recorded proves nothing.
-async fn collect_or_stop(
-    collect: impl Future<Output = Result<collector::Collected, history::Error>>,
-    interrupt: Interrupt,
-) -> Result<collector::Collected, history::Error> {
-    let result = collect.await;
-    if let Err(e) = &result {
-        tracing::error!("history: {e}; stopping the run");
-        interrupt.request("history write failed");
-    }
-    result
-}
-
-/// Notes when the first stop request comes, in seconds after `load_start`.
-fn stop_clock(interrupt: &Interrupt, load_start: Instant) -> Arc<std::sync::OnceLock<f64>> {
-    let at = Arc::new(std::sync::OnceLock::new());
-    let (i, a) = (interrupt.clone(), at.clone());
-    tokio::spawn(async move {
-        i.stopped().await;
-        let _ = a.set(load_start.elapsed().as_secs_f64());
-    });
-    at
-}
-
-/// Reads back everything the history says was written; after a stop request only within
-/// the budget, and not at all after a second one. What is not read back stays unchecked.
-async fn read_back_bounded(
-    client: &Client,
-    scenario: &Scenario,
-    history_path: &std::path::Path,
-    first: u64,
-    mapper: &workflow::Mapper,
-    control: &Control,
-) -> Result<report::ReadbackEnd, Error> {
-    if control.interrupt.is_aborted() {
-        return Ok(report::ReadbackEnd::Skipped);
-    }
-    let targets = readback::targets(history_path).map_err(|e| Error::Io(e.to_string()))?;
-    let work = readback::read_back(
-        client,
-        targets,
-        scenario.readback.concurrency,
-        first,
-        mapper,
-    );
-    let budget = control.bounds.readback_budget;
-    Ok(match control.interrupt.bounded(budget, work).await {
-        Some(_) => report::ReadbackEnd::Complete,
-        None => report::ReadbackEnd::Cut,
-    })
-}
-
 /// The run's client, authenticated once: a refused client stops the run before any load
 /// and before the run folder exists (the token request waits in the recorder's channel
 /// for the collector).
@@ -460,262 +411,4 @@ async fn authenticated_client(
         .with_max_body(scenario.max_body);
     client.authenticate().await?;
     Ok(client)
-}
-
-/// Checks the history and builds the report.
-fn assemble(
-    scenario: &Scenario,
-    profile: &Profile,
-    stack: &Stack,
-    history_path: &std::path::Path,
-    collected: collector::Collected,
-    p: Phases,
-    (trail, probed): (access::Trail, scope::Probed),
-) -> Result<Report, Error> {
-    let options = recheck::options(profile);
-    if let Some(dir) = history_path.parent() {
-        // Without it, `fhirsurge check` would judge the history without the profile.
-        if let Err(e) = recheck::write_options(dir, &options) {
-            tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
-        }
-    }
-    // Judged as `fhirsurge check` judges it: an unreadable record is an error, not the
-    // silent end of the history.
-    let mut checked =
-        recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
-    let judged = access::judge(history_path, scenario, trail, probed, &checked.findings)
-        .map_err(|e| Error::Io(e.to_string()))?;
-    access::add(&mut checked.findings, &mut checked.counts, judged.findings);
-    let metrics = collected.metrics;
-    let all = metrics.total(p.load_s);
-    let counts = &checked.counts;
-    let encounters = &collected.encounters;
-    let percentile = |op: &str, q: f64| match op {
-        load::ENCOUNTER => encounters.percentile(op, q),
-        _ => metrics.percentile(op, q),
-    };
-    let findings = |k: check::Kind| counts.get(&k).copied().unwrap_or(0);
-    let mut workload = workload(
-        &collected.encounters,
-        p.open.clone(),
-        p.races.clone(),
-        &checked.counts,
-        p.load_s,
-    );
-    workload.groups = groups(scenario, &collected.groups, p.load_s);
-    workload.checks.extend(report::workload::transactions_check(
-        checked.stats.transactions,
-    ));
-    let slo = report::slo::judge(
-        &scenario.slo,
-        &report::slo::Measured {
-            percentile: &percentile,
-            interactions: all.count,
-            not_ok: all.fail + all.info,
-            throughput: all.throughput,
-            findings: &findings,
-            lag_p99_ms: checked.visibility_lag.p99_ms,
-            not_measured: &|k| {
-                access::unmeasured(&judged.access, k)
-                    .unwrap_or_else(|| report::slo::unchecked(k, &workload.checks))
-            },
-        },
-    );
-    let mut slo = slo;
-    if scenario.subscriptions.is_some() {
-        let n = checked.notifications.as_ref();
-        slo.extend(report::slo::judge_notifications(&scenario.slo, n));
-    }
-    let growth = report::growth::build(
-        collected.growth,
-        collected.growth_window.as_secs_f64(),
-        collected.resources,
-    );
-    slo.extend(report::slo::judge_growth(&scenario.slo, Some(&growth)));
-    let summary = report::Summary {
-        encounters: p.encounters,
-        peak_concurrency: p.peak_concurrency,
-        abandoned_encounters: p.abandoned,
-        cut_off_encounters: p.cut_off,
-        skipped_writes: p.skipped,
-        retries: collected.retries,
-        interactions: all.count,
-        ok: all.ok,
-        fail: all.fail,
-        info: all.info,
-        load_s: p.load_s,
-        throughput: all.throughput,
-        all,
-        readback: collected.readback.total(0.0),
-    };
-    let lag = visibility_lag(scenario, checked.visibility_lag, &collected.probes, &p);
-    let mut report = Report {
-        schema: report::SCHEMA.to_owned(),
-        run: run_info(scenario, profile, stack, &p),
-        passed: report::slo::all_passed(&slo),
-        scorecard: Vec::new(),
-        slo,
-        summary,
-        operations: metrics.summaries(p.load_s),
-        series: metrics.series().to_vec(),
-        latency_series: metrics
-            .points()
-            .map(|(op, p)| (op.to_owned(), p.to_vec()))
-            .collect(),
-        distribution: metrics.distributions(),
-        faults: stack.faults_summary(),
-        mapping: p.mapping,
-        findings: checked.findings,
-        finding_counts: checked.counts,
-        visibility_lag: lag,
-        checked: checked.stats,
-        workload,
-        partial: false,
-        partial_reason: None,
-        stop: None,
-        access: judged.access,
-        notifications: checked.notifications,
-        growth: Some(growth),
-    };
-    report.scorecard = report::scorecard::score(&report);
-    if let Some(stop) = &p.stop {
-        report.partial = true;
-        report.partial_reason = Some(partial_reason(stop, &report.checked));
-        // A partial run proves nothing about what did not run.
-        report.passed = false;
-        report.stop = Some(stop.clone());
-    }
-    Ok(report)
-}
-
-/// The workload section: whole encounters' latency, the open model's schedule, the
-/// races and which checks they let run.
-fn workload(
-    encounters: &crate::metrics::Metrics,
-    open: Option<load::Opened>,
-    races: Option<report::workload::Races>,
-    findings: &std::collections::BTreeMap<check::Kind, u64>,
-    load_s: f64,
-) -> report::Workload {
-    let races = races.map(|r| report::workload::Races {
-        lost_updates: findings.get(&check::Kind::LostUpdate).copied().unwrap_or(0),
-        ..r
-    });
-    report::Workload {
-        encounter: encounters.summaries(load_s).into_iter().next(),
-        open: open.map(|o| report::workload::OpenLoad::of(o.seconds, o.users_reached, load_s)),
-        checks: races.iter().map(report::workload::Races::check).collect(),
-        races,
-        groups: Vec::new(),
-    }
-}
-
-/// Each user group's latency and counts.
-fn groups(
-    scenario: &Scenario,
-    measured: &std::collections::BTreeMap<u16, (crate::metrics::Metrics, crate::metrics::Metrics)>,
-    load_s: f64,
-) -> Vec<report::workload::GroupLoad> {
-    let empty = (
-        crate::metrics::Metrics::new(),
-        crate::metrics::Metrics::new(),
-    );
-    scenario
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            let (ops, encounters) = measured.get(&(i as u16)).unwrap_or(&empty);
-            let mut encounter = encounters.total(load_s);
-            encounter.op = load::ENCOUNTER.to_owned();
-            report::workload::GroupLoad {
-                name: g.name.clone(),
-                weight: g.weight,
-                encounter,
-                all: ops.total(load_s),
-                operations: ops.summaries(load_s),
-            }
-        })
-        .collect()
-}
-
-/// What the races saw, when the workflow has a `contended_update` step.
-fn races(scenario: &Scenario, r: &workflow::Races) -> Option<report::workload::Races> {
-    let raced = std::iter::once(&scenario.workflow)
-        .chain(scenario.groups.iter().map(|g| &g.workflow))
-        .flatten()
-        .any(|(s, w)| *s == crate::scenario::Step::ContendedUpdate && *w > 0);
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    raced.then(|| report::workload::Races {
-        run: n(&r.run),
-        refused: n(&r.refused),
-        both_acknowledged: n(&r.both_acknowledged),
-        loser_retries: n(&r.retries),
-        loser_retries_ok: n(&r.retries_ok),
-        lost_updates: 0,
-    })
-}
-
-/// Why a stopped run's report is partial, in words.
-fn partial_reason(stop: &report::Stop, checked: &check::Stats) -> String {
-    let readback = match stop.readback {
-        report::ReadbackEnd::Complete => "the read-back completed".to_owned(),
-        report::ReadbackEnd::Cut => format!(
-            "the read-back was cut off (budget {:.0} s or a second signal)",
-            stop.readback_budget_s
-        ),
-        report::ReadbackEnd::Skipped => "the read-back was skipped (second signal)".to_owned(),
-    };
-    format!(
-        "stopped by {} {:.1} s into the load phase; {readback}; {} written resources unchecked (not read back), never counted as lost",
-        stop.signal,
-        stop.at_s,
-        checked.writes_unverified()
-    )
-}
-
-/// The checker's lag figures with their resolution and the probes' own load.
-fn visibility_lag(
-    scenario: &Scenario,
-    lag: check::Lag,
-    probes: &crate::metrics::Metrics,
-    p: &Phases,
-) -> report::VisibilityLag {
-    let load = probes.total(p.load_s);
-    let t = &p.probes;
-    report::VisibilityLag {
-        lag,
-        interval_ms: (t.probed > 0).then_some(scenario.visibility.interval.as_secs_f64() * 1000.0),
-        probes: report::ProbeLoad {
-            probed: t.probed,
-            not_sampled: t.not_sampled,
-            busy: t.busy,
-            unsearchable: t.unsearchable,
-            requests: load.count,
-            per_second: load.throughput,
-            latency_p99_ms: load.latency_ms.p99,
-        },
-    }
-}
-
-fn run_info(scenario: &Scenario, profile: &Profile, stack: &Stack, p: &Phases) -> report::RunInfo {
-    report::RunInfo {
-        id: p.run_id.clone(),
-        scenario: scenario.name.clone(),
-        scenario_path: scenario.path.display().to_string(),
-        target: stack.target_label(),
-        profile: profile.name.clone(),
-        seed: scenario.seed,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at: p.started_at.to_rfc3339(),
-        ended_at: chrono::Utc::now().to_rfc3339(),
-        load: stack::load_info(&scenario.load),
-        retry_policy: serde_json::to_value(scenario.retry.policy)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        namespace: p.namespace.clone(),
-        interrupted: p.interrupted,
-        tls_insecure: scenario.tls.is_insecure(),
-    }
 }

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::Error;
+use super::{Error, Interrupt};
 use crate::fault::{Ledger, Spec};
 use crate::fhir::manage::{Managed, Tagger};
 use crate::fhir::{Client, Recorder};
@@ -120,17 +120,26 @@ impl Live {
     }
 
     /// After the load: waits out the notification timeout (less what already passed),
-    /// asks `$events` for every gap, deletes the subscriptions.
+    /// asks `$events` for every gap, deletes the subscriptions. A stop request (before or
+    /// during the wait or the recovery) cuts the wait and the recovery short: what was not
+    /// delivered by then stays unreconciled; the subscriptions are still deleted.
     pub async fn finish(
         &self,
         client: &Client,
         recorder: &Recorder,
         waited: Duration,
-        interrupted: bool,
+        interrupt: &Interrupt,
     ) {
-        if !interrupted && !self.created.is_empty() {
-            tokio::time::sleep(self.timeout.saturating_sub(waited)).await;
-            self.recover(client, recorder).await;
+        if !interrupt.is_stopped() && !self.created.is_empty() {
+            let late = async {
+                tokio::time::sleep(self.timeout.saturating_sub(waited)).await;
+                self.recover(client, recorder).await;
+            };
+            if interrupt.bounded(Duration::ZERO, late).await.is_none() {
+                tracing::info!(
+                    "stopped: the late-notification wait and `$events` recovery were cut"
+                );
+            }
         }
         for (sub, id) in &self.created {
             let answer = client

@@ -39,9 +39,7 @@ tolerance = "1s"
     );
     let scenario = Scenario::from_str(&text, Path::new("access.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = Options {
-        out: out.path().to_owned(),
-    };
+    let options = Options::new(out.path().to_owned());
     (run::execute(&scenario, &options).await.unwrap(), out)
 }
 
@@ -239,9 +237,7 @@ enabled = true
     );
     let scenario = Scenario::from_str(&text, Path::new("access-epic.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = Options {
-        out: out.path().to_owned(),
-    };
+    let options = Options::new(out.path().to_owned());
     let o = run::execute(&scenario, &options).await.unwrap();
     stop.cancel();
     let a = &o.report.access.audit;

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::run::assert_valid_report;
 
+mod late;
+mod scenarios;
+
 const GRACE_S: u64 = 2;
 const BUDGET_S: u64 = 10;
 

@@ -110,9 +110,7 @@ async fn a_clean_run_against_medplum_finds_nothing_and_every_write_lands() {
     let out = tempfile::tempdir().unwrap();
     let outcome = run::execute(
         &scenario(&server.base, ""),
-        &Options {
-            out: out.path().to_owned(),
-        },
+        &Options::new(out.path().to_owned()),
     )
     .await
     .unwrap();
@@ -165,9 +163,7 @@ committed_despite_error = 100000
     let out = tempfile::tempdir().unwrap();
     let outcome = run::execute(
         &scenario(&server.base, faults),
-        &Options {
-            out: out.path().to_owned(),
-        },
+        &Options::new(out.path().to_owned()),
     )
     .await
     .unwrap();

@@ -48,15 +48,10 @@ async fn a_target_that_is_not_listening_is_unreachable() {
     let mut s = scenario("");
     s.target = fhirsurge::scenario::Target::Url(url::Url::parse(&url).unwrap());
     let out = tempfile::tempdir().unwrap();
-    let err = fhirsurge::run::execute(
-        &s,
-        &Options {
-            out: out.path().to_owned(),
-        },
-    )
-    .await
-    .err()
-    .unwrap();
+    let err = fhirsurge::run::execute(&s, &Options::new(out.path().to_owned()))
+        .await
+        .err()
+        .unwrap();
     assert!(
         matches!(err, fhirsurge::run::Error::Unreachable { .. }),
         "{err}"

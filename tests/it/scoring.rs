@@ -93,9 +93,7 @@ settle = "{settle}"
     );
     let scenario = Scenario::from_str(&text, Path::new("scoring.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = Options {
-        out: out.path().to_owned(),
-    };
+    let options = Options::new(out.path().to_owned());
     let outcome = run::execute(&scenario, &options).await.unwrap();
     let ledger_text = std::fs::read(outcome.dir.join("ledger.json")).unwrap();
     let ledger: Vec<Entry> = serde_json::from_slice(&ledger_text).unwrap();

@@ -46,14 +46,9 @@ impl std::ops::Deref for Ran {
 
 pub async fn run(s: &Scenario) -> Ran {
     let out = tempfile::tempdir().unwrap();
-    let outcome = run::execute(
-        s,
-        &Options {
-            out: out.path().to_owned(),
-        },
-    )
-    .await
-    .unwrap();
+    let outcome = run::execute(s, &Options::new(out.path().to_owned()))
+        .await
+        .unwrap();
     Ran { outcome, _out: out }
 }
 

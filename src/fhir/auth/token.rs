@@ -170,6 +170,8 @@ pub async fn request(io: &Io<'_>, token_url: &Url, req: Request) -> Result<Answe
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp.bytes().await.unwrap_or_default();
+            let at = ("POST", token_url.as_str());
+            io.recorder.body(index, at, Some(status), &body).await;
             let answer = read_answer(status, &body);
             let (outcome, class) = classify(status, &answer);
             (answer, Some(status), outcome, class)

@@ -22,6 +22,13 @@ const STYLE: &str = include_str!("style.css");
 pub fn render(r: &Report) -> String {
     let mut out = String::with_capacity(256 * 1024);
     head(&mut out, r);
+    if r.bodies_stored {
+        let _ = write!(
+            out,
+            r#"<div class="banner">{}</div>"#,
+            escape(super::BODIES_WARNING)
+        );
+    }
     header(&mut out, r);
     out.push_str("<main>");
     scorecard(&mut out, r);

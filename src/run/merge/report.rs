@@ -99,6 +99,7 @@ pub fn assemble(
         partial: parts.iter().any(|p| p.report.partial) || !notes.missing.is_empty(),
         partial_reason: partial_reason(parts, notes),
         stop: None,
+        bodies_stored: parts.iter().any(|p| p.report.bodies_stored),
         access,
         growth: Some(growth),
     };

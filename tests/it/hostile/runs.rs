@@ -54,9 +54,7 @@ error_rate = 1.0
     );
     let scenario = Scenario::from_str(&text, Path::new("hostile.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = Options {
-        out: out.path().to_owned(),
-    };
+    let options = Options::new(out.path().to_owned());
     let outcome = run::execute_with(&scenario, &options, control, &Default::default())
         .await
         .unwrap();

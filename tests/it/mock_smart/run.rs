@@ -165,7 +165,7 @@ async fn an_authenticated_run_against_the_mock_renews_3s_tokens_and_finds_nothin
         "token_lifetime = \"3s\"",
     );
     let out = dir.path().join("out");
-    let outcome = run::execute(&s, &Options { out }).await.unwrap();
+    let outcome = run::execute(&s, &Options::new(out)).await.unwrap();
     let r = &outcome.report;
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
     assert!(r.summary.encounters > 0);
@@ -216,7 +216,7 @@ async fn after_an_authenticated_run_no_file_and_no_log_line_holds_a_secret() {
     };
     s.apply(&insecure).unwrap();
     let out = dir.path().join("out");
-    let outcome = run::execute(&s, &Options { out }).await.unwrap();
+    let outcome = run::execute(&s, &Options::new(out)).await.unwrap();
     assert!(outcome.report.findings.is_empty());
     assert!(outcome.report.run.tls_insecure, "--insecure is recorded");
     assert_valid_report(&outcome.dir.join("report.json"));

@@ -49,7 +49,7 @@ scopes = ["system/*.cruds"]
     );
     let s = Scenario::from_str(&text, Path::new("scope-it.toml")).unwrap();
     let out = dir.join("out");
-    run::execute(&s, &Options { out }).await.unwrap()
+    run::execute(&s, &Options::new(out)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -264,7 +264,7 @@ async fn a_run_against_oracle_health_chooses_client_secret_basic_and_finds_nothi
     let mut s = scenario(dir.path(), &m.base, SECRET, "");
     s.profile = "oracle-health".into();
     let out = dir.path().join("out");
-    let outcome = run::execute(&s, &Options { out }).await.unwrap();
+    let outcome = run::execute(&s, &Options::new(out)).await.unwrap();
     let r = &outcome.report;
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
     assert!(r.summary.encounters > 0);
@@ -301,7 +301,7 @@ async fn a_run_against_athenahealths_in_process_emulation_uses_client_secret_pos
     );
     s.profile = "athenahealth".into();
     let out = dir.path().join("out");
-    let outcome = run::execute(&s, &Options { out }).await.unwrap();
+    let outcome = run::execute(&s, &Options::new(out)).await.unwrap();
     let r = &outcome.report;
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
     // athenahealth refuses what it lacks (400s, declared); no request met a 401.
@@ -343,7 +343,7 @@ async fn a_wrong_secret_stops_the_run_with_the_token_endpoints_error_and_no_secr
     );
     s.profile = "oracle-health".into();
     let out = dir.path().join("out");
-    let Err(e) = run::execute(&s, &Options { out: out.clone() }).await else {
+    let Err(e) = run::execute(&s, &Options::new(out.clone())).await else {
         panic!("a wrong secret must stop the run");
     };
     assert!(
@@ -405,14 +405,9 @@ async fn the_shipped_secret_surge_runs_shortened_through_oracle_healths_front_do
     };
     s.apply(&short).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let outcome = run::execute(
-        &s,
-        &Options {
-            out: dir.path().to_owned(),
-        },
-    )
-    .await
-    .unwrap();
+    let outcome = run::execute(&s, &Options::new(dir.path().to_owned()))
+        .await
+        .unwrap();
     let r = &outcome.report;
     assert_eq!(r.run.profile, "oracle-health");
     assert!(r.findings.is_empty(), "{:#?}", r.findings);

@@ -286,6 +286,7 @@ pub fn sample() -> Report {
         workload: Default::default(),
         partial: false,
         partial_reason: None,
+        bodies_stored: false,
         stop: None,
         access: Default::default(),
         notifications: None,

@@ -1,0 +1,63 @@
+//! `fhirsurge check`: re-judges a recorded history offline, as its run judged it (the
+//! run's `check.json`) or with a given profile, says where the history ends and what was
+//! cut, and prints the findings as JSON.
+
+use super::bad_input;
+use super::exit::{Ending, Failure};
+use crate::profile::Profile;
+use crate::run;
+
+pub(super) fn offline(
+    path: &std::path::Path,
+    profile: Option<&Profile>,
+) -> Result<Ending, Failure> {
+    let path = &run::recheck::history_in(path);
+    let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
+    match source {
+        run::recheck::Source::Profile(name) => eprintln!("judged with profile `{name}`"),
+        run::recheck::Source::File(file) => eprintln!("judged as the run was ({})", file.display()),
+        run::recheck::Source::Default => eprintln!(
+            "no {} beside the history and no --profile: no transformation is expected",
+            run::recheck::OPTIONS_FILE
+        ),
+    }
+    let (mut outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
+    // The leak check needs only the history; the audit reconciliation needs the target's
+    // trail and the scope probe the target itself: neither is re-run here.
+    let (leaks, leak_stats) = run::access::leaks(path).map_err(bad_input)?;
+    run::access::add(&mut outcome.findings, &mut outcome.counts, leaks);
+    eprintln!(
+        "scope_leak re-run over the history ({} patient-scoped searches); audit reconciliation and the scope probe were not re-run (they need the target)",
+        leak_stats.searches_checked
+    );
+    match &end.cut {
+        Some(cut) => eprintln!(
+            "{}: the history ends at line {} (the last complete one); cut off after it: {cut}",
+            path.display(),
+            end.lines
+        ),
+        None => eprintln!("{}: {} lines, complete", path.display(), end.lines),
+    }
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "history_end": end,
+        "findings": outcome.findings,
+        "finding_counts": outcome.counts,
+        "visibility_lag": outcome.visibility_lag,
+        "checked": outcome.stats,
+        "access": {
+            "scope_leak": leak_stats,
+            "not_rerun": {
+                "audit_gap": "audit reconciliation needs the target's audit trail; not re-run offline",
+                "audit_mismatch": "audit reconciliation needs the target's audit trail; not re-run offline",
+                "scope_not_enforced": "the scope probe needs the target; not re-run offline",
+            },
+        },
+    }))
+    .map_err(bad_input)?;
+    println!("{json}");
+    Ok(if outcome.findings.is_empty() {
+        Ending::Passed
+    } else {
+        Ending::Failed
+    })
+}
