@@ -72,6 +72,7 @@ pub struct LeakStats {
 }
 
 /// A resource in a scoped answer that points at another patient than the scope.
+#[derive(Debug)]
 struct Suspect {
     invoke: u64,
     done: u64,
@@ -86,76 +87,66 @@ struct Suspect {
 
 /// Reads the history once.
 pub fn collect(records: impl IntoIterator<Item = Record>) -> Access {
-    let mut access = Access::default();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    let mut patient_idents: HashMap<u64, String> = HashMap::new();
-    let mut suspects = Vec::new();
+    let mut collecting = Collecting::default();
     for r in records {
-        match r.event {
+        collecting.see(&r);
+    }
+    collecting.finish()
+}
+
+/// [`collect`] one record at a time, as a run produces them (the run's live judge).
+#[derive(Debug, Default)]
+pub struct Collecting {
+    access: Access,
+    open: HashMap<u64, usize>,
+    patient_idents: HashMap<u64, String>,
+    suspects: Vec<Suspect>,
+}
+
+impl Collecting {
+    /// Takes the next record, in history order.
+    pub fn see(&mut self, r: &Record) {
+        let outcome = match &r.event {
             // A transaction's entries are the transaction's one access (not covered).
             Event::Invoke(op) if op.phase != Phase::Audit && op.entry_of.is_none() => {
                 let patient_create = matches!(op.f, F::Create | F::ConditionalCreate)
                     && op.resource_type == "Patient";
                 if let (true, Some(i)) = (patient_create, &op.identifier) {
-                    patient_idents.insert(r.index, i.clone());
+                    self.patient_idents.insert(r.index, i.clone());
                 }
-                open.insert(r.index, access.calls.len());
-                access.calls.push(call(r.index, r.time_us, op));
+                self.open.insert(r.index, self.access.calls.len());
+                self.access.calls.push(call(r.index, r.time_us, op));
+                return;
             }
-            Event::Ok(c) => done(
-                &mut access,
-                &mut open,
-                &mut patient_idents,
-                &mut suspects,
-                (r.index, r.time_us),
-                Outcome::Ok,
-                c,
-            ),
-            Event::Fail(c) => done(
-                &mut access,
-                &mut open,
-                &mut patient_idents,
-                &mut suspects,
-                (r.index, r.time_us),
-                Outcome::Fail,
-                c,
-            ),
-            Event::Info(c) => done(
-                &mut access,
-                &mut open,
-                &mut patient_idents,
-                &mut suspects,
-                (r.index, r.time_us),
-                Outcome::Info,
-                c,
-            ),
-            _ => {}
+            Event::Ok(c) => (Outcome::Ok, c),
+            Event::Fail(c) => (Outcome::Fail, c),
+            Event::Info(c) => (Outcome::Info, c),
+            _ => return,
+        };
+        self.done((r.index, r.time_us), outcome.0, outcome.1);
+    }
+
+    /// Runs the leak check over what was seen.
+    pub fn finish(mut self) -> Access {
+        self.access.judge(self.suspects);
+        self.access
+    }
+
+    /// Settles a completion.
+    fn done(&mut self, (index, time_us): (u64, u64), outcome: Outcome, c: &Completion) {
+        let Some(at) = self.open.remove(&c.invoke) else {
+            return;
+        };
+        let ident = self.patient_idents.remove(&c.invoke);
+        self.access.complete(at, outcome, time_us, c, ident);
+        if outcome == Outcome::Ok {
+            let found = self.access.scan(at, index, time_us, c);
+            self.suspects.extend(found);
         }
     }
-    access.judge(suspects);
-    access
 }
 
-/// Settles a completion.
-fn done(
-    access: &mut Access,
-    open: &mut HashMap<u64, usize>,
-    patient_idents: &mut HashMap<u64, String>,
-    suspects: &mut Vec<Suspect>,
-    (index, time_us): (u64, u64),
-    outcome: Outcome,
-    c: Completion,
-) {
-    let Some(at) = open.remove(&c.invoke) else {
-        return;
-    };
-    let ident = patient_idents.remove(&c.invoke);
-    access.complete(at, outcome, time_us, &c, ident);
-    if outcome == Outcome::Ok {
-        suspects.extend(access.scan(at, index, time_us, &c));
-    }
-}
-fn call(index: u64, time_us: u64, op: Op) -> Call {
+fn call(index: u64, time_us: u64, op: &Op) -> Call {
     let what = match op.f {
         F::Read | F::Vread | F::Update | F::History => op
             .id
@@ -177,12 +168,13 @@ fn call(index: u64, time_us: u64, op: Op) -> Call {
         invoke_us: time_us,
         done_us: time_us,
         f: op.f,
-        resource_type: op.resource_type.into_boxed_str(),
+        resource_type: op.resource_type.as_str().into(),
         what,
         query: op
             .query
+            .as_deref()
             .filter(|_| op.f == F::Search)
-            .map(String::into_boxed_str),
+            .map(Into::into),
         patient,
         outcome: None,
         phase: op.phase,

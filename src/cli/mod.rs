@@ -17,6 +17,7 @@ use crate::run;
 use crate::scenario::{Overrides, Scenario};
 
 mod limits;
+mod offline;
 mod scale;
 mod serve;
 mod signal;
@@ -57,6 +58,10 @@ enum Command {
         /// Load-phase length, e.g. 30s, 5m.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// What the history file keeps: full, writes, or sample:P (0 < P <= 1); the
+        /// run's own findings are judged over every record either way.
+        #[arg(long, value_parser = parse_keep)]
+        keep: Option<crate::vocab::keep::Keep>,
         /// A previous run's report.json: exit 1 when this run regressed beyond the margins.
         #[arg(long)]
         baseline: Option<PathBuf>,
@@ -259,6 +264,11 @@ struct Failure {
     message: String,
 }
 
+fn parse_keep(text: &str) -> Result<crate::vocab::keep::Keep, String> {
+    text.parse()
+        .map_err(|e: crate::vocab::keep::BadKeep| e.to_string())
+}
+
 fn bad_input(message: impl ToString) -> Failure {
     Failure {
         code: 2,
@@ -277,6 +287,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             seed,
             users,
             duration,
+            keep,
             baseline,
             max_regression,
             insecure,
@@ -302,6 +313,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 users,
                 duration,
                 tls,
+                keep,
             };
             s.apply(&overrides).map_err(bad_input)?;
             limits::warn_if_low(s.load.peak_users());
@@ -376,7 +388,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             profile_overlay,
         } => {
             let profile = optional_profile(profile, profile_overlay.as_deref())?;
-            offline_check(&history, profile.as_ref())
+            offline::check(&history, profile.as_ref())
         }
         Command::Compare {
             baseline,
@@ -552,56 +564,4 @@ fn parse_faults(flags: &[String]) -> Result<Vec<(usize, fault::Spec)>, Failure> 
                 .map_err(bad_input)
         })
         .collect()
-}
-
-fn offline_check(path: &std::path::Path, profile: Option<&Profile>) -> Result<ExitCode, Failure> {
-    let path = &run::recheck::history_in(path);
-    let (options, source) = run::recheck::options_for(path, profile).map_err(bad_input)?;
-    match source {
-        run::recheck::Source::Profile(name) => eprintln!("judged with profile `{name}`"),
-        run::recheck::Source::File(file) => eprintln!("judged as the run was ({})", file.display()),
-        run::recheck::Source::Default => eprintln!(
-            "no {} beside the history and no --profile: no transformation is expected",
-            run::recheck::OPTIONS_FILE
-        ),
-    }
-    let (mut outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
-    // The leak check needs only the history; the audit reconciliation needs the target's
-    // trail and the scope probe the target itself: neither is re-run here.
-    let (leaks, leak_stats) = run::access::leaks(path).map_err(bad_input)?;
-    run::access::add(&mut outcome.findings, &mut outcome.counts, leaks);
-    eprintln!(
-        "scope_leak re-run over the history ({} patient-scoped searches); audit reconciliation and the scope probe were not re-run (they need the target)",
-        leak_stats.searches_checked
-    );
-    match &end.cut {
-        Some(cut) => eprintln!(
-            "{}: the history ends at line {} (the last complete one); cut off after it: {cut}",
-            path.display(),
-            end.lines
-        ),
-        None => eprintln!("{}: {} lines, complete", path.display(), end.lines),
-    }
-    let json = serde_json::to_string_pretty(&serde_json::json!({
-        "history_end": end,
-        "findings": outcome.findings,
-        "finding_counts": outcome.counts,
-        "visibility_lag": outcome.visibility_lag,
-        "checked": outcome.stats,
-        "access": {
-            "scope_leak": leak_stats,
-            "not_rerun": {
-                "audit_gap": "audit reconciliation needs the target's audit trail; not re-run offline",
-                "audit_mismatch": "audit reconciliation needs the target's audit trail; not re-run offline",
-                "scope_not_enforced": "the scope probe needs the target; not re-run offline",
-            },
-        },
-    }))
-    .map_err(bad_input)?;
-    println!("{json}");
-    Ok(if outcome.findings.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

@@ -1,5 +1,7 @@
 //! The collector: the one task that owns the history writer and the metrics. Every
-//! interaction's records and samples arrive here over the recorder's channel.
+//! interaction's records and samples arrive here over the recorder's channel; every
+//! record goes on to the run's live judge, and the history budget (`keep`) decides which
+//! also go into the file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,11 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::hlog::Hlogs;
+use super::judge::Feed;
+use super::keep::Filter;
 use crate::fhir::Note;
 use crate::fhir::recorder::{Kind, Line};
 use crate::history::{self, Outcome, Phase};
 use crate::metrics::Metrics;
 use crate::metrics::growth::{Growth, Window};
+use crate::report::HistoryKept;
 
 /// Live counters the progress line reads.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +71,8 @@ pub struct Collected {
     pub growth_window: Duration,
     /// Resources the harness counted as held at the end (acknowledged creates).
     pub resources: u64,
+    /// What the history file kept.
+    pub history: HistoryKept,
 }
 
 /// Where the collector writes and how its clock runs.
@@ -77,6 +84,10 @@ pub struct Sinks {
     pub wall_start: SystemTime,
     /// The length of a growth window.
     pub growth_window: Duration,
+    /// What the history file keeps.
+    pub filter: Filter,
+    /// The run's live judge, which gets every record.
+    pub judge: Option<Feed>,
 }
 
 /// The collector's state.
@@ -94,15 +105,21 @@ struct Collector {
     retries: u64,
     flushed: Instant,
     live: Live,
+    filter: Filter,
+    judge: Option<Feed>,
+    /// Lines taken since the judge was last fed.
+    judging: Vec<Vec<u8>>,
 }
 
 /// Drains the channel into the history, the metrics and the interval logs until told to
 /// finish or every sender is gone. Latency intervals roll once a second.
 pub async fn collect(
     mut rx: mpsc::Receiver<Note>,
-    sinks: Sinks,
+    mut sinks: Sinks,
     live: Live,
 ) -> Result<Collected, history::Error> {
+    let judge = sinks.judge.take();
+    let filter = std::mem::replace(&mut sinks.filter, Filter::new(Default::default(), 0));
     let path = sinks.dir.join(history::FILE);
     let mut c = Collector {
         writer: history::FileWriter::create(&path)?,
@@ -118,6 +135,9 @@ pub async fn collect(
         retries: 0,
         flushed: Instant::now(),
         live,
+        filter,
+        judge,
+        judging: Vec::with_capacity(BATCH),
     };
     let mut tick = tokio::time::interval_at((sinks.start + INTERVAL).into(), INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -130,10 +150,12 @@ pub async fn collect(
                 }
                 for note in batch.drain(..) {
                     if matches!(note, Note::Finish) {
+                        c.judge().await;
                         break 'collect;
                     }
                     c.take(note)?;
                 }
+                c.judge().await;
                 c.idle(rx.is_empty())?;
                 if n < BATCH {
                     // Let notes gather instead of waking once per request; nothing is
@@ -149,7 +171,9 @@ pub async fn collect(
     }
     c.roll(sinks.start.elapsed());
     c.flush()?;
+    c.judge().await;
     c.log_readback(&sinks);
+    let history = c.filter.tally();
     let Collector {
         writer,
         path,
@@ -179,6 +203,7 @@ pub async fn collect(
         probes,
         records,
         retries,
+        history,
     })
 }
 
@@ -209,9 +234,9 @@ const IDLE_FLUSH: Duration = Duration::from_millis(50);
 impl Collector {
     fn take(&mut self, note: Note) -> Result<(), history::Error> {
         match note {
-            Note::Line(line) => self.line(&line)?,
+            Note::Line(line) => self.line(line)?,
             Note::Done(line, sample) => {
-                self.line(&line)?;
+                self.line(line)?;
                 match sample.phase {
                     Phase::Readback | Phase::Audit | Phase::ScopeProbe => {
                         self.readback.record(&sample)
@@ -243,17 +268,32 @@ impl Collector {
         Ok(())
     }
 
-    fn line(&mut self, line: &Line) -> Result<(), history::Error> {
+    fn line(&mut self, line: Line) -> Result<(), history::Error> {
         match line.kind {
             Kind::Completion(outcome) => self.live.add(outcome),
             Kind::Invoke { load_retry: true } => self.retries += 1,
             _ => {}
         }
-        self.writer
-            .write_line(&line.bytes)
-            .map_err(|e| self.io(e))?;
+        if self.filter.keeps(line.shed) {
+            self.writer
+                .write_line(&line.bytes)
+                .map_err(|e| self.io(e))?;
+        }
+        if self.judge.is_some() {
+            self.judging.push(line.bytes);
+        }
         self.records += 1;
         Ok(())
+    }
+
+    /// Hands the lines taken since the last call to the judge.
+    async fn judge(&mut self) {
+        if let Some(feed) = &self.judge
+            && !self.judging.is_empty()
+        {
+            let lines = std::mem::replace(&mut self.judging, Vec::with_capacity(BATCH));
+            feed.send(lines).await;
+        }
     }
 
     /// Flushes when the channel has run dry and the last flush is old enough.

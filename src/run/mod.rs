@@ -7,6 +7,8 @@ pub mod access;
 pub mod collector;
 mod hlog;
 pub mod interrupt;
+pub mod judge;
+pub mod keep;
 pub mod load;
 pub mod merge;
 pub mod open;
@@ -163,11 +165,14 @@ pub async fn execute_with(
     let history_path = dir.join(history::FILE);
     let live = collector::Live::default();
     let wall_start = std::time::SystemTime::now() - start.elapsed();
+    let judge = judge::Judge::start(recheck::options(&profile)).map_err(io)?;
     let sinks = collector::Sinks {
         dir: dir.clone(),
         start,
         wall_start,
         growth_window: scenario.growth.window_for(scenario.load.duration()),
+        filter: keep::Filter::new(scenario.keep, scenario.seed),
+        judge: Some(judge.feed()),
     };
     let collector = tokio::spawn(collect_or_stop(
         collector::collect(rx, sinks, live.clone()),
@@ -311,6 +316,7 @@ pub async fn execute_with(
                 dir.display()
             ))
         })?;
+    let judged = judge.finish().await.map_err(io)?;
 
     let phases = Phases {
         run_id,
@@ -342,8 +348,8 @@ pub async fn execute_with(
         scenario,
         &profile,
         &stack,
-        &history_path,
-        collected,
+        &dir,
+        (collected, judged),
         phases,
         (trail, probed),
     )?;
@@ -403,6 +409,10 @@ async fn collect_or_stop(
     result
 }
 
+fn io(e: impl std::fmt::Display) -> Error {
+    Error::Io(e.to_string())
+}
+
 /// Notes when the first stop request comes, in seconds after `load_start`.
 fn stop_clock(interrupt: &Interrupt, load_start: Instant) -> Arc<std::sync::OnceLock<f64>> {
     let at = Arc::new(std::sync::OnceLock::new());
@@ -459,29 +469,26 @@ async fn authenticated_client(
     Ok(client)
 }
 
-/// Checks the history and builds the report.
+/// Builds the report from what the live judge found over every record.
 fn assemble(
     scenario: &Scenario,
     profile: &Profile,
     stack: &Stack,
-    history_path: &std::path::Path,
-    collected: collector::Collected,
+    dir: &std::path::Path,
+    (collected, live): (collector::Collected, judge::Judged),
     p: Phases,
     (trail, probed): (access::Trail, scope::Probed),
 ) -> Result<Report, Error> {
-    let options = recheck::options(profile);
-    if let Some(dir) = history_path.parent() {
-        // Without it, `fhirsurge check` would judge the history without the profile.
-        if let Err(e) = recheck::write_options(dir, &options) {
-            tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
-        }
+    let options = recheck::Recorded {
+        options: recheck::options(profile),
+        keep: scenario.keep,
+    };
+    // Without it, `fhirsurge check` would judge the history without the profile.
+    if let Err(e) = recheck::write_recorded(dir, &options) {
+        tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
     }
-    // Judged as `fhirsurge check` judges it: an unreadable record is an error, not the
-    // silent end of the history.
-    let mut checked =
-        recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
-    let judged = access::judge(history_path, scenario, trail, probed, &checked.findings)
-        .map_err(|e| Error::Io(e.to_string()))?;
+    let mut checked = live.outcome;
+    let judged = access::judge(live.access, scenario, trail, probed, &checked.findings);
     access::add(&mut checked.findings, &mut checked.counts, judged.findings);
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
@@ -573,6 +580,7 @@ fn assemble(
         access: judged.access,
         notifications: checked.notifications,
         growth: Some(growth),
+        history: Some(collected.history.clone()),
     };
     report.scorecard = report::scorecard::score(&report);
     if let Some(stop) = &p.stop {

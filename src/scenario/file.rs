@@ -61,6 +61,8 @@ pub(super) struct File {
     write_back: super::WriteBack,
     #[serde(default)]
     growth: crate::vocab::soak::Growth,
+    #[serde(default)]
+    history: Option<Spanned<super::history::HistoryFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -461,6 +463,7 @@ impl File {
             },
             write_back: self.write_back,
             growth: self.growth,
+            keep: super::history::validate(self.history, &at)?,
         })
     }
 }

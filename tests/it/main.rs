@@ -26,6 +26,7 @@ mod safety;
 mod scale;
 mod scoring;
 mod soak;
+mod soak_keep;
 mod synth;
 mod transaction;
 mod visibility;

@@ -290,6 +290,7 @@ pub fn sample() -> Report {
         access: Default::default(),
         notifications: None,
         growth: None,
+        history: None,
     };
     judge(&mut r);
     r
