@@ -253,6 +253,8 @@ fn history_keep_defaults_to_full_and_parses_its_forms() {
     assert_eq!(parse(&text).unwrap().keep, Keep::Sample(0.1));
     let text = format!("{SMOKE}[history]\nkeep = \"writes\"\n");
     assert_eq!(parse(&text).unwrap().keep, Keep::Writes);
+    let soak = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/nightly-soak.toml");
+    assert_eq!(Scenario::load(&soak).unwrap().keep, Keep::Sample(0.1));
 }
 
 #[test]

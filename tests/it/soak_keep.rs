@@ -16,9 +16,8 @@ use fhirsurge::scenario::{Keep, Scenario};
 
 use crate::run::{Ran, assert_valid_report, run};
 
-fn scenario(keep: &str) -> Scenario {
-    let text = format!(
-        r#"
+/// The scenario, `{keep}` standing for the keep mode.
+const SCENARIO: &str = r#"
 name = "keep"
 seed = 23
 max_encounters = 8
@@ -44,8 +43,10 @@ kind = "stale_read"
 probability = 0.5
 delay = "10m"
 resource_types = ["Encounter"]
-"#
-    );
+"#;
+
+fn scenario(keep: &str) -> Scenario {
+    let text = SCENARIO.replace("{keep}", keep);
     Scenario::from_str(&text, Path::new("keep.toml")).unwrap()
 }
 
@@ -129,4 +130,54 @@ async fn soak_keep_an_offline_check_of_a_writes_history_says_not_measured() {
         outcome.counts.get(&Kind::LostWrite),
         ran.report.finding_counts.get(&Kind::LostWrite)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_keep_a_merge_of_writes_kept_shards_says_not_measured() {
+    use fhirsurge::run::shard::{Part, Shard, Sharded};
+    use fhirsurge::run::{self, Control, Options};
+    let text = SCENARIO
+        .replace("{keep}", "writes")
+        .replace("users = 1", "users = 2")
+        .replace("duration = \"12s\"", "duration = \"3s\"");
+    let out = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for i in 0..2 {
+        let shard = Shard::new(&i.to_string(), 2).unwrap();
+        let mut s = Scenario::from_str(&text, Path::new("keep.toml")).unwrap();
+        shard.apply(&mut s).unwrap();
+        let part = Part {
+            shard: Some(Sharded {
+                shard,
+                run_id: "keep-merge".into(),
+                run_seed: 23,
+                scenario_text: text.clone(),
+            }),
+            start_at: None,
+        };
+        let options = Options {
+            out: out.path().to_owned(),
+        };
+        let ran = run::execute_with(&s, &options, &Control::default(), &part)
+            .await
+            .unwrap();
+        dirs.push(ran.dir);
+    }
+    let merged = run::merge::merge(&dirs, &out.path().join("merged")).unwrap();
+    let r = &merged.report;
+    let slo = |name: &str| r.slo.iter().find(|s| s.name.starts_with(name)).unwrap();
+    for kind in ["stale_read", "invisible_write", "duplicate_write"] {
+        let why = slo(kind).not_measured.clone().unwrap_or_default();
+        assert!(why.contains("writes only"), "{kind}: {:?}", slo(kind));
+        assert!(!r.finding_counts.contains_key(&Kind::named(kind).unwrap()));
+    }
+    assert!(
+        slo("lost_write").not_measured.is_none(),
+        "{:?}",
+        slo("lost_write")
+    );
+    let h = r.history.clone().unwrap();
+    assert_eq!(h.keep, Keep::Writes);
+    assert!(h.dropped > 0 && h.kept + h.dropped == h.records, "{h:?}");
+    assert_valid_report(&merged.dir.join("report.json"));
 }
