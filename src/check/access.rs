@@ -42,12 +42,30 @@ impl Call {
     pub fn outcome(&self) -> Outcome {
         self.outcome.unwrap_or(Outcome::Info)
     }
+
+    /// Moves the call out, leaving an empty one (no allocation) in its place.
+    fn take(&mut self) -> Call {
+        let empty = Call {
+            invoke: self.invoke,
+            invoke_us: self.invoke_us,
+            done_us: self.done_us,
+            f: self.f,
+            resource_type: Box::default(),
+            what: None,
+            query: None,
+            patient: None,
+            outcome: None,
+            phase: self.phase,
+        };
+        std::mem::replace(self, empty)
+    }
 }
 
 /// What the history says about access.
 #[derive(Clone, Debug, Default)]
 pub struct Access {
-    /// Every load and read-back interaction, in invocation order.
+    /// Every load and read-back interaction, in invocation order (none when collected
+    /// [`Collecting::without_calls`]).
     pub calls: Vec<Call>,
     /// `Patient/<id>` → the harness identifier of that patient.
     pub patients: HashMap<String, String>,
@@ -98,12 +116,32 @@ pub fn collect(records: impl IntoIterator<Item = Record>) -> Access {
 #[derive(Debug, Default)]
 pub struct Collecting {
     access: Access,
-    open: HashMap<u64, usize>,
+    open: HashMap<u64, Open>,
     patient_idents: HashMap<u64, String>,
     suspects: Vec<Suspect>,
+    /// Completed calls are not kept (no audit reconciliation will read them): what this
+    /// collector holds then grows with patients and resources, not with interactions.
+    forget_calls: bool,
+}
+
+/// Where an uncompleted call is.
+#[derive(Debug)]
+enum Open {
+    /// In `Access::calls`, at this position.
+    Kept(usize),
+    /// Only here, until it completes.
+    Here(Box<Call>),
 }
 
 impl Collecting {
+    /// A collector for the leak check alone: [`Access::calls`] stays empty.
+    pub fn without_calls() -> Collecting {
+        Collecting {
+            forget_calls: true,
+            ..Collecting::default()
+        }
+    }
+
     /// Takes the next record, in history order.
     pub fn see(&mut self, r: &Record) {
         let outcome = match &r.event {
@@ -114,8 +152,14 @@ impl Collecting {
                 if let (true, Some(i)) = (patient_create, &op.identifier) {
                     self.patient_idents.insert(r.index, i.clone());
                 }
-                self.open.insert(r.index, self.access.calls.len());
-                self.access.calls.push(call(r.index, r.time_us, op));
+                let call = call(r.index, r.time_us, op);
+                let open = if self.forget_calls {
+                    Open::Here(Box::new(call))
+                } else {
+                    self.access.calls.push(call);
+                    Open::Kept(self.access.calls.len() - 1)
+                };
+                self.open.insert(r.index, open);
                 return;
             }
             Event::Ok(c) => (Outcome::Ok, c),
@@ -134,14 +178,19 @@ impl Collecting {
 
     /// Settles a completion.
     fn done(&mut self, (index, time_us): (u64, u64), outcome: Outcome, c: &Completion) {
-        let Some(at) = self.open.remove(&c.invoke) else {
-            return;
+        let (at, mut call) = match self.open.remove(&c.invoke) {
+            None => return,
+            Some(Open::Here(call)) => (None, *call),
+            Some(Open::Kept(at)) => (Some(at), self.access.calls[at].take()),
         };
         let ident = self.patient_idents.remove(&c.invoke);
-        self.access.complete(at, outcome, time_us, c, ident);
+        self.access.complete(&mut call, outcome, time_us, c, ident);
         if outcome == Outcome::Ok {
-            let found = self.access.scan(at, index, time_us, c);
+            let found = self.access.scan(&call, index, time_us, c);
             self.suspects.extend(found);
+        }
+        if let Some(at) = at {
+            self.access.calls[at] = call;
         }
     }
 }
@@ -184,13 +233,12 @@ fn call(index: u64, time_us: u64, op: &Op) -> Call {
 impl Access {
     fn complete(
         &mut self,
-        at: usize,
+        call: &mut Call,
         outcome: Outcome,
         time_us: u64,
         c: &Completion,
         patient_ident: Option<String>,
     ) {
-        let call = &mut self.calls[at];
         call.outcome = Some(outcome);
         call.done_us = time_us;
         if call.what.is_none() && matches!(call.f, F::Create | F::ConditionalCreate) {
@@ -207,7 +255,7 @@ impl Access {
     }
 
     /// Learns owners and patients from an answer; returns what points elsewhere.
-    fn scan(&mut self, at: usize, index: u64, time_us: u64, c: &Completion) -> Vec<Suspect> {
+    fn scan(&mut self, call: &Call, index: u64, time_us: u64, c: &Completion) -> Vec<Suspect> {
         for s in &c.seen {
             if s.resource_type == "Patient" {
                 if let Some(i) = s.identifiers.first() {
@@ -225,7 +273,6 @@ impl Access {
                 }
             }
         }
-        let call = &self.calls[at];
         if call.f != F::Search {
             return Vec::new();
         }

@@ -54,12 +54,18 @@ pub struct Judge {
 }
 
 impl Judge {
-    /// Starts the judge's thread, judging with `options`.
-    pub fn start(options: check::Options) -> Result<Judge, Error> {
+    /// Starts the judge's thread, judging with `options`; every call is kept for the
+    /// audit reconciliation only when `audit` (otherwise only the leak check's state).
+    pub fn start(options: check::Options, audit: bool) -> Result<Judge, Error> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let access = if audit {
+            check::access::Collecting::default()
+        } else {
+            check::access::Collecting::without_calls()
+        };
         let thread = std::thread::Builder::new()
             .name("fhirsurge-judge".into())
-            .spawn(move || judge(rx, &options))
+            .spawn(move || judge(rx, &options, access))
             .map_err(|e| Error::Stopped(e.to_string()))?;
         Ok(Judge {
             feed: Feed { tx },
@@ -84,9 +90,12 @@ impl Judge {
 }
 
 /// The thread: every line, in the order the collector took them (the file's order).
-fn judge(mut rx: mpsc::Receiver<Vec<Vec<u8>>>, options: &check::Options) -> Result<Judged, Error> {
+fn judge(
+    mut rx: mpsc::Receiver<Vec<Vec<u8>>>,
+    options: &check::Options,
+    mut access: check::access::Collecting,
+) -> Result<Judged, Error> {
     let mut checker = check::Live::new(options);
-    let mut access = check::access::Collecting::default();
     let mut line = 0u64;
     let mut failed = None;
     while let Some(batch) = rx.blocking_recv() {
@@ -147,7 +156,7 @@ mod tests {
                 }),
             },
         ];
-        let judge = Judge::start(check::Options::default()).unwrap();
+        let judge = Judge::start(check::Options::default(), true).unwrap();
         judge.feed().send(records.iter().map(line).collect()).await;
         let judged = judge.finish().await.unwrap();
         let offline = check::check(records, &check::Options::default());
@@ -158,7 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreadable_line_is_an_error_not_an_end() {
-        let judge = Judge::start(check::Options::default()).unwrap();
+        let judge = Judge::start(check::Options::default(), true).unwrap();
         judge.feed().send(vec![b"{not json".to_vec()]).await;
         let err = judge.finish().await.err();
         assert!(

@@ -165,7 +165,9 @@ pub async fn execute_with(
     let history_path = dir.join(history::FILE);
     let live = collector::Live::default();
     let wall_start = std::time::SystemTime::now() - start.elapsed();
-    let judge = judge::Judge::start(recheck::options(&profile)).map_err(io)?;
+    // The calls are kept only for an audit trail that will be fetched.
+    let audit = scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none();
+    let judge = judge::Judge::start(recheck::options(&profile), audit).map_err(io)?;
     let sinks = collector::Sinks {
         dir: dir.clone(),
         start,
