@@ -13,6 +13,7 @@ mod group;
 mod history;
 mod plan;
 mod rate;
+mod scope_probe;
 mod slo;
 mod subscriptions;
 
