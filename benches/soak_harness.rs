@@ -5,7 +5,8 @@
 //! (median and last), the peak over the whole run (`VmHWM`), the time from the end of the
 //! load phase to the report (`run.ended_at` − `run.started_at` − `summary.load_s`: the
 //! settle time, the read-back and the judging), the history file's size and the disk per
-//! million interactions, and what the file kept (`report.json`'s `history`).
+//! million interactions, and what the file kept (`report.json`'s `history`); and the
+//! mock's resident memory after the run per write it acknowledged.
 //!
 //! Reproduce: `cargo bench --bench soak_harness`
 //! Knobs: `FHIRSURGE_BENCH_SECS` (load phase per mode, default 20),
@@ -104,9 +105,12 @@ struct Measured {
     interactions: u64,
     history_bytes: u64,
     kept: (u64, u64),
+    /// The mock's resident memory after the run, and the writes it acknowledged.
+    mock_mib: f64,
+    writes_ok: u64,
 }
 
-fn run(dir: &Path, port: u16, keep: &str, secs: u64, rate: u64) -> Measured {
+fn run(dir: &Path, (port, mock): (u16, u32), keep: &str, secs: u64, rate: u64) -> Measured {
     let out = dir.join(format!("out-{}", keep.replace(':', "-")));
     let path = scenario(dir, port, secs, rate, keep);
     let started = Instant::now();
@@ -165,6 +169,8 @@ fn run(dir: &Path, port: u16, keep: &str, secs: u64, rate: u64) -> Measured {
             history["kept"].as_u64().unwrap_or(0),
             history["records"].as_u64().unwrap_or(0),
         ),
+        mock_mib: status_mib(mock, "VmRSS:").unwrap_or(f64::NAN),
+        writes_ok: report["checked"]["writes_ok"].as_u64().unwrap_or(0),
     }
 }
 
@@ -189,6 +195,12 @@ fn print(m: &Measured) {
         m.kept.0,
         m.kept.1,
     );
+    println!(
+        "               mock RSS after the run {:>6.1} MiB for {} acknowledged writes ({:.2} KiB per stored version, the mock's baseline included)",
+        m.mock_mib,
+        m.writes_ok,
+        m.mock_mib * 1024.0 / m.writes_ok.max(1) as f64,
+    );
 }
 
 fn main() {
@@ -203,8 +215,8 @@ fn main() {
     for keep in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         // A fresh mock per mode: each run starts against an empty server.
         let port = free_port();
-        let _mock = start_mock(port);
-        let m = run(dir.path(), port, keep, secs, rate);
+        let mock = start_mock(port);
+        let m = run(dir.path(), (port, mock.0.id()), keep, secs, rate);
         print(&m);
     }
 }
