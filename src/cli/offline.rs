@@ -58,7 +58,12 @@ pub(super) fn check(
         "not_measured": not_measured,
         "findings": outcome.findings,
         "finding_counts": outcome.counts,
-        "visibility_lag": outcome.visibility_lag,
+        // The lag is the probes' searches, which a history not kept whole lost.
+        "visibility_lag": if options.keep.is_full() {
+            serde_json::json!(outcome.visibility_lag)
+        } else {
+            serde_json::json!({ "not_measured": options.keep.reason() })
+        },
         "checked": outcome.stats,
         "access": {
             "scope_leak": leak_stats,

@@ -130,6 +130,20 @@ async fn soak_keep_an_offline_check_of_a_writes_history_says_not_measured() {
         outcome.counts.get(&Kind::LostWrite),
         ran.report.finding_counts.get(&Kind::LostWrite)
     );
+    // The command says the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fhirsurge"))
+        .arg("check")
+        .arg(&ran.dir)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["keep"], "writes");
+    let why = json["not_measured"]["stale_read"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("writes only"), "{json}");
+    assert!(json["finding_counts"].get("stale_read").is_none(), "{json}");
+    assert!(json["visibility_lag"]["not_measured"].is_string(), "{json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
