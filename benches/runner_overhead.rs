@@ -178,6 +178,8 @@ fn fhirsurge_client(base: &str, id: &str, users: usize, secs: u64) -> Measured {
             growth_window: Duration::from_secs(1),
             stop: fhirsurge::run::Interrupt::new(),
             bodies: false,
+            filter: fhirsurge::run::keep::Filter::new(Default::default(), 0),
+            judge: None,
         };
         let collector = tokio::spawn(collector::collect(rx, sinks, Live::default()));
         let settings = Settings {

@@ -42,12 +42,30 @@ impl Call {
     pub fn outcome(&self) -> Outcome {
         self.outcome.unwrap_or(Outcome::Info)
     }
+
+    /// Moves the call out, leaving an empty one (no allocation) in its place.
+    fn take(&mut self) -> Call {
+        let empty = Call {
+            invoke: self.invoke,
+            invoke_us: self.invoke_us,
+            done_us: self.done_us,
+            f: self.f,
+            resource_type: Box::default(),
+            what: None,
+            query: None,
+            patient: None,
+            outcome: None,
+            phase: self.phase,
+        };
+        std::mem::replace(self, empty)
+    }
 }
 
 /// What the history says about access.
 #[derive(Clone, Debug, Default)]
 pub struct Access {
-    /// Every load and read-back interaction, in invocation order.
+    /// Every load and read-back interaction, in invocation order (none when collected
+    /// [`Collecting::without_calls`]).
     pub calls: Vec<Call>,
     /// `Patient/<id>` → the harness identifier of that patient.
     pub patients: HashMap<String, String>,
@@ -72,6 +90,7 @@ pub struct LeakStats {
 }
 
 /// A resource in a scoped answer that points at another patient than the scope.
+#[derive(Debug)]
 struct Suspect {
     invoke: u64,
     done: u64,
@@ -86,76 +105,97 @@ struct Suspect {
 
 /// Reads the history once.
 pub fn collect(records: impl IntoIterator<Item = Record>) -> Access {
-    let mut access = Access::default();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    let mut patient_idents: HashMap<u64, String> = HashMap::new();
-    let mut suspects = Vec::new();
+    let mut collecting = Collecting::default();
     for r in records {
-        match r.event {
+        collecting.see(&r);
+    }
+    collecting.finish()
+}
+
+/// [`collect`] one record at a time, as a run produces them (the run's live judge).
+#[derive(Debug, Default)]
+pub struct Collecting {
+    access: Access,
+    open: HashMap<u64, Open>,
+    patient_idents: HashMap<u64, String>,
+    suspects: Vec<Suspect>,
+    /// Completed calls are not kept (no audit reconciliation will read them): what this
+    /// collector holds then grows with patients and resources, not with interactions.
+    forget_calls: bool,
+}
+
+/// Where an uncompleted call is.
+#[derive(Debug)]
+enum Open {
+    /// In `Access::calls`, at this position.
+    Kept(usize),
+    /// Only here, until it completes.
+    Here(Box<Call>),
+}
+
+impl Collecting {
+    /// A collector for the leak check alone: [`Access::calls`] stays empty.
+    pub fn without_calls() -> Collecting {
+        Collecting {
+            forget_calls: true,
+            ..Collecting::default()
+        }
+    }
+
+    /// Takes the next record, in history order.
+    pub fn see(&mut self, r: &Record) {
+        let outcome = match &r.event {
             // A transaction's entries are the transaction's one access (not covered).
             Event::Invoke(op) if op.phase != Phase::Audit && op.entry_of.is_none() => {
                 let patient_create = matches!(op.f, F::Create | F::ConditionalCreate)
                     && op.resource_type == "Patient";
                 if let (true, Some(i)) = (patient_create, &op.identifier) {
-                    patient_idents.insert(r.index, i.clone());
+                    self.patient_idents.insert(r.index, i.clone());
                 }
-                open.insert(r.index, access.calls.len());
-                access.calls.push(call(r.index, r.time_us, op));
+                let call = call(r.index, r.time_us, op);
+                let open = if self.forget_calls {
+                    Open::Here(Box::new(call))
+                } else {
+                    self.access.calls.push(call);
+                    Open::Kept(self.access.calls.len() - 1)
+                };
+                self.open.insert(r.index, open);
+                return;
             }
-            Event::Ok(c) => done(
-                &mut access,
-                &mut open,
-                &mut patient_idents,
-                &mut suspects,
-                (r.index, r.time_us),
-                Outcome::Ok,
-                c,
-            ),
-            Event::Fail(c) => done(
-                &mut access,
-                &mut open,
-                &mut patient_idents,
-                &mut suspects,
-                (r.index, r.time_us),
-                Outcome::Fail,
-                c,
-            ),
-            Event::Info(c) => done(
-                &mut access,
-                &mut open,
-                &mut patient_idents,
-                &mut suspects,
-                (r.index, r.time_us),
-                Outcome::Info,
-                c,
-            ),
-            _ => {}
+            Event::Ok(c) => (Outcome::Ok, c),
+            Event::Fail(c) => (Outcome::Fail, c),
+            Event::Info(c) => (Outcome::Info, c),
+            _ => return,
+        };
+        self.done((r.index, r.time_us), outcome.0, outcome.1);
+    }
+
+    /// Runs the leak check over what was seen.
+    pub fn finish(mut self) -> Access {
+        self.access.judge(self.suspects);
+        self.access
+    }
+
+    /// Settles a completion.
+    fn done(&mut self, (index, time_us): (u64, u64), outcome: Outcome, c: &Completion) {
+        let (at, mut call) = match self.open.remove(&c.invoke) {
+            None => return,
+            Some(Open::Here(call)) => (None, *call),
+            Some(Open::Kept(at)) => (Some(at), self.access.calls[at].take()),
+        };
+        let ident = self.patient_idents.remove(&c.invoke);
+        self.access.complete(&mut call, outcome, time_us, c, ident);
+        if outcome == Outcome::Ok {
+            let found = self.access.scan(&call, index, time_us, c);
+            self.suspects.extend(found);
+        }
+        if let Some(at) = at {
+            self.access.calls[at] = call;
         }
     }
-    access.judge(suspects);
-    access
 }
 
-/// Settles a completion.
-fn done(
-    access: &mut Access,
-    open: &mut HashMap<u64, usize>,
-    patient_idents: &mut HashMap<u64, String>,
-    suspects: &mut Vec<Suspect>,
-    (index, time_us): (u64, u64),
-    outcome: Outcome,
-    c: Completion,
-) {
-    let Some(at) = open.remove(&c.invoke) else {
-        return;
-    };
-    let ident = patient_idents.remove(&c.invoke);
-    access.complete(at, outcome, time_us, &c, ident);
-    if outcome == Outcome::Ok {
-        suspects.extend(access.scan(at, index, time_us, &c));
-    }
-}
-fn call(index: u64, time_us: u64, op: Op) -> Call {
+fn call(index: u64, time_us: u64, op: &Op) -> Call {
     let what = match op.f {
         F::Read | F::Vread | F::Update | F::History => op
             .id
@@ -177,12 +217,13 @@ fn call(index: u64, time_us: u64, op: Op) -> Call {
         invoke_us: time_us,
         done_us: time_us,
         f: op.f,
-        resource_type: op.resource_type.into_boxed_str(),
+        resource_type: op.resource_type.as_str().into(),
         what,
         query: op
             .query
+            .as_deref()
             .filter(|_| op.f == F::Search)
-            .map(String::into_boxed_str),
+            .map(Into::into),
         patient,
         outcome: None,
         phase: op.phase,
@@ -192,13 +233,12 @@ fn call(index: u64, time_us: u64, op: Op) -> Call {
 impl Access {
     fn complete(
         &mut self,
-        at: usize,
+        call: &mut Call,
         outcome: Outcome,
         time_us: u64,
         c: &Completion,
         patient_ident: Option<String>,
     ) {
-        let call = &mut self.calls[at];
         call.outcome = Some(outcome);
         call.done_us = time_us;
         if call.what.is_none() && matches!(call.f, F::Create | F::ConditionalCreate) {
@@ -215,7 +255,7 @@ impl Access {
     }
 
     /// Learns owners and patients from an answer; returns what points elsewhere.
-    fn scan(&mut self, at: usize, index: u64, time_us: u64, c: &Completion) -> Vec<Suspect> {
+    fn scan(&mut self, call: &Call, index: u64, time_us: u64, c: &Completion) -> Vec<Suspect> {
         for s in &c.seen {
             if s.resource_type == "Patient" {
                 if let Some(i) = s.identifiers.first() {
@@ -233,7 +273,6 @@ impl Access {
                 }
             }
         }
-        let call = &self.calls[at];
         if call.f != F::Search {
             return Vec::new();
         }

@@ -167,28 +167,60 @@ impl Stats {
 /// Checks a history. Records must come in history order (the order of the file); a
 /// history cut off by a crash is checked as far as it goes.
 pub fn check(records: impl IntoIterator<Item = Record>, options: &Options) -> Outcome {
-    let mut state = state::State::new(options);
-    let mut abandoned = std::collections::HashSet::new();
-    let mut notifications = notify::Judge::default();
+    let mut live = Live::new(options);
     for record in records {
+        live.see(record);
+    }
+    live.finish()
+}
+
+/// The checker fed one record at a time, as a run produces them (the run's live judge);
+/// [`check`] is this over an iterator.
+pub struct Live {
+    state: state::State,
+    abandoned: std::collections::HashSet<u64>,
+    notifications: notify::Judge,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    pub fn new(options: &Options) -> Live {
+        Live {
+            state: state::State::new(options),
+            abandoned: std::collections::HashSet::new(),
+            notifications: notify::Judge::default(),
+        }
+    }
+
+    /// Takes the next record, in history order.
+    pub fn see(&mut self, record: Record) {
         if let crate::history::Event::Info(c) = &record.event
             && c.detail.as_deref() == Some(crate::history::ABANDONED)
         {
-            abandoned.insert(c.invoke);
+            self.abandoned.insert(c.invoke);
         }
-        notifications.see(&record);
-        state.ingest(record);
+        self.notifications.see(&record);
+        self.state.ingest(record);
     }
-    let mut outcome = state.finish();
-    withhold_abandoned(&mut outcome, &abandoned);
-    if let Some((judged, findings)) = notifications.finish() {
-        for f in &findings {
-            *outcome.counts.entry(f.kind).or_default() += 1;
+
+    /// Judges what could only be judged at the end.
+    pub fn finish(self) -> Outcome {
+        let mut outcome = self.state.finish();
+        withhold_abandoned(&mut outcome, &self.abandoned);
+        if let Some((judged, findings)) = self.notifications.finish() {
+            for f in &findings {
+                *outcome.counts.entry(f.kind).or_default() += 1;
+            }
+            outcome.findings.extend(findings);
+            outcome.notifications = Some(judged);
         }
-        outcome.findings.extend(findings);
-        outcome.notifications = Some(judged);
+        outcome
     }
-    outcome
 }
 
 /// A write the harness gave up waiting for (a stopped run, the drain after the load

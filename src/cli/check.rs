@@ -1,6 +1,7 @@
 //! `fhirsurge check`: re-judges a recorded history offline, as its run judged it (the
 //! run's `check.json`) or with a given profile, says where the history ends and what was
-//! cut, and prints the findings as JSON.
+//! cut, and what a history not kept whole cannot measure, and prints the findings as
+//! JSON.
 
 use super::bad_input;
 use super::exit::{Ending, Failure};
@@ -21,11 +22,25 @@ pub(super) fn offline(
             run::recheck::OPTIONS_FILE
         ),
     }
-    let (mut outcome, end) = run::recheck::recheck_to_end(path, &options).map_err(bad_input)?;
+    let (mut outcome, end) =
+        run::recheck::recheck_to_end(path, &options.options).map_err(bad_input)?;
     // The leak check needs only the history; the audit reconciliation needs the target's
     // trail and the scope probe the target itself: neither is re-run here.
     let (leaks, leak_stats) = run::access::leaks(path).map_err(bad_input)?;
     run::access::add(&mut outcome.findings, &mut outcome.counts, leaks);
+    // A history not kept whole cannot show what its dropped reads showed.
+    let not_measured = run::recheck::unmeasured(options.keep, &mut outcome);
+    if !not_measured.is_empty() {
+        eprintln!(
+            "not measured ({}): {}",
+            options.keep.reason(),
+            not_measured
+                .keys()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     eprintln!(
         "scope_leak re-run over the history ({} patient-scoped searches); audit reconciliation and the scope probe were not re-run (they need the target)",
         leak_stats.searches_checked
@@ -40,9 +55,16 @@ pub(super) fn offline(
     }
     let json = serde_json::to_string_pretty(&serde_json::json!({
         "history_end": end,
+        "keep": options.keep,
+        "not_measured": not_measured,
         "findings": outcome.findings,
         "finding_counts": outcome.counts,
-        "visibility_lag": outcome.visibility_lag,
+        // The lag is the probes' searches, which a history not kept whole lost.
+        "visibility_lag": if options.keep.is_full() {
+            serde_json::json!(outcome.visibility_lag)
+        } else {
+            serde_json::json!({ "not_measured": options.keep.reason() })
+        },
         "checked": outcome.stats,
         "access": {
             "scope_leak": leak_stats,

@@ -61,6 +61,10 @@ enum Command {
         /// Load-phase length, e.g. 30s, 5m.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// What the history file keeps: full, writes, or sample:P (0 < P <= 1); the
+        /// run's own findings are judged over every record either way.
+        #[arg(long, value_parser = parse_keep)]
+        keep: Option<crate::vocab::keep::Keep>,
         /// A previous run's report.json: exit 1 when this run regressed beyond the margins.
         #[arg(long)]
         baseline: Option<PathBuf>,
@@ -264,6 +268,11 @@ pub fn main() -> ExitCode {
     ExitCode::from(exit::code(&ending))
 }
 
+fn parse_keep(text: &str) -> Result<crate::vocab::keep::Keep, String> {
+    text.parse()
+        .map_err(|e: crate::vocab::keep::BadKeep| e.to_string())
+}
+
 fn bad_input(message: impl ToString) -> Failure {
     Failure::BadInput(message.to_string())
 }
@@ -279,6 +288,7 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
             seed,
             users,
             duration,
+            keep,
             baseline,
             max_regression,
             insecure,
@@ -305,6 +315,7 @@ async fn dispatch(command: Command) -> Result<Ending, Failure> {
                 users: flags::users(users)?,
                 duration: flags::duration(duration)?,
                 tls,
+                keep,
             };
             s.apply(&overrides)?;
             limits::warn_if_low(s.load.peak_users());

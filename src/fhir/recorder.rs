@@ -55,6 +55,38 @@ impl Note {
 pub struct Line {
     pub bytes: Vec<u8>,
     pub kind: Kind,
+    /// What a bounded history (`[history] keep`) may leave out of the file.
+    pub shed: Shed,
+}
+
+/// Whether a line may be left out of a bounded history file; the run's checker gets
+/// every line regardless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shed {
+    /// Always kept: writes, their completions, the read-back, marks.
+    Never,
+    /// The invocation (this history index) of a load-phase or visibility-probe read or
+    /// search: kept only in the sample.
+    Read(u64),
+    /// A completion of the invocation at this index: kept when that invocation was.
+    Completes(u64),
+}
+
+impl Shed {
+    /// The classification of a record's event, at history `index`.
+    fn of(index: u64, event: &EventRef<'_>) -> Shed {
+        use crate::history::{Interaction as F, Phase};
+        match event {
+            EventRef::Invoke(op)
+                if matches!(op.phase, Phase::Load | Phase::Probe)
+                    && matches!(op.f, F::Read | F::Vread | F::Search | F::History) =>
+            {
+                Shed::Read(index)
+            }
+            EventRef::Ok(c) | EventRef::Fail(c) | EventRef::Info(c) => Shed::Completes(c.invoke),
+            _ => Shed::Never,
+        }
+    }
 }
 
 /// What kind of record a line holds, as far as the live counters care.
@@ -181,6 +213,7 @@ impl Recorder {
     fn line(&self, process: u64, event: EventRef<'_>) -> (u64, Line) {
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         let kind = event.kind();
+        let shed = Shed::of(index, &event);
         let record = RecordRef {
             index,
             time_us: self.now_us(),
@@ -191,7 +224,7 @@ impl Recorder {
         // Serializing plain data into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut bytes, &record);
         bytes.push(b'\n');
-        (index, Line { bytes, kind })
+        (index, Line { bytes, kind, shed })
     }
 
     /// Hands a note to the collector.

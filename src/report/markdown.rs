@@ -86,6 +86,9 @@ pub fn render(r: &Report) -> String {
     failed_slos(&mut out, r);
     operations(&mut out, r);
     growth(&mut out, r);
+    if let Some(h) = &r.history {
+        let _ = writeln!(out, "\n{}", h.sentence());
+    }
     notifications(&mut out, r);
     findings(&mut out, r);
     out

@@ -105,6 +105,37 @@ pub struct Report {
     /// from reports of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub growth: Option<growth::Growth>,
+    /// What the history file kept (absent from reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryKept>,
+}
+
+/// What the run's history file kept of the records the run's checker saw.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryKept {
+    /// The `[history] keep` mode (`full`, `writes`, `sample:P`).
+    pub keep: crate::vocab::keep::Keep,
+    /// Records the run produced (all of them judged live).
+    pub records: u64,
+    /// Records written to the history file.
+    pub kept: u64,
+    /// Records left out of the file (load-phase reads and searches and their completions).
+    pub dropped: u64,
+}
+
+impl HistoryKept {
+    /// One sentence for the summary.
+    pub fn sentence(&self) -> String {
+        match self.keep {
+            crate::vocab::keep::Keep::Full => {
+                format!("History: kept whole ({} records).", self.records)
+            }
+            k => format!(
+                "History: keep = \"{k}\": {} of {} records in the file ({} load-phase reads and searches dropped); the run's checker saw all of them, an offline `fhirsurge check` cannot measure the read-based kinds.",
+                self.kept, self.records, self.dropped
+            ),
+        }
+    }
 }
 
 /// How a run stopped by a signal (or by a failed history write) was wound down.

@@ -1,7 +1,8 @@
 //! The access checks of a run: after the read-back, fetch the target's audit trail
 //! (AuditEvent searches over the run's time window, recorded in the history under the
-//! `audit` phase; none when the EHR profile says AuditEvent is not served), then, once the history is complete, reconcile every access with it
-//! and run the cross-patient leak check (both pure, in `check`). Decides what the
+//! `audit` phase; none when the EHR profile says AuditEvent is not served), then, once
+//! the live judge has seen every record, reconcile every access with it and run the
+//! cross-patient leak check (both pure, in `check`). Decides what the
 //! report says of each: measured, not exposed, or not measured with the reason.
 
 use std::collections::HashMap;
@@ -134,21 +135,14 @@ pub struct Judged {
     pub findings: Vec<Finding>,
 }
 
-/// Reads the history again, runs the leak check and, with a trail, reconciles.
+/// Runs the leak check over what the live judge collected and, with a trail, reconciles.
 pub fn judge(
-    history_path: &Path,
+    collected: access::Access,
     scenario: &Scenario,
     trail: Trail,
     probed: super::scope::Probed,
     consistency: &[Finding],
-) -> Result<Judged, history::Error> {
-    let mut failed = None;
-    let records =
-        history::Reader::open(history_path)?.map_while(|r| r.map_err(|e| failed = Some(e)).ok());
-    let collected = access::collect(records);
-    if let Some(e) = failed {
-        return Err(e);
-    }
+) -> Judged {
     let mut findings = collected.leaks.clone();
     let leak = Leak {
         status: if collected.leak_stats.searches_checked > 0 {
@@ -197,10 +191,10 @@ pub fn judge(
     }
     let scope = probed.scope;
     findings.extend(probed.findings);
-    Ok(Judged {
+    Judged {
         access: Access { audit, leak, scope },
         findings,
-    })
+    }
 }
 
 /// The cross-patient leak check alone, over a history (`fhirsurge check`): it needs no

@@ -1,10 +1,12 @@
-//! The report of one run, assembled from what its phases left: the history checked (as
-//! `fhirsurge check` checks it), the access checks judged, the SLOs judged, the workload,
+//! The report of one run, assembled from what its phases left: what the live judge found
+//! over every record (whatever the history file kept), the access checks judged, the SLOs judged, the workload,
 //! growth and visibility figures, and why it is partial when it was stopped.
 
 use std::sync::atomic::Ordering;
 
-use super::{Error, Stack, access, bounded, collector, load, recheck, scope, visibility, workflow};
+use super::{
+    Error, Stack, access, bounded, collector, judge, load, recheck, scope, visibility, workflow,
+};
 use crate::check;
 use crate::profile::Profile;
 use crate::report::{self, Report};
@@ -36,29 +38,26 @@ pub(super) struct Phases {
     pub(super) bodies_stored: bool,
 }
 
-/// Checks the history and builds the report.
+/// Builds the report from what the live judge found over every record.
 pub(super) fn assemble(
     scenario: &Scenario,
     profile: &Profile,
     stack: &Stack,
-    history_path: &std::path::Path,
-    collected: collector::Collected,
+    dir: &std::path::Path,
+    (collected, live): (collector::Collected, judge::Judged),
     p: Phases,
     (trail, probed): (access::Trail, scope::Probed),
 ) -> Result<Report, Error> {
-    let options = recheck::options(profile);
-    if let Some(dir) = history_path.parent() {
-        // Without it, `fhirsurge check` would judge the history without the profile.
-        if let Err(e) = recheck::write_options(dir, &options) {
-            tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
-        }
+    let options = recheck::Recorded {
+        options: recheck::options(profile),
+        keep: scenario.keep,
+    };
+    // Without it, `fhirsurge check` would judge the history without the profile.
+    if let Err(e) = recheck::write_recorded(dir, &options) {
+        tracing::warn!("{}: {e}", recheck::OPTIONS_FILE);
     }
-    // Judged as `fhirsurge check` judges it: an unreadable record is an error, not the
-    // silent end of the history.
-    let mut checked =
-        recheck::recheck(history_path, &options).map_err(|e| Error::Io(e.to_string()))?;
-    let judged = access::judge(history_path, scenario, trail, probed, &checked.findings)
-        .map_err(|e| Error::Io(e.to_string()))?;
+    let mut checked = live.outcome;
+    let judged = access::judge(live.access, scenario, trail, probed, &checked.findings);
     access::add(&mut checked.findings, &mut checked.counts, judged.findings);
     let metrics = collected.metrics;
     let all = metrics.total(p.load_s);
@@ -151,6 +150,7 @@ pub(super) fn assemble(
         access: judged.access,
         notifications: checked.notifications,
         growth: Some(growth),
+        history: Some(collected.history.clone()),
     };
     report.scorecard = report::scorecard::score(&report);
     if let Some(stop) = &p.stop {

@@ -1,5 +1,7 @@
 //! The collector: the one task that owns the history writer and the metrics. Every
-//! interaction's records and samples arrive here over the recorder's channel.
+//! interaction's records and samples arrive here over the recorder's channel; every
+//! record goes on to the run's live judge, and the history budget (`keep`) decides which
+//! also go into the file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,11 +12,14 @@ use tokio::sync::mpsc;
 
 use super::Interrupt;
 use super::hlog::Hlogs;
+use super::judge::Feed;
+use super::keep::Filter;
 use crate::fhir::Note;
 use crate::fhir::recorder::{Kind, Line};
 use crate::history::{self, Outcome, Phase};
 use crate::metrics::Metrics;
 use crate::metrics::growth::{Growth, Window};
+use crate::report::HistoryKept;
 
 /// Live counters the progress line reads.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +72,8 @@ pub struct Collected {
     pub growth_window: Duration,
     /// Resources the harness counted as held at the end (acknowledged creates).
     pub resources: u64,
+    /// What the history file kept.
+    pub history: HistoryKept,
     /// When writing the history failed (the disk filled): why, and where it ends.
     pub cut: Option<Cut>,
 }
@@ -94,6 +101,10 @@ pub struct Sinks {
     pub stop: Interrupt,
     /// Whether answers' bodies are written too (`bodies.jsonl.zst`, `--store-bodies`).
     pub bodies: bool,
+    /// What the history file keeps.
+    pub filter: Filter,
+    /// The run's live judge, which gets every record.
+    pub judge: Option<Feed>,
 }
 
 /// The collector's state.
@@ -116,15 +127,21 @@ struct Collector {
     retries: u64,
     flushed: Instant,
     live: Live,
+    filter: Filter,
+    judge: Option<Feed>,
+    /// Lines taken since the judge was last fed.
+    judging: Vec<Vec<u8>>,
 }
 
 /// Drains the channel into the history, the metrics and the interval logs until told to
 /// finish or every sender is gone. Latency intervals roll once a second.
 pub async fn collect(
     mut rx: mpsc::Receiver<Note>,
-    sinks: Sinks,
+    mut sinks: Sinks,
     live: Live,
 ) -> Result<Collected, history::Error> {
+    let judge = sinks.judge.take();
+    let filter = std::mem::replace(&mut sinks.filter, Filter::new(Default::default(), 0));
     let path = sinks.dir.join(history::FILE);
     let mut c = Collector {
         writer: Some(history::FileWriter::create(&path)?),
@@ -148,6 +165,9 @@ pub async fn collect(
         retries: 0,
         flushed: Instant::now(),
         live,
+        filter,
+        judge,
+        judging: Vec::with_capacity(BATCH),
     };
     let mut tick = tokio::time::interval_at((sinks.start + INTERVAL).into(), INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,10 +180,12 @@ pub async fn collect(
                 }
                 for note in batch.drain(..) {
                     if matches!(note, Note::Finish) {
+                        c.judge().await;
                         break 'collect;
                     }
                     c.take(note);
                 }
+                c.judge().await;
                 c.idle(rx.is_empty());
                 if n < BATCH {
                     // Let notes gather instead of waking once per request; nothing is
@@ -179,7 +201,9 @@ pub async fn collect(
     }
     c.roll(sinks.start.elapsed());
     c.flush();
+    c.judge().await;
     c.log_readback(&sinks);
+    let history = c.filter.tally();
     if let Some(writer) = c.writer.take()
         && let Err(e) = writer.finish()
     {
@@ -218,6 +242,7 @@ pub async fn collect(
         probes,
         records,
         retries,
+        history,
         cut,
     })
 }
@@ -269,9 +294,9 @@ const IDLE_FLUSH: Duration = Duration::from_millis(50);
 impl Collector {
     fn take(&mut self, note: Note) {
         match note {
-            Note::Line(line) => self.line(&line),
+            Note::Line(line) => self.line(line),
             Note::Done(line, sample) => {
-                self.line(&line);
+                self.line(line);
                 match sample.phase {
                     Phase::Readback | Phase::Audit | Phase::ScopeProbe => {
                         self.readback.record(&sample)
@@ -303,18 +328,30 @@ impl Collector {
         }
     }
 
-    fn line(&mut self, line: &Line) {
+    fn line(&mut self, line: Line) {
         match line.kind {
             Kind::Completion(outcome) => self.live.add(outcome),
             Kind::Invoke { load_retry: true } => self.retries += 1,
             _ => {}
         }
-        let Some(writer) = &mut self.writer else {
-            return;
-        };
-        match writer.write_line(&line.bytes) {
-            Ok(()) => self.records += 1,
-            Err(e) => self.failed(FILE_HISTORY, e),
+        self.records += 1;
+        if self.filter.keeps(line.shed)
+            && let Some(Err(e)) = self.writer.as_mut().map(|w| w.write_line(&line.bytes))
+        {
+            self.failed(FILE_HISTORY, e);
+        }
+        if self.judge.is_some() {
+            self.judging.push(line.bytes);
+        }
+    }
+
+    /// Hands the lines taken since the last call to the judge.
+    async fn judge(&mut self) {
+        if let Some(feed) = &self.judge
+            && !self.judging.is_empty()
+        {
+            let lines = std::mem::replace(&mut self.judging, Vec::with_capacity(BATCH));
+            feed.send(lines).await;
         }
     }
 

@@ -9,6 +9,8 @@ mod bounded;
 pub mod collector;
 mod hlog;
 pub mod interrupt;
+pub mod judge;
+pub mod keep;
 pub mod load;
 pub mod merge;
 pub mod open;
@@ -181,6 +183,9 @@ pub async fn execute_with(
     let history_path = dir.join(history::FILE);
     let live = collector::Live::default();
     let wall_start = std::time::SystemTime::now() - start.elapsed();
+    // The calls are kept only for an audit trail that will be fetched.
+    let audit = scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none();
+    let judge = judge::Judge::start(recheck::options(&profile), audit).map_err(io)?;
     let sinks = collector::Sinks {
         dir: dir.clone(),
         start,
@@ -188,6 +193,8 @@ pub async fn execute_with(
         growth_window: scenario.growth.window_for(scenario.load.duration()),
         stop: control.interrupt.clone(),
         bodies: options.bodies == Bodies::Store,
+        filter: keep::Filter::new(scenario.keep, scenario.seed),
+        judge: Some(judge.feed()),
     };
     let collector = tokio::spawn(bounded::collect_or_stop(
         collector::collect(rx, sinks, live.clone()),
@@ -326,6 +333,7 @@ pub async fn execute_with(
                 dir.display()
             ))
         })?;
+    let judged = judge.finish().await.map_err(io)?;
 
     let phases = assemble::Phases {
         run_id,
@@ -367,8 +375,8 @@ pub async fn execute_with(
         scenario,
         &profile,
         &stack,
-        &history_path,
-        collected,
+        &dir,
+        (collected, judged),
         phases,
         (trail, probed),
     )?;
@@ -394,6 +402,10 @@ pub async fn execute_with(
         record.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
     }
     Ok(Outcome { dir, report })
+}
+
+fn io(e: impl std::fmt::Display) -> Error {
+    Error::Io(e.to_string())
 }
 
 /// The run's client, authenticated once: a refused client stops the run before any load

@@ -4,11 +4,13 @@
 //! judged again gives the same findings, and a declared quirk never turns into a false
 //! alarm on the second look.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::check;
 use crate::history;
 use crate::profile::Profile;
+use crate::vocab::keep::Keep;
 
 /// The checker options file in a run directory.
 pub const OPTIONS_FILE: &str = "check.json";
@@ -27,10 +29,36 @@ pub fn options(profile: &Profile) -> check::Options {
     }
 }
 
-/// Writes the options into the run directory.
-pub fn write_options(dir: &Path, options: &check::Options) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(options).map_err(std::io::Error::other)?;
+/// What `check.json` holds: the checker options and what the history file kept (a
+/// file written before `keep` existed kept everything).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    #[serde(flatten)]
+    pub options: check::Options,
+    #[serde(default)]
+    pub keep: Keep,
+}
+
+/// Writes the options and the keep mode into the run directory.
+pub fn write_recorded(dir: &Path, recorded: &Recorded) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(recorded).map_err(std::io::Error::other)?;
     std::fs::write(dir.join(OPTIONS_FILE), json)
+}
+
+/// Marks the kinds a history not kept whole cannot measure: their findings are withheld
+/// (a dropped read must not become a false finding) and the reasons returned, by kind.
+pub fn unmeasured(keep: Keep, outcome: &mut check::Outcome) -> BTreeMap<check::Kind, String> {
+    let reasons: BTreeMap<_, _> = check::Kind::ALL
+        .into_iter()
+        .filter_map(|k| keep.unmeasured(k).map(|why| (k, why)))
+        .collect();
+    outcome.findings.retain(|f| !reasons.contains_key(&f.kind));
+    outcome.counts.retain(|k, _| !reasons.contains_key(k));
+    if !keep.is_full() {
+        // The lag is measured by the probes' searches, which the file did not keep whole.
+        outcome.visibility_lag = check::Lag::default();
+    }
+    reasons
 }
 
 /// Where the options for a re-check came from.
@@ -45,31 +73,40 @@ pub enum Source {
 }
 
 /// The options to re-check `history` with: `profile` when given, else the `check.json`
-/// beside the history, else the defaults.
+/// beside the history, else the defaults; the keep mode always from `check.json`.
 pub fn options_for(
     history: &Path,
     profile: Option<&Profile>,
-) -> Result<(check::Options, Source), String> {
-    if let Some(p) = profile {
-        return Ok((options(p), Source::Profile(p.name.clone())));
-    }
+) -> Result<(Recorded, Source), String> {
     let file = history
         .parent()
         .unwrap_or_else(|| Path::new("."))
         .join(OPTIONS_FILE);
-    match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(|o| (o, Source::File(file.clone())))
-            .map_err(|e| format!("{}: {e}", file.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let defaults = check::Options {
+    let recorded: Option<Recorded> = match std::fs::read(&file) {
+        Ok(bytes) => {
+            Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("{}: {e}", file.display())),
+    };
+    let keep = recorded.as_ref().map(|r| r.keep).unwrap_or_default();
+    Ok(match (profile, recorded) {
+        (Some(p), _) => (
+            Recorded {
+                options: options(p),
+                keep,
+            },
+            Source::Profile(p.name.clone()),
+        ),
+        (None, Some(r)) => (r, Source::File(file)),
+        (None, None) => {
+            let options = check::Options {
                 harness_system_prefix: crate::HARNESS_PREFIX.to_owned(),
                 ..check::Options::default()
             };
-            Ok((defaults, Source::Default))
+            (Recorded { options, keep }, Source::Default)
         }
-        Err(e) => Err(format!("{}: {e}", file.display())),
-    }
+    })
 }
 
 /// Checks a history file up to its last complete line (a crash may have cut it).

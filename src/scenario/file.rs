@@ -42,7 +42,7 @@ pub(super) struct File {
     #[serde(default)]
     audit: AuditFile,
     #[serde(default)]
-    scope_probe: Option<Spanned<ScopeProbeFile>>,
+    scope_probe: Option<Spanned<super::scope_probe::ScopeProbeFile>>,
     #[serde(default)]
     faults: Vec<Spanned<SpecFile>>,
     #[serde(default)]
@@ -61,6 +61,8 @@ pub(super) struct File {
     write_back: super::WriteBack,
     #[serde(default)]
     growth: crate::vocab::soak::Growth,
+    #[serde(default)]
+    history: Option<Spanned<super::history::HistoryFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,63 +167,6 @@ struct AuditFile {
     tolerance: Duration,
     #[serde(default)]
     agent: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScopeProbeFile {
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default)]
-    scopes: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// `[scope_probe]`: each scope must be a `system/<Type|*>.<permissions>` scope.
-fn validate_scope_probe(
-    file: Option<Spanned<ScopeProbeFile>>,
-    at: &Locator<'_>,
-) -> Result<super::ScopeProbe, SourceError> {
-    let Some(file) = file else {
-        return Ok(super::ScopeProbe::default());
-    };
-    let span = file.span();
-    let f = file.into_inner();
-    if let Some(bad) = f.scopes.iter().find(|s| !is_system_scope(s)) {
-        let message = format!(
-            "scope_probe.scopes: `{bad}` is not a system scope (system/<Type|*>.<cruds|read|write|*>)"
-        );
-        return Err(at.error(at.key_in(span, Some("scopes")), message));
-    }
-    Ok(super::ScopeProbe {
-        enabled: f.enabled,
-        scopes: f.scopes,
-    })
-}
-
-/// `system/Patient.rs`, `system/*.read`, `system/Observation.cud`.
-fn is_system_scope(scope: &str) -> bool {
-    let Some((rt, perms)) = scope
-        .strip_prefix("system/")
-        .and_then(|r| r.split_once('.'))
-    else {
-        return false;
-    };
-    let type_ok = rt == "*"
-        || (rt.starts_with(|c: char| c.is_ascii_uppercase())
-            && rt.chars().all(|c| c.is_ascii_alphanumeric()));
-    let letters = !perms.is_empty()
-        && perms.len() <= 5
-        && perms.chars().all(|c| "cruds".contains(c))
-        && "cruds"
-            .chars()
-            .filter(|c| perms.contains(*c))
-            .collect::<String>()
-            == perms;
-    type_ok && (letters || ["read", "write", "*"].contains(&perms))
 }
 
 impl Default for AuditFile {
@@ -447,7 +392,7 @@ impl File {
                 tolerance: self.audit.tolerance,
                 agent: self.audit.agent.map(Spanned::into_inner),
             },
-            scope_probe: validate_scope_probe(self.scope_probe, &at)?,
+            scope_probe: super::scope_probe::validate(self.scope_probe, &at)?,
             faults,
             workflow,
             groups,
@@ -463,6 +408,7 @@ impl File {
             },
             write_back: self.write_back,
             growth: self.growth,
+            keep: super::history::validate(self.history, &at)?,
         })
     }
 }

@@ -11,8 +11,10 @@
 mod auth;
 mod file;
 mod group;
+mod history;
 mod plan;
 mod rate;
+mod scope_probe;
 mod slo;
 mod subscriptions;
 
@@ -28,6 +30,7 @@ use crate::source::{self, SourceError};
 use crate::vocab::fault::Spec;
 
 pub use crate::vocab::finding::{FINDING_KINDS, NOTIFICATION_KINDS};
+pub use crate::vocab::keep::Keep;
 pub use group::{Group, group_of};
 pub use plan::TestPlan;
 pub use rate::RatePlan;
@@ -85,6 +88,8 @@ pub struct Scenario {
     pub write_back: WriteBack,
     /// How the growth curves are windowed (`[growth]`).
     pub growth: crate::vocab::soak::Growth,
+    /// What the history file keeps (`[history] keep`); the run's checker sees all.
+    pub keep: Keep,
 }
 
 /// How the `write_back` step sends the AI's results.
@@ -314,6 +319,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--insecure` / `--ca-cert`: replaces `[tls]`.
     pub tls: Option<crate::fhir::Tls>,
+    /// `--keep`: replaces `[history] keep`.
+    pub keep: Option<Keep>,
 }
 
 /// A scenario that cannot be used.
@@ -356,6 +363,9 @@ impl Scenario {
         }
         if let Some(tls) = &o.tls {
             self.tls = tls.clone();
+        }
+        if let Some(keep) = o.keep {
+            self.keep = keep;
         }
         if let Some(users) = o.users {
             self.load = match self.load.clone() {

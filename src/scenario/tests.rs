@@ -246,3 +246,28 @@ fn receiver_tls_paths_resolve_and_heartbeats_are_for_topics_only() {
     let unknown = format!("{SMOKE}\n[subscriptions]\ntls = {{ cert = \"x\" }}\n");
     assert!(parse(&unknown).is_err());
 }
+
+#[test]
+fn history_keep_defaults_to_full_and_parses_its_forms() {
+    assert_eq!(parse(SMOKE).unwrap().keep, Keep::Full);
+    let text = format!("{SMOKE}[history]\nkeep = \"sample:0.1\"\n");
+    assert_eq!(parse(&text).unwrap().keep, Keep::Sample(0.1));
+    let text = format!("{SMOKE}[history]\nkeep = \"writes\"\n");
+    assert_eq!(parse(&text).unwrap().keep, Keep::Writes);
+    let soak = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/nightly-soak.toml");
+    assert_eq!(Scenario::load(&soak).unwrap().keep, Keep::Sample(0.1));
+}
+
+#[test]
+fn a_bad_history_keep_is_located_at_its_value() {
+    for bad in ["sample:0", "sample:1.5", "reads", "sample:x"] {
+        let text = format!("{SMOKE}[history]\nkeep = \"{bad}\"\n");
+        let (line, col, msg) = located(&text);
+        assert_eq!((line, col), (11, 8), "{bad}: {msg}");
+        assert!(msg.starts_with("history.keep:"), "{msg}");
+        assert!(msg.contains(bad), "{msg}");
+    }
+    let text = format!("{SMOKE}[history]\nkept = \"writes\"\n");
+    let (line, _, msg) = located(&text);
+    assert_eq!(line, 11, "{msg}");
+}

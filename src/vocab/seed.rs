@@ -19,6 +19,8 @@ pub enum Purpose {
     MockIds,
     /// The mock's paging-session tokens.
     PagingSessions,
+    /// Which load-phase reads a sampled history keeps (`[history] keep = "sample:P"`).
+    HistorySample,
 }
 
 impl Purpose {
@@ -28,6 +30,7 @@ impl Purpose {
             Purpose::FaultTargets => 0x5eed,
             Purpose::MockIds => 0x1d5_u64.rotate_left(40),
             Purpose::PagingSessions => 0x9a6e_5e55_1011,
+            Purpose::HistorySample => 0x4ee9_5a3b_1e00,
         }
     }
 }

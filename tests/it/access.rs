@@ -130,6 +130,16 @@ probability = 0.2
         .cloned()
         .collect();
     assert_eq!(offline, online);
+    // Collected without keeping the calls (a run with no audit trail to reconcile), the
+    // leak check is the same and nothing is held per interaction.
+    let mut lean = fhirsurge::check::access::Collecting::without_calls();
+    for r in fhirsurge::history::Reader::open(&o.dir.join(fhirsurge::history::FILE)).unwrap() {
+        lean.see(&r.unwrap());
+    }
+    let lean = lean.finish();
+    assert!(lean.calls.is_empty());
+    assert_eq!(lean.leaks, offline);
+    assert_eq!(lean.leak_stats, o.report.access.leak.stats);
     let a = &o.report.access;
     assert_eq!(a.audit.status, Status::Measured);
     assert_eq!(a.leak.status, Status::Measured);

@@ -25,6 +25,7 @@ mod run;
 mod safety;
 mod scale;
 mod scoring;
+mod soak_keep;
 #[path = "../support/mod.rs"]
 mod support;
 mod synth;

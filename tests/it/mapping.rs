@@ -384,10 +384,10 @@ async fn every_shipped_profile_runs_against_its_emulating_mock_with_no_findings(
             Source::File(outcome.dir.join(recheck::OPTIONS_FILE))
         );
         assert_eq!(
-            options.expected_changes,
+            options.options.expected_changes,
             Profile::load(name).unwrap().expected_changes()
         );
-        let again = recheck::recheck(&history, &options).unwrap();
+        let again = recheck::recheck(&history, &options.options).unwrap();
         assert!(again.findings.is_empty(), "{name}: {:#?}", again.findings);
         let blind = check::Options {
             harness_system_prefix: fhirsurge::HARNESS_PREFIX.to_owned(),

@@ -36,6 +36,13 @@ pub fn render(r: &Report) -> String {
     run_info(&mut out, r);
     chart_section(&mut out, r);
     growth::section(&mut out, r);
+    if let Some(h) = &r.history {
+        let _ = write!(
+            out,
+            r#"<section id="history"><p class="hint">{}</p></section>"#,
+            escape(&h.sentence())
+        );
+    }
     tables::operations(&mut out, r);
     tables::faults(&mut out, r);
     tables::findings(&mut out, r);

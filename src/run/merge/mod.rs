@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{Outcome, recheck, shard};
-use crate::check;
 use crate::report::Report;
 
 /// Why shards could not be merged.
@@ -118,10 +117,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, Error> {
         .into_iter()
         .map(|(at, why)| (parts[at].record.shard.index, why))
         .collect();
-    recheck::write_options(out, &options)
+    recheck::write_recorded(out, &options)
         .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
-    let checked = recheck::recheck(&history_path, &options)?;
-    let report = report::assemble(&parts, origin, checked, &mut notes)?;
+    let mut checked = recheck::recheck(&history_path, &options.options)?;
+    // Re-checked from files: what they did not keep is not measured, never passed.
+    let unmeasured = recheck::unmeasured(options.keep, &mut checked);
+    let report = report::assemble(&parts, origin, (checked, &unmeasured), &mut notes)?;
     warn(&notes);
     report.write_all(out)?;
     let text = serde_json::to_vec_pretty(&notes)?;
@@ -213,15 +214,15 @@ fn agree(parts: &[Part]) -> Result<Vec<u32>, Error> {
 }
 
 /// The checker's options: every shard must have judged with the same ones.
-fn options(parts: &[Part]) -> Result<check::Options, Error> {
-    let mut found: Option<(check::Options, &Path)> = None;
+fn options(parts: &[Part]) -> Result<recheck::Recorded, Error> {
+    let mut found: Option<(recheck::Recorded, &Path)> = None;
     for p in parts {
         let history = p.dir.join(crate::history::FILE);
         let (o, _) = recheck::options_for(&history, None).map_err(Error::Refused)?;
         match &found {
             Some((first, dir)) if *first != o => {
                 return Err(Error::Refused(format!(
-                    "{} and {} were judged with different {} (profiles differ)",
+                    "{} and {} were judged with different {} (profiles or history keep modes differ)",
                     dir.display(),
                     p.dir.display(),
                     recheck::OPTIONS_FILE

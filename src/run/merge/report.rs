@@ -15,7 +15,10 @@ use crate::scenario::Scenario;
 pub fn assemble(
     parts: &[Part],
     origin: i64,
-    checked: check::Outcome,
+    (checked, unmeasured): (
+        check::Outcome,
+        &std::collections::BTreeMap<check::Kind, String>,
+    ),
     notes: &mut Notes,
 ) -> Result<Report, Error> {
     let first = &parts[0];
@@ -48,6 +51,9 @@ pub fn assemble(
             findings: &findings,
             lag_p99_ms: checked.visibility_lag.p99_ms,
             not_measured: &|k| {
+                if let Some(why) = unmeasured.get(&k) {
+                    return Some(why.clone());
+                }
                 crate::run::access::unmeasured(&access, k)
                     .unwrap_or_else(|| report::slo::unchecked(k, &workload.checks))
             },
@@ -102,6 +108,7 @@ pub fn assemble(
         bodies_stored: parts.iter().any(|p| p.report.bodies_stored),
         access,
         growth: Some(growth),
+        history: history(parts),
     };
     report.scorecard = report::scorecard::score(&report);
     Ok(report)
@@ -109,6 +116,21 @@ pub fn assemble(
 
 /// The merged run's growth: not recomputed (each shard counted only the resources it
 /// wrote, on its own windows), so not measured, with the shards' resources added up.
+/// The shards' history budgets added up (absent when a shard's report has none).
+fn history(parts: &[Part]) -> Option<report::HistoryKept> {
+    let mut sum = report::HistoryKept {
+        keep: parts.first()?.report.history.as_ref()?.keep,
+        ..report::HistoryKept::default()
+    };
+    for h in parts.iter().map(|p| p.report.history.as_ref()) {
+        let h = h?;
+        sum.records += h.records;
+        sum.kept += h.kept;
+        sum.dropped += h.dropped;
+    }
+    Some(sum)
+}
+
 fn growth(parts: &[Part]) -> report::growth::Growth {
     let held = parts
         .iter()

@@ -291,6 +291,7 @@ pub fn sample() -> Report {
         access: Default::default(),
         notifications: None,
         growth: None,
+        history: None,
     };
     judge(&mut r);
     r
