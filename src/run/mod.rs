@@ -14,6 +14,7 @@ pub mod keep;
 pub mod load;
 pub mod merge;
 pub mod open;
+mod phases;
 mod progress;
 pub mod readback;
 pub mod recheck;
@@ -25,7 +26,6 @@ pub mod visibility;
 pub mod workflow;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -33,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fault::Ledger;
 use crate::fhir::{Client, Recorder, auth};
-use crate::history;
 use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::scenario::Scenario;
@@ -178,53 +177,21 @@ pub async fn execute_with(
     };
     let client = authenticated_client(&stack, scenario, &profile, &recorder).await?;
 
-    let dir = options.out.join(part.dir_name(&run_id));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
-    let history_path = dir.join(history::FILE);
-    let live = collector::Live::default();
-    let wall_start = std::time::SystemTime::now() - start.elapsed();
-    // The calls are kept only for an audit trail that will be fetched.
-    let audit = scenario.audit.enabled && profile.audit.not_exposed(&profile.name).is_none();
-    let judge = judge::Judge::start(recheck::options(&profile), audit).map_err(io)?;
-    let sinks = collector::Sinks {
-        dir: dir.clone(),
-        start,
-        wall_start,
-        growth_window: scenario.growth.window_for(scenario.load.duration()),
-        stop: control.interrupt.clone(),
-        bodies: options.bodies == Bodies::Store,
-        filter: keep::Filter::new(scenario.keep, scenario.seed),
-        judge: Some(judge.feed()),
-    };
-    let collector = tokio::spawn(bounded::collect_or_stop(
-        collector::collect(rx, sinks, live.clone()),
-        control.interrupt.clone(),
-    ));
-    let namespace = scenario
-        .namespace
-        .clone()
-        .unwrap_or_else(|| format!("{HARNESS_PREFIX}{run_id}"));
-    let population = part.population(scenario.seed, &namespace, tables);
-    let mapper = Arc::new(workflow::Mapper::new(
-        (*profile).clone(),
-        stack.capabilities(scenario).await,
-    ));
-    let flow = workflow::Workflow::with_write_back(
-        client.clone(),
-        population,
-        scenario.workflow.clone(),
-        scenario.groups.clone(),
-        mapper.clone(),
-        scenario.write_back,
-    );
-
-    let prober = visibility::Prober::new(
-        client.clone(),
-        mapper.clone(),
-        scenario.visibility,
-        scenario.seed,
-    );
-    let _ = flow.prober.set(prober.clone());
+    let rec = phases::record(
+        scenario,
+        &profile,
+        (options, control),
+        part.dir_name(&run_id),
+        (start, rx),
+    )?;
+    let d = phases::driving(
+        scenario,
+        (&profile, &stack),
+        (&client, part),
+        &run_id,
+        tables,
+    )
+    .await;
     let subs = match &scenario.subscriptions {
         Some(config) => {
             let setup = subscriptions::Setup {
@@ -241,80 +208,29 @@ pub async fn execute_with(
         None => None,
     };
     stack.mark_faults(&recorder, true).await;
-    let active = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let progress = progress::spawn(progress::Gauges {
-        live: live.clone(),
-        active: active.clone(),
-        ledgers: stack.ledgers(),
-        planned: scenario.load.duration(),
-    });
-    let start_late_ms = part.wait_start().await;
-    let load_start = Instant::now();
-    let stop_at = bounded::stop_clock(&control.interrupt, load_start);
-    let limits = load::Limits {
-        max_encounters: scenario.max_encounters,
-        interrupt: control.interrupt.clone(),
-        grace: control.bounds.grace,
-    };
-    let driven = load::drive(
-        flow.clone(),
-        &scenario.load,
-        stack.base.as_str(),
-        limits,
-        active,
-    )
-    .await;
-    let load_s = load_start.elapsed().as_secs_f64();
-    progress.abort();
-    if let Some(e) = &driven.goose_error {
-        if driven.encounters == 0 && !driven.interrupted {
-            // Nothing ran: a report of zero interactions would only mislead.
-            return Err(Error::Load(e.clone()));
-        }
-        tracing::warn!("load phase: {e}");
-    }
-    // The scope probe runs while the faults are still on: the mock's `scope_bypass` is
-    // ground truth only while it can fire.
-    let probed = bounded::probe_scopes(
-        scope::Setup {
-            scenario,
-            profile: &profile,
-            settings: stack.client_settings(scenario, &profile),
-            recorder: &recorder,
-            client: &client,
-            targets: Vec::new(),
-            process: flow.processes.load(Ordering::Relaxed) + 1 + (2 << 32),
-        },
-        &history_path,
+    let l = phases::load(scenario, &stack, (&d, &rec), control, part).await?;
+    let probed = phases::wind_down(
+        (scenario, &profile, &stack),
+        (&client, &recorder),
+        (&d, &rec),
+        subs.as_ref(),
         control,
     )
     .await;
-    stack.heal();
-    if let Some(s) = &subs {
-        s.heal();
-    }
-    stack.mark_faults(&recorder, false).await;
-    if !control.interrupt.is_stopped() {
-        // A stop during the settle time ends it: the read-back's budget starts.
-        let settle = tokio::time::sleep(scenario.readback.settle);
-        let _ = control
-            .interrupt
-            .bounded(std::time::Duration::ZERO, settle)
-            .await;
-    }
-    if let Some(s) = &subs {
-        let settled = scenario.readback.settle;
-        s.finish(&client, &recorder, settled, &control.interrupt)
-            .await;
-    }
-
-    let probes = prober.stop().await;
+    let probes = d.prober.stop().await;
     recorder.flush().await;
-    let first = flow.processes.load(Ordering::Relaxed) + 1;
-    let ended =
-        bounded::read_back(&client, scenario, &history_path, first, &mapper, control).await?;
+    let first = d.flow.processes.load(Ordering::Relaxed) + 1;
+    let ended = bounded::read_back(
+        &client,
+        scenario,
+        &rec.history_path,
+        first,
+        &d.mapper,
+        control,
+    )
+    .await?;
     // The audit reconciliation needs the trail as the server has it by now.
-    let audit_process = flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
+    let audit_process = d.flow.processes.load(Ordering::Relaxed) + 1 + (1 << 32);
     let trail = bounded::audit_trail(
         &client,
         (audit_process, started_at),
@@ -324,7 +240,9 @@ pub async fn execute_with(
     )
     .await;
     recorder.finish().await;
-    let collected = collector
+    let dir = rec.dir;
+    let collected = rec
+        .collector
         .await
         .map_err(|e| Error::Io(e.to_string()))?
         .map_err(|e| {
@@ -333,22 +251,22 @@ pub async fn execute_with(
                 dir.display()
             ))
         })?;
-    let judged = judge.finish().await.map_err(io)?;
+    let judged = rec.judge.finish().await.map_err(io)?;
 
     let phases = assemble::Phases {
         run_id,
-        namespace,
+        namespace: d.namespace,
         started_at,
-        load_s,
-        encounters: driven.encounters,
-        peak_concurrency: driven.peak_concurrency,
-        abandoned: flow.abandoned.load(Ordering::Relaxed),
-        skipped: flow.skipped.load(Ordering::Relaxed),
-        cut_off: driven.cut_off,
-        interrupted: driven.interrupted || control.interrupt.is_stopped(),
+        load_s: l.load_s,
+        encounters: l.driven.encounters,
+        peak_concurrency: l.driven.peak_concurrency,
+        abandoned: d.flow.abandoned.load(Ordering::Relaxed),
+        skipped: d.flow.skipped.load(Ordering::Relaxed),
+        cut_off: l.driven.cut_off,
+        interrupted: l.driven.interrupted || control.interrupt.is_stopped(),
         stop: control.interrupt.reason().map(|signal| report::Stop {
             signal,
-            at_s: stop_at.get().copied().unwrap_or(load_s),
+            at_s: l.stop_at.get().copied().unwrap_or(l.load_s),
             grace_s: control.bounds.grace.as_secs_f64(),
             readback_budget_s: control.bounds.readback_budget.as_secs_f64(),
             readback: ended,
@@ -358,15 +276,15 @@ pub async fn execute_with(
                 bytes: c.end.map(|e| e.bytes),
             }),
         }),
-        mapping: mapper.report(),
-        open: driven.open,
-        races: assemble::races(scenario, &flow.races),
+        mapping: d.mapper.report(),
+        open: l.driven.open.clone(),
+        races: assemble::races(scenario, &d.flow.races),
         probes,
         bodies_stored: options.bodies == Bodies::Store,
     };
     let cut = collected.cut.clone();
     let output_failed = |what: &str, e: &dyn std::fmt::Display| {
-        bounded::output_failed(what, e, &history_path, cut.as_ref())
+        bounded::output_failed(what, e, &rec.history_path, cut.as_ref())
     };
     stack
         .write_ledger(&dir)
@@ -383,24 +301,8 @@ pub async fn execute_with(
     report
         .write_all(&dir)
         .map_err(|e| output_failed("the report", &e))?;
-    if let Some(s) = &part.shard {
-        let record = shard::Record {
-            run_id: report.run.id.clone(),
-            scenario: scenario.name.clone(),
-            scenario_digest: shard::digest(&s.scenario_text),
-            scenario_text: s.scenario_text.clone(),
-            shard: s.shard,
-            run_seed: s.run_seed,
-            seed: scenario.seed,
-            clock_zero_unix_us: shard::unix_us(wall_start),
-            load_start_s: load_start.duration_since(start).as_secs_f64(),
-            load_s: report.summary.load_s,
-            start_at: part.start_at.map(|t| t.to_rfc3339()),
-            start_late_ms,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        };
-        record.write(&dir).map_err(|e| Error::Io(e.to_string()))?;
-    }
+    let clock = (start, rec.wall_start);
+    phases::write_shard_record(scenario, part, &report, &dir, (clock, &l))?;
     Ok(Outcome { dir, report })
 }
 
