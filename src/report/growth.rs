@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::growth::{MIN_SAMPLES, MIN_WINDOWS, PER, Window, fit, points};
 
+/// The least rise of the fitted p99, as a share of where it starts, that makes a slope
+/// significant: it at least doubles.
+pub const RELATIVE_RISE: f64 = 1.0;
+
 /// The report's `growth` section.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Growth {
@@ -48,9 +52,11 @@ pub struct Slope {
     pub p99_to_ms: f64,
     /// Throughput change per 100,000 resources, completions per second.
     pub throughput_per_100k: f64,
-    /// True when the p99 rise is at least three standard errors and at least 1 ms and a
-    /// quarter of the fitted starting p99 over the resources observed: a slowdown the
-    /// run can stand behind, not noise.
+    /// True when the p99 rise is at least three standard errors and at least 1 ms, and
+    /// the fitted p99 at least doubles over the resources observed: a slowdown the run
+    /// can stand behind, not noise. (A plain in-process mock sharing two cores with the
+    /// harness drifted up 25-58 % over 8 s in about one run of four: a smaller rise is
+    /// stated in the slope, and judged by `max_p99_growth`, but not claimed.)
     pub significant: bool,
     /// The slope in words.
     pub line: String,
@@ -113,7 +119,7 @@ fn slope(windows: &[Window], op: &str) -> Option<Slope> {
     let significant = f.slope > 0.0
         && f.slope_se.is_some_and(|se| f.slope >= 3.0 * se)
         && rise >= 1.0
-        && rise >= 0.25 * from.max(0.0);
+        && rise >= RELATIVE_RISE * from.max(0.0);
     let per = f.slope * PER;
     let line = format!(
         "{op} p99 {per:+.3} ms per 100k resources ({from:.1} → {to:.1} ms over {:.0} → {:.0} resources), throughput {:+.1}/s per 100k, least squares over {} windows{}",
@@ -186,6 +192,16 @@ mod tests {
             s.line
                 .starts_with("search Observation p99 +300.000 ms per 100k")
         );
+    }
+
+    #[test]
+    fn a_steady_rise_short_of_doubling_is_stated_not_claimed() {
+        // 6.0 -> 9.5 ms, a clean line: well over three standard errors and 1 ms, +58 %.
+        let g = build(windows(|i| 6.0 + 0.5 * i as f64), 1.0, 8000);
+        let s = &g.slopes[0];
+        assert!(s.p99_ms_per_100k > 0.0, "{s:?}");
+        assert!(!s.significant, "{}", s.line);
+        assert!(s.line.ends_with("not a significant rise"), "{}", s.line);
     }
 
     #[test]
