@@ -10,56 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fhirsurge");
+#[path = "procs/mod.rs"]
+mod procs;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn hwm_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-}
-
-/// The separate mock, killed on drop.
-struct Mock(Child);
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mock() -> (Mock, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args(["serve-mock", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the mock did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Mock(child), port)
-}
+use procs::{BIN, env, start_mock, status_mib};
 
 fn scenario(dir: &Path, port: u16, secs: u64, rate: u64) -> PathBuf {
     let text = format!(
@@ -89,7 +46,8 @@ fn main() {
     let secs = env("FHIRSURGE_BENCH_SECS", 10);
     let rate = env("FHIRSURGE_BENCH_RATE", 320);
     let dir = tempfile::tempdir().unwrap();
-    let (_mock, port) = start_mock();
+    let mock = start_mock();
+    let port = mock.port;
     let path = scenario(dir.path(), port, secs, rate);
     let out = dir.path().join("shards");
     for i in 0..shards {
@@ -128,7 +86,7 @@ fn main() {
         .unwrap();
     let mut peak = 0.0f64;
     while child.try_wait().unwrap().is_none() {
-        peak = peak.max(hwm_mib(child.id()).unwrap_or(0.0));
+        peak = peak.max(status_mib(child.id(), "VmHWM:").unwrap_or(0.0));
         std::thread::sleep(Duration::from_millis(20));
     }
     let took = started.elapsed().as_secs_f64();

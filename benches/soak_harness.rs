@@ -15,58 +15,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fhirsurge");
+#[path = "procs/mod.rs"]
+mod procs;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A `kB` line of `/proc/<pid>/status`, in MiB.
-fn status_mib(pid: u32, key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-}
-
-/// A free loopback port (bound, then released for the child to bind).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// The separate mock, killed on drop.
-struct Mock(Child);
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mock(port: u16) -> Mock {
-    let child = Command::new(BIN)
-        .args(["serve-mock", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the mock did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Mock(child)
-}
+use procs::{BIN, env, start_mock, status_mib};
 
 fn scenario(dir: &Path, port: u16, secs: u64, rate: u64, keep: &str) -> PathBuf {
     let text = format!(
@@ -214,9 +169,8 @@ fn main() {
     );
     for keep in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         // A fresh mock per mode: each run starts against an empty server.
-        let port = free_port();
-        let mock = start_mock(port);
-        let m = run(dir.path(), (port, mock.0.id()), keep, secs, rate);
+        let mock = start_mock();
+        let m = run(dir.path(), (mock.port, mock.pid()), keep, secs, rate);
         print(&m);
     }
 }
