@@ -114,7 +114,8 @@ enum Command {
     },
     /// Serve the built-in mock EHR.
     ServeMock {
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Where to listen; by default a free loopback port, printed at start.
+        #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
         /// A silent write-back failure, e.g. `ack_and_drop,probability=0.01` (repeatable).
         #[arg(long = "fault")]
